@@ -1,0 +1,150 @@
+"""What a flight booking looks like: the one source of truth for generated data.
+
+Mirrors Mockingbird's "Flight Bookings" preset, which the guide uses to fill `events`:
+seven fictional airlines with skewed popularity, weighted meal choices and extra bags,
+ages 18-99, passport numbers 3456789-9876543. The same weights drive both the Python
+generator (streamed events) and the SQL that Tinybird Local's `seed` runs inside the
+engine, so bulk and streamed data agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from typing import Iterator, Sequence
+
+AIRLINES: dict[str, int] = {
+    "BrianAir": 20, "Fizz": 5, "EasyPlane": 15, "Skittish Airways": 20, "GAS": 15,
+    "Ler Dingus": 10, "Red Balloon": 15,
+}
+MEAL_CHOICES: dict[str, int] = {
+    "none": 60, "vegan": 5, "vegetarian": 10, "halal": 10, "kosher": 10, "gluten": 5,
+}
+EXTRA_BAGS: dict[int, int] = {0: 45, 1: 35, 2: 10, 3: 4, 4: 2, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1}
+AGE_RANGE = (18, 99)
+PASSPORT_RANGE = (3456789, 9876543)
+
+FIRST_NAMES = (
+    "Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Ava", "Elijah", "Sophia", "Mateo",
+    "Isabella", "Lucas", "Mia", "Levi", "Charlotte", "Ezra", "Harper", "Asher", "Evelyn", "Leo",
+    "Aisha", "Hiroshi", "Priya", "Chen", "Fatima", "Ingrid", "Kwame", "Lucia", "Mehmet", "Nadia",
+)
+LAST_NAMES = (
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
+    "Jackson", "Martin", "Lee", "Nakamura", "Okafor", "Novak", "Schmidt", "Rossi", "Kowalski",
+    "Haddad", "Singh", "Larsen", "Dubois",
+)
+EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "proton.me", "icloud.com")
+CITIES = (
+    "London", "Paris", "Madrid", "Barcelona", "Rome", "Milan", "Berlin", "Munich", "Amsterdam",
+    "Dublin", "Lisbon", "Porto", "Vienna", "Prague", "Budapest", "Warsaw", "Copenhagen",
+    "Stockholm", "Oslo", "Helsinki", "Athens", "Istanbul", "Zurich", "Geneva", "Brussels",
+    "Edinburgh", "Manchester", "Seville", "Valencia", "Nice", "Lyon", "Hamburg", "Krakow",
+    "New York", "Boston", "Chicago", "Toronto", "Montreal", "Miami", "San Francisco",
+)
+
+COLUMNS = (
+    "age", "airline", "email", "extra_bags", "flight_from", "flight_to", "meal_choice", "name",
+    "passport_number", "priority_boarding", "timestamp", "transaction_id",
+)
+
+
+def iso_now(now: dt.datetime | None = None) -> str:
+    """`Date.toISOString()` as Mockingbird sends it: milliseconds and a trailing Z."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{now.microsecond // 1000:03d}Z"
+
+
+class BookingGenerator:
+    """Realistic bookings; the same `seed` gives the same sequence (timestamps aside)."""
+
+    def __init__(self, seed: int | None = None):
+        self._rng = random.Random(seed)
+        self._airlines, self._airline_weights = zip(*AIRLINES.items(), strict=True)
+        self._meals, self._meal_weights = zip(*MEAL_CHOICES.items(), strict=True)
+        self._bags, self._bag_weights = zip(*EXTRA_BAGS.items(), strict=True)
+
+    def booking(self, timestamp: str | None = None) -> dict:
+        rng = self._rng
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        origin, destination = rng.sample(CITIES, 2)
+        return {
+            "timestamp": timestamp or iso_now(),
+            "transaction_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "name": f"{first} {last}",
+            "email": f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@"
+                     f"{rng.choice(EMAIL_DOMAINS)}",
+            "age": rng.randint(*AGE_RANGE),
+            "passport_number": rng.randint(*PASSPORT_RANGE),
+            "flight_from": origin,
+            "flight_to": destination,
+            "extra_bags": rng.choices(self._bags, self._bag_weights)[0],
+            "priority_boarding": rng.random() < 0.5,
+            "meal_choice": rng.choices(self._meals, self._meal_weights)[0],
+            "airline": rng.choices(self._airlines, self._airline_weights)[0],
+        }
+
+    def bookings(self, count: int) -> Iterator[dict]:
+        for _ in range(count):
+            yield self.booking()
+
+
+def _sql_list(values: Sequence[object]) -> str:
+    return "[" + ",".join(
+        str(v) if isinstance(v, int) else "'" + str(v).replace("'", "\\'") + "'" for v in values
+    ) + "]"
+
+
+def _weighted_pick_sql(weights: dict, random_expr: str) -> str:
+    """An expression that picks a key of `weights` with their probabilities."""
+    keys = list(weights)
+    total = sum(weights.values())
+    bounds, running = [], 0
+    for key in keys:
+        running += weights[key]
+        bounds.append(running)
+    return (f"{_sql_list(keys)}[arrayFirstIndex(b -> ({random_expr}) % {total} < b, "
+            f"{_sql_list(bounds)})]")
+
+
+def seed_select_sql(rows: int, days: int = 30, seed: int = 0) -> str:
+    """A SELECT that generates `rows` bookings inside ClickHouse, timestamps over `days`.
+
+    Millions of rows in seconds: nothing crosses into Python. The random functions are
+    salted with the row number and `seed` so each column draws independently.
+    """
+    def r(salt: int) -> str:
+        return f"cityHash64(number, {seed}, {salt})"
+
+    first, last = _sql_list(FIRST_NAMES), _sql_list(LAST_NAMES)
+    cities = _sql_list(CITIES)
+    n_cities = len(CITIES)
+    origin = f"({r(6)} % {n_cities}) + 1"
+    # A different city for the destination: shift by 1..n-1 places.
+    destination = f"((({r(6)} % {n_cities}) + 1 + ({r(7)} % {n_cities - 1})) % {n_cities}) + 1"
+    return f"""
+SELECT
+    toInt16({AGE_RANGE[0]} + {r(1)} % {AGE_RANGE[1] - AGE_RANGE[0] + 1}) AS age,
+    {_weighted_pick_sql(AIRLINES, r(2))} AS airline,
+    concat(lower(first_name), '.', lower(last_name), toString(1 + {r(3)} % 999), '@',
+           {_sql_list(EMAIL_DOMAINS)}[1 + {r(4)} % {len(EMAIL_DOMAINS)}]) AS email,
+    toInt16({_weighted_pick_sql(EXTRA_BAGS, r(5))}) AS extra_bags,
+    {cities}[{origin}] AS flight_from,
+    {cities}[{destination}] AS flight_to,
+    {_weighted_pick_sql(MEAL_CHOICES, r(8))} AS meal_choice,
+    concat(first_name, ' ', last_name) AS name,
+    toInt32({PASSPORT_RANGE[0]} + {r(9)} % {PASSPORT_RANGE[1] - PASSPORT_RANGE[0] + 1})
+        AS passport_number,
+    toUInt8({r(10)} % 2) AS priority_boarding,
+    now64(3, 'UTC') - toIntervalMillisecond({r(11)} % {days * 86400 * 1000}) AS timestamp,
+    toString(generateUUIDv4(number)) AS transaction_id
+FROM (
+    SELECT number,
+           {first}[1 + cityHash64(number, {seed}, 12) % {len(FIRST_NAMES)}] AS first_name,
+           {last}[1 + cityHash64(number, {seed}, 13) % {len(LAST_NAMES)}] AS last_name
+    FROM numbers({int(rows)})
+)
+"""

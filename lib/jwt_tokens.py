@@ -1,0 +1,102 @@
+"""Mint and keep the short-lived JWTs the dashboard reads Tinybird with.
+
+The payload is the guide's (`workspace_id`, `name`, `exp`, `scopes` with PIPES:READ on
+one pipe), signed HS256 with the workspace admin token. The admin token stays in the
+server process; only the JWT, which can read one endpoint for a few minutes, is sent.
+A `TokenSource` keeps one JWT per session and mints a new one shortly before `exp`, or
+when the server refused it, never once per poll.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import jwt
+
+DEFAULT_TTL_SECONDS = 600
+# Re-mint this long before `exp`, so no request leaves with a token about to expire.
+REFRESH_MARGIN_SECONDS = 30
+
+
+def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = "top_airlines_dashboard",
+                ttl_seconds: float = DEFAULT_TTL_SECONDS,
+                fixed_params: Mapping[str, Any] | None = None,
+                rps: float | None = None, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    pipe_names = [pipes] if isinstance(pipes, str) else list(pipes)
+    scopes = []
+    for pipe in pipe_names:
+        scope: dict[str, Any] = {"type": "PIPES:READ", "resource": pipe}
+        if fixed_params:
+            scope["fixed_params"] = dict(fixed_params)
+        scopes.append(scope)
+    payload: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "name": name,
+        "exp": int(now + ttl_seconds),
+        "scopes": scopes,
+    }
+    if rps:
+        payload["limits"] = {"rps": rps}
+    return payload
+
+
+def mint_jwt(signing_token: str, workspace_id: str, pipes: list[str] | str, **options: Any) -> str:
+    """A JWT that may read `pipes` only; `options` as for `jwt_payload`."""
+    return jwt.encode(jwt_payload(workspace_id, pipes, **options), signing_token,
+                      algorithm="HS256")
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    expires_at: float
+    claims: dict[str, Any]
+
+
+class TokenSource:
+    """One cached JWT, re-minted before it expires or when `invalidate()` says so."""
+
+    def __init__(self, signing_token: str, workspace_id: str, pipes: list[str] | str, *,
+                 ttl_seconds: float = DEFAULT_TTL_SECONDS, name: str = "top_airlines_dashboard",
+                 fixed_params: Mapping[str, Any] | None = None,
+                 clock: Callable[[], float] = time.time):
+        self._signing_token = signing_token
+        self._workspace_id = workspace_id
+        self._pipes = pipes
+        self._ttl = ttl_seconds
+        self._name = name
+        self._fixed_params = fixed_params
+        self._clock = clock
+        self._current: MintedToken | None = None
+        self._lock = threading.Lock()
+        self.mint_count = 0
+
+    def __repr__(self) -> str:  # never show the signing token, even in a debugger
+        return f"TokenSource(workspace_id={self._workspace_id!r}, pipes={self._pipes!r})"
+
+    @property
+    def current(self) -> MintedToken | None:
+        return self._current
+
+    def get(self) -> str:
+        with self._lock:
+            now = self._clock()
+            margin = min(REFRESH_MARGIN_SECONDS, self._ttl / 10)
+            if self._current is None or now >= self._current.expires_at - margin:
+                self._current = self._mint(now)
+            return self._current.token
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._current = None
+
+    def _mint(self, now: float) -> MintedToken:
+        payload = jwt_payload(self._workspace_id, self._pipes, name=self._name,
+                              ttl_seconds=self._ttl, fixed_params=self._fixed_params, now=now)
+        token = jwt.encode(payload, self._signing_token, algorithm="HS256")
+        self.mint_count += 1
+        return MintedToken(token=token, expires_at=float(payload["exp"]), claims=payload)

@@ -1,0 +1,181 @@
+"""`python -m lib.tinybird_local serve|info|seed|jwt`: the interface scripts and people use.
+
+Every failure is one readable line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from lib.jwt_tokens import mint_jwt
+
+from .datafiles import DatafileError, load_project
+from .engine import Engine, EngineError
+from .seeding import SeedError, seed_bookings
+from .server import DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE, LocalServer, configure_logging
+from .workspace import ensure_workspace, load_workspace
+
+DEFAULT_PROJECT_DIR = "tinybird"
+DEFAULT_DATA_DIR = ".tinybird-local"
+
+
+class CLIError(Exception):
+    pass
+
+
+def _running_host(data_dir: Path) -> str | None:
+    """The address of a server that is serving this data dir now, if one is."""
+    path = data_dir / SERVER_FILE
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+        return str(info["host"])
+    except (ValueError, KeyError, OSError):
+        return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    configure_logging()
+    server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port)
+    # SIGTERM ends the server as SIGINT does: uvicorn finishes requests, then we close.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    print(f"Tinybird Local listening on {server.url} "
+          f"(workspace {server.workspace.workspace_id}, data in {args.data_dir})", flush=True)
+    server.serve_forever()
+    print("Tinybird Local stopped", flush=True)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    project = load_project(args.project_dir) if Path(args.project_dir).is_dir() else None
+    workspace = ensure_workspace(data_dir, project)
+    host = _running_host(data_dir) or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+    print(json.dumps({
+        "host": host,
+        "running": _running_host(data_dir) is not None,
+        "workspace_id": workspace.workspace_id,
+        "admin_token": workspace.admin_token,
+        "tokens": {name: t.token for name, t in workspace.tokens.items()},
+    }, indent=2))
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    started = time.perf_counter()
+    if args.host:
+        workspace = load_workspace(data_dir)
+        if workspace is None:
+            raise CLIError(f"no workspace in {data_dir}: start the server there first")
+        params = {"rows": args.rows, "name": args.datasource}
+        if args.seed is not None:
+            params["seed"] = args.seed
+        try:
+            response = requests.post(f"{args.host.rstrip('/')}/v0/local/seed", params=params,
+                                     headers={"Authorization": f"Bearer {workspace.admin_token}"},
+                                     timeout=600)
+        except requests.RequestException:
+            raise CLIError(f"cannot reach Tinybird Local at {args.host}") from None
+        if response.status_code != 200:
+            raise CLIError(f"seed refused ({response.status_code}): "
+                           f"{response.json().get('error', response.text)}")
+        inserted = response.json()["successful_rows"]
+    else:
+        if _running_host(data_dir):
+            raise CLIError(f"a server is using {data_dir}: pass --host {_running_host(data_dir)}")
+        project = load_project(args.project_dir)
+        ds = project.datasources.get(args.datasource)
+        if ds is None:
+            raise CLIError(f"no datasource '{args.datasource}' in {args.project_dir}")
+        ensure_workspace(data_dir, project)
+        engine = Engine(data_dir)
+        try:
+            engine.apply_project(project)
+            inserted = seed_bookings(engine, ds, args.rows, seed=args.seed)
+        finally:
+            engine.close()
+    seconds = time.perf_counter() - started
+    rate = inserted / seconds if seconds else 0
+    print(f"seeded {inserted} rows into {args.datasource} in {seconds:.2f}s "
+          f"({rate:,.0f} rows/s)")
+    return 0
+
+
+def cmd_jwt(args: argparse.Namespace) -> int:
+    workspace = load_workspace(Path(args.data_dir))
+    if workspace is None:
+        raise CLIError(f"no workspace in {args.data_dir}: run `serve` or `info` first")
+    fixed = {}
+    for item in args.fixed_param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--fixed-param takes key=value, not {item!r}")
+        fixed[key] = value
+    print(mint_jwt(workspace.admin_token, workspace.workspace_id, args.pipe, name=args.name,
+                   ttl_seconds=args.ttl, fixed_params=fixed or None, rps=args.rps))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lib.tinybird_local",
+        description="Tinybird Local: a Tinybird-compatible API on chDB")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--project-dir", default=DEFAULT_PROJECT_DIR)
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+
+    serve = sub.add_parser("serve", help="serve the API until SIGINT/SIGTERM")
+    common(serve)
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.set_defaults(func=cmd_serve)
+
+    info = sub.add_parser("info", help="print host, workspace id and tokens as JSON")
+    common(info)
+    info.set_defaults(func=cmd_info)
+
+    seed = sub.add_parser("seed", help="bulk-load generated bookings")
+    common(seed)
+    seed.add_argument("--rows", type=int, required=True)
+    seed.add_argument("--host", help="seed through this running server")
+    seed.add_argument("--datasource", default="events")
+    seed.add_argument("--seed", type=int, help="make the generated rows reproducible")
+    seed.set_defaults(func=cmd_seed)
+
+    token = sub.add_parser("jwt", help="print a JWT that may read one pipe")
+    common(token)
+    token.add_argument("--pipe", default="top_airlines")
+    token.add_argument("--ttl", type=float, default=600)
+    token.add_argument("--name", default="cli_jwt")
+    token.add_argument("--rps", type=float)
+    token.add_argument("--fixed-param", action="append", metavar="KEY=VALUE")
+    token.set_defaults(func=cmd_jwt)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, DatafileError, EngineError, SeedError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

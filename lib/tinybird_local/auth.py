@@ -1,0 +1,152 @@
+"""Who is asking, and what may they do: static tokens and JWTs, verified as Tinybird does.
+
+A token that begins with `p.` is a static token (the admin token or a datafile TOKEN);
+anything else is read as a JWT signed with the admin token (HS256 only). The result is a
+`Grant`; every refusal is a 403 that names the failed check and never echoes the token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import jwt
+
+from .errors import APIError, forbidden
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one token may do.
+
+    `read_pipes` maps pipe name to the fixed params forced on it (None: every pipe);
+    `append_datasources` the datasources it may append to (None: every one).
+    """
+
+    kind: str  # "admin", "static" or "jwt"
+    name: str
+    read_pipes: Mapping[str, Mapping[str, Any]] | None = field(default_factory=dict)
+    append_datasources: frozenset[str] | None = frozenset()
+    rps: float | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+    def can_read(self, pipe: str) -> bool:
+        return self.read_pipes is None or pipe in self.read_pipes
+
+    def fixed_params(self, pipe: str) -> Mapping[str, Any]:
+        if self.read_pipes is None:
+            return {}
+        return self.read_pipes.get(pipe, {})
+
+    def can_append(self, datasource: str) -> bool:
+        return self.append_datasources is None or datasource in self.append_datasources
+
+
+def token_from_request(query: Mapping[str, str], authorization: str | None) -> str | None:
+    """`?token=` wins over `Authorization: Bearer`, as on Tinybird."""
+    token = query.get("token")
+    if token:
+        return token
+    if authorization:
+        parts = authorization.split(" ")
+        if len(parts) == 2 and parts[0] == "Bearer" and parts[1]:
+            return parts[1]
+    return None
+
+
+def authenticate(token: str | None, workspace: Workspace,
+                 pipe_ids: Mapping[str, str] | None = None) -> Grant:
+    """The grant for `token`, or an APIError(403) that says which check failed.
+
+    `pipe_ids` maps pipe id to pipe name, so JWT scopes may name a pipe either way.
+    """
+    if not token:
+        raise forbidden()
+    if token.startswith("p."):
+        return _static_grant(token, workspace)
+    return _jwt_grant(token, workspace, pipe_ids or {})
+
+
+def _static_grant(token: str, workspace: Workspace) -> Grant:
+    if token == workspace.admin_token:
+        return Grant(kind="admin", name="admin token", read_pipes=None, append_datasources=None)
+    for static in workspace.tokens.values():
+        if static.token == token:
+            if static.permission == "READ":
+                return Grant(kind="static", name=static.name,
+                             read_pipes={static.resource: {}})
+            return Grant(kind="static", name=static.name,
+                         append_datasources=frozenset({static.resource}))
+    raise forbidden("Token not found in this workspace")
+
+
+def _jwt_grant(token: str, workspace: Workspace, pipe_ids: Mapping[str, str]) -> Grant:
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False, "require": ["exp"]})
+    except jwt.MissingRequiredClaimError:
+        raise forbidden('Token is missing the "exp" claim') from None
+    except jwt.PyJWTError as exc:
+        raise forbidden(f"Malformed token: {_reason(exc)}") from None
+    if header.get("alg") != "HS256":
+        alg = str(header.get("alg"))[:16]
+        raise forbidden(f"Unsupported JWT algorithm {alg!r}: only HS256 is accepted")
+    workspace_id = claims.get("workspace_id")
+    if not workspace_id:
+        raise forbidden("Workspace ID missing in JWT token")
+    if workspace_id != workspace.workspace_id:
+        raise forbidden("Workspace with ID given in the JWT not found")
+    try:
+        jwt.decode(
+            token,
+            workspace.admin_token,
+            algorithms=["HS256"],
+            options={"verify_iat": False, "verify_aud": False, "require": ["exp"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise forbidden("Signature has expired") from None
+    except jwt.InvalidSignatureError:
+        raise forbidden("Signature verification failed") from None
+    except jwt.PyJWTError as exc:
+        raise forbidden(f"Invalid token: {_reason(exc)}") from None
+    name = claims.get("name")
+    if not isinstance(name, str) or not name:
+        raise forbidden("JWT name missing: the token needs a 'name' claim")
+    scopes = claims.get("scopes")
+    if not isinstance(scopes, list) or not scopes:
+        raise forbidden("JWT scopes missing: the token needs a list of scopes")
+    read: dict[str, dict[str, Any]] = {}
+    for scope in scopes:
+        if not isinstance(scope, dict) or scope.get("type") != "PIPES:READ":
+            kind = scope.get("type") if isinstance(scope, dict) else scope
+            raise forbidden(
+                f"Unsupported JWT scope {str(kind)[:40]!r}: only PIPES:READ is accepted")
+        resource = scope.get("resource")
+        if not isinstance(resource, str) or not resource:
+            raise forbidden("JWT scope without a resource")
+        fixed = scope.get("fixed_params") or {}
+        if not isinstance(fixed, dict):
+            raise forbidden("JWT fixed_params must be an object")
+        read[pipe_ids.get(resource, resource)] = dict(fixed)
+    rps = None
+    limits = claims.get("limits")
+    if isinstance(limits, dict) and isinstance(limits.get("rps"), (int, float)):
+        # Tinybird ignores a limit of zero or less.
+        rps = float(limits["rps"]) if limits["rps"] > 0 else None
+    return Grant(kind="jwt", name=name, read_pipes=read, rps=rps)
+
+
+def _reason(exc: Exception) -> str:
+    """PyJWT's message without anything that could be the token itself."""
+    return str(exc).split(":")[0][:120] or type(exc).__name__
+
+
+def raise_for_rate(decision: Any) -> None:
+    if not decision.allowed:
+        raise APIError(429, f"Too many requests: retry after {decision.retry_after} seconds",
+                       "https://docs.tinybird.co/api-reference/api-reference.html#limits",
+                       headers=decision.headers())

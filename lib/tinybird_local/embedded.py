@@ -1,0 +1,83 @@
+"""Run Tinybird Local inside another process: the dashboard's no-settings default.
+
+`start_embedded` is the one entry point the dashboard may use from this package. It
+serves the datafiles on a loopback port, seeds bookings when `events` is empty, and
+keeps a live trickle of new bookings flowing through the Events API, so the page shows
+a moving chart with no account and no network. The caller gets back only what it would
+get from a real workspace: a host, a workspace id and a signing token.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib.events_api import EventsClient, EventsError
+from lib.fake_bookings import BookingGenerator
+
+from .seeding import seed_bookings
+from .server import LocalServer
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "tinybird"
+log = logging.getLogger("tinybird_local.embedded")
+
+
+@dataclass(frozen=True)
+class EmbeddedTinybird:
+    host: str
+    workspace_id: str
+    signing_token: str
+    data_dir: str
+    seeded_rows: int
+
+
+class _Trickle(threading.Thread):
+    """Sends a few generated bookings every second until stopped."""
+
+    def __init__(self, client: EventsClient, events_per_second: float):
+        super().__init__(name="tinybird-local-trickle", daemon=True)
+        self.client = client
+        self.events_per_second = events_per_second
+        self.generator = BookingGenerator()
+        self.stopped = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        batch = max(1, round(self.events_per_second))
+        interval = batch / self.events_per_second
+        while not self.stopped.wait(interval):
+            try:
+                result = self.client.send("events", list(self.generator.bookings(batch)))
+                self.sent += result.successful_rows
+            except EventsError as exc:
+                log.warning("live bookings paused: %s", exc)
+
+
+def start_embedded(data_dir: Path | str, project_dir: Path | str = PROJECT_DIR, *,
+                   seed_rows: int = 100_000, events_per_second: float = 5.0,
+                   port: int = 0) -> EmbeddedTinybird:
+    server = LocalServer(project_dir, data_dir, port=port)
+    seeded = 0
+    events = server.state.project.datasources.get("events")
+    if events is not None and seed_rows and server.state.engine.row_count("events") == 0:
+        seeded = seed_bookings(server.state.engine, events, seed_rows)
+    server.start_in_thread()
+    workspace = server.workspace
+    trickle = None
+    if events is not None and events_per_second > 0:
+        trickle = _Trickle(EventsClient(server.url, workspace.admin_token), events_per_second)
+        trickle.start()
+
+    def stop() -> None:
+        if trickle:
+            trickle.stopped.set()
+            trickle.join(timeout=5)
+        server.stop()
+
+    atexit.register(stop)
+    return EmbeddedTinybird(host=server.url, workspace_id=workspace.workspace_id,
+                            signing_token=workspace.admin_token, data_dir=str(data_dir),
+                            seeded_rows=seeded)

@@ -1,0 +1,269 @@
+"""The one owner of the chDB connection: DDL from datafiles, inserts and queries.
+
+chDB lets a process open a single data directory in its whole life, and only one
+process may hold it, so exactly one `Engine` exists per server and everything else
+(other processes, tests, the dashboard) goes through HTTP. A streaming insert must not
+overlap another statement on the connection, so inserts take the lock exclusively
+while queries share it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import chdb
+
+from .datafiles import Datasource, Pipe, Project
+from .ingest import CheckedBatch, QuarantinedRow
+from .sql_template import render_sql
+
+QUERY_TIMEOUT_SECONDS = 10
+QUARANTINE_SUFFIX = "_quarantine"
+
+_ERROR_CODE = re.compile(
+    r"Code: (\d+)\. DB::Exception: (.*?)(?:\s*\(([A-Z_]+)\))?(?:\s*\(version [^)]*\))?\s*$", re.S)
+
+
+class EngineError(Exception):
+    """An error raised by ClickHouse: its numeric code, name and message."""
+
+    def __init__(self, message: str, code: int = 0, name: str = ""):
+        super().__init__(message)
+        self.message, self.code, self.name = message, code, name
+
+    @classmethod
+    def from_chdb(cls, exc: Exception) -> EngineError:
+        text = str(exc).strip()
+        m = _ERROR_CODE.search(text)
+        if not m:
+            return cls(text)
+        return cls(m.group(2).strip(), int(m.group(1)), m.group(3) or "")
+
+    @property
+    def is_timeout(self) -> bool:
+        return self.name == "TIMEOUT_EXCEEDED" or self.code == 159
+
+
+class _SharedExclusiveLock:
+    """Many readers or one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def create_table_sql(ds: Datasource) -> str:
+    columns = []
+    for c in ds.columns:
+        line = f"{quote_identifier(c.name)} {c.type}"
+        if c.default is not None:
+            line += f" DEFAULT {c.default}"
+        columns.append(line)
+    sql = f"CREATE TABLE IF NOT EXISTS {quote_identifier(ds.name)} (\n  " + ",\n  ".join(columns)
+    sql += f"\n) ENGINE = {ds.engine if '(' in ds.engine else ds.engine + '()'}"
+    if ds.partition_key:
+        sql += f"\nPARTITION BY {ds.partition_key}"
+    if ds.engine.endswith("MergeTree") or "MergeTree(" in ds.engine:
+        sql += f"\nORDER BY ({ds.sorting_key})" if ds.sorting_key else "\nORDER BY tuple()"
+    if ds.ttl:
+        sql += f"\nTTL {ds.ttl}"
+    if ds.engine_settings:
+        sql += f"\nSETTINGS {ds.engine_settings}"
+    return sql
+
+
+def quarantine_table_sql(ds: Datasource) -> str:
+    columns = [f"{quote_identifier(c.name)} Nullable(String)" for c in ds.columns]
+    columns += [
+        "`c__error_column` Array(String)",
+        "`c__error` Array(String)",
+        "`c__import_id` Nullable(String)",
+        "`insertion_date` DateTime",
+    ]
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote_identifier(ds.name + QUARANTINE_SUFFIX)} (\n  "
+        + ",\n  ".join(columns)
+        + "\n) ENGINE = MergeTree() ORDER BY insertion_date"
+    )
+
+
+def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
+    """The SQL of one node with the nodes before it as CTEs, so a node can read them by name."""
+    nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
+    rendered = [(n.name, render_sql(n.sql, params).strip().rstrip(";")) for n in nodes]
+    *earlier, (_, final) = rendered
+    if not earlier:
+        return final
+    ctes = ",\n".join(f"{quote_identifier(name)} AS (\n{sql}\n)" for name, sql in earlier)
+    if re.match(r"(?is)^\s*WITH\s", final):
+        return f"WITH {ctes},\n" + re.sub(r"(?is)^\s*WITH\s", "", final, count=1)
+    return f"WITH {ctes}\n{final}"
+
+
+@dataclass
+class InsertResult:
+    successful_rows: int
+    quarantined_rows: int
+    import_id: str
+
+
+class Engine:
+    def __init__(self, data_dir: Path | str):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = chdb.connect(str(self.data_dir / "chdb"))
+        except Exception as exc:
+            raise EngineError(
+                f"cannot open the data directory {self.data_dir}: {exc}. Is another Tinybird "
+                "Local process using it?"
+            ) from None
+        self._lock = _SharedExclusiveLock()
+        self._closed = False
+        self.execute(f"SET max_execution_time = {QUERY_TIMEOUT_SECONDS}")
+        self.execute("SET output_format_json_quote_64bit_integers = 0")
+        self.execute("SET output_format_json_quote_denormals = 0")
+
+    # -- statements ---------------------------------------------------------------------
+    def execute(self, sql: str) -> None:
+        with self._lock.exclusive():
+            self._run(sql, "CSV")
+
+    def query(self, sql: str, fmt: str = "JSON") -> bytes:
+        """Run a read query; the engine's own output bytes (`FORMAT JSON` etc.)."""
+        with self._lock.shared():
+            return self._run(sql, fmt)
+
+    def _run(self, sql: str, fmt: str) -> bytes:
+        if self._closed:
+            raise EngineError("the engine is closed")
+        try:
+            result = self._conn.query(sql, fmt)
+        except Exception as exc:
+            raise EngineError.from_chdb(exc) from None
+        return result.bytes() if result is not None else b""
+
+    def scalar(self, sql: str) -> str:
+        return self.query(sql, "TabSeparated").decode().strip()
+
+    def table_exists(self, name: str) -> bool:
+        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+        return self.scalar(
+            f"SELECT count() FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = '{escaped}'"
+        ) == "1"
+
+    def row_count(self, table: str) -> int:
+        return int(self.scalar(f"SELECT count() FROM {quote_identifier(table)}"))
+
+    # -- schema -------------------------------------------------------------------------
+    def apply_project(self, project: Project) -> None:
+        """Create what the datafiles describe; existing tables and their rows are kept."""
+        for ds in project.datasources.values():
+            self.execute(create_table_sql(ds))
+            self.execute(quarantine_table_sql(ds))
+        for pipe in project.pipes.values():
+            if pipe.type == "materialized":
+                self._ensure_materialized_view(pipe)
+
+    def _ensure_materialized_view(self, pipe: Pipe) -> None:
+        view = f"{pipe.name}__mv"
+        if self.table_exists(view):
+            return
+        select = pipe_sql(pipe, {})
+        target = quote_identifier(pipe.target_datasource or "")
+        with self._lock.exclusive():
+            self._run(f"CREATE MATERIALIZED VIEW {quote_identifier(view)} TO {target} AS\n{select}",
+                      "CSV")
+            # Back-fill once, as Tinybird does when a materialized pipe is pushed.
+            self._run(f"INSERT INTO {target}\n{select}", "CSV")
+
+    # -- ingestion ----------------------------------------------------------------------
+    def insert_batch(self, datasource: Datasource, batch: CheckedBatch) -> InsertResult:
+        import_id = str(uuid.uuid4())
+        quarantined = list(batch.quarantined)
+        inserted = 0
+        if batch.rows:
+            try:
+                self._insert_ndjson(datasource.name, batch.ndjson())
+                inserted = len(batch.rows)
+            except EngineError:
+                # The engine refused the batch (a type we do not check in Python): find
+                # the rows it refuses one by one, so the good ones still land.
+                for row in batch.rows:
+                    single = CheckedBatch(rows=[row])
+                    try:
+                        self._insert_ndjson(datasource.name, single.ndjson())
+                        inserted += 1
+                    except EngineError as exc:
+                        quarantined.append(QuarantinedRow(
+                            {k: (None if v is None else str(v)) for k, v in row.items()},
+                            ["__row__"], [exc.message[:500]]))
+        if quarantined:
+            self._quarantine(datasource, quarantined, import_id)
+        return InsertResult(inserted, len(quarantined), import_id)
+
+    def _insert_ndjson(self, table: str, payload: bytes) -> None:
+        with self._lock.exclusive():
+            if self._closed:
+                raise EngineError("the engine is closed")
+            try:
+                with self._conn.send_insert(f"INSERT INTO {quote_identifier(table)}",
+                                            "JSONEachRow") as inserter:
+                    inserter.append(payload)
+                    inserter.finish()
+            except Exception as exc:
+                raise EngineError.from_chdb(exc) from None
+
+    def _quarantine(self, ds: Datasource, rows: list[QuarantinedRow], import_id: str) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        batch = CheckedBatch(rows=[
+            {**row.values, "c__error_column": row.error_columns, "c__error": row.errors,
+             "c__import_id": import_id, "insertion_date": now}
+            for row in rows
+        ])
+        self._insert_ndjson(ds.name + QUARANTINE_SUFFIX, batch.ndjson())
+
+    def close(self) -> None:
+        with self._lock.exclusive():
+            if not self._closed:
+                self._closed = True
+                self._conn.close()

@@ -1,0 +1,282 @@
+"""Check Events API rows against a datasource schema before they reach the engine.
+
+Tinybird accepts the good rows of a request and puts each bad one in
+`{datasource}_quarantine` with its original values and the reason, and the request
+still succeeds. To do the same we must know which row is bad and why, so each row is
+checked here, column by column, and only rows that fit are sent on as JSONEachRow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .datafiles import Column, Datasource
+
+_MISSING = object()
+_INT_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+class BadValue(ValueError):
+    pass
+
+
+@dataclass
+class QuarantinedRow:
+    values: dict[str, str | None]  # the original values, as text
+    error_columns: list[str]
+    errors: list[str]
+
+
+@dataclass
+class CheckedBatch:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+
+    def ndjson(self) -> bytes:
+        return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in self.rows).encode()
+
+
+def _unwrap(type_name: str) -> tuple[str, bool]:
+    """Strip LowCardinality/Nullable; say whether NULL is allowed."""
+    nullable = False
+    while True:
+        m = re.match(r"^(LowCardinality|Nullable)\((.*)\)$", type_name.strip())
+        if not m:
+            return type_name.strip(), nullable
+        nullable = nullable or m.group(1) == "Nullable"
+        type_name = m.group(2)
+
+
+def _int_checker(bits: int, signed: bool) -> Callable[[Any], int]:
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            number = int(value)
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and _INT_TEXT.match(value.strip()):
+            number = int(value.strip())
+        else:
+            raise BadValue("is not an integer")
+        if not low <= number <= high:
+            raise BadValue(f"is out of range [{low}, {high}]")
+        return number
+
+    return check
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise BadValue("is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadValue("is not a number") from None
+    if math.isnan(number) and not (isinstance(value, str) and value.lower() == "nan"):
+        raise BadValue("is not a number")
+    return number
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _datetime(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise BadValue("is not a date and time")
+    text = value.strip()
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise BadValue("is not an ISO 8601 date and time") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    if not 1900 <= moment.year <= 2299:
+        raise BadValue("is out of the supported date range")
+    return moment.isoformat(sep=" ", timespec="microseconds")
+
+
+def _date(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadValue("is not a date")
+    try:
+        return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+    except ValueError:
+        raise BadValue("is not a date (YYYY-MM-DD)") from None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in {"true", "false", "0", "1"}:
+        return value.lower() in {"true", "1"}
+    raise BadValue("is not a boolean")
+
+
+def _uuid(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise BadValue("is not a UUID") from None
+
+
+def checker_for(type_name: str) -> tuple[Callable[[Any], Any] | None, bool]:
+    """(converter, nullable) for a ClickHouse type; converter None means pass through."""
+    base, nullable = _unwrap(type_name)
+    m = re.match(r"^(U?)Int(8|16|32|64|128|256)$", base)
+    if m:
+        return _int_checker(int(m.group(2)), signed=not m.group(1)), nullable
+    if base in {"Float32", "Float64"}:
+        return _float, nullable
+    if base == "String" or base.startswith("FixedString") or base.startswith("Enum"):
+        return _string, nullable
+    if base.startswith("DateTime"):
+        return _datetime, nullable
+    if base in {"Date", "Date32"}:
+        return _date, nullable
+    if base == "Bool":
+        return _bool, nullable
+    if base == "UUID":
+        return _uuid, nullable
+    m = re.match(r"^Array\((.*)\)$", base)
+    if m:
+        inner, inner_nullable = checker_for(m.group(1))
+
+        def check_array(value: Any) -> list[Any]:
+            if not isinstance(value, list):
+                raise BadValue("is not an array")
+            out = []
+            for item in value:
+                if item is None:
+                    if not inner_nullable:
+                        raise BadValue("has a null item")
+                    out.append(None)
+                else:
+                    out.append(inner(item) if inner else item)
+            return out
+
+        return check_array, nullable
+    return None, nullable
+
+
+def _pick(event: Any, keys: tuple[str, ...]) -> Any:
+    value = event
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def _as_text(value: Any) -> str | None:
+    if value is _MISSING or value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+class RowChecker:
+    """Checks events for one datasource; build once, reuse for every request."""
+
+    def __init__(self, datasource: Datasource):
+        self.datasource = datasource
+        self._columns: list[tuple[Column, Callable[[Any], Any] | None, bool]] = []
+        for column in datasource.columns:
+            converter, nullable = checker_for(column.type)
+            self._columns.append((column, converter, nullable))
+
+    def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
+        try:
+            event = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {exc}"))
+            return
+        self.check_event(event, batch)
+
+    def check_event(self, event: Any, batch: CheckedBatch) -> None:
+        if not isinstance(event, dict):
+            batch.quarantined.append(
+                self._whole_row_error(_as_text(event) or "", "the event is not a JSON object")
+            )
+            return
+        row: dict[str, Any] = {}
+        bad_columns: list[str] = []
+        errors: list[str] = []
+        for column, converter, nullable in self._columns:
+            value = _pick(event, column.json_keys)
+            if value is _MISSING or value is None:
+                if nullable:
+                    row[column.name] = None
+                elif column.default is None and value is None:
+                    bad_columns.append(column.name)
+                    errors.append(f"value null on column '{column.name}' is not Nullable")
+                elif column.default is None:
+                    bad_columns.append(column.name)
+                    errors.append(
+                        f"missing value for column '{column.name}' "
+                        f"(no '{column.json_path or column.name}' in the event and no DEFAULT)"
+                    )
+                # With a DEFAULT the field is left out and the engine fills it in.
+                continue
+            if converter is None:
+                row[column.name] = value
+                continue
+            try:
+                row[column.name] = converter(value)
+            except BadValue as exc:
+                bad_columns.append(column.name)
+                shown = _as_text(value) or ""
+                errors.append(f"value '{shown[:200]}' on column '{column.name}' {exc} "
+                              f"({column.type})")
+        if bad_columns:
+            values = {c.name: _as_text(_pick(event, c.json_keys)) for c, _, _ in self._columns}
+            batch.quarantined.append(QuarantinedRow(values, bad_columns, errors))
+        else:
+            batch.rows.append(row)
+
+    def _whole_row_error(self, text: str, reason: str) -> QuarantinedRow:
+        values: dict[str, str | None] = {c.name: None for c in self.datasource.columns}
+        # The raw line is kept in the first column so nothing sent is lost.
+        first = self.datasource.columns[0].name
+        values[first] = text[:65536]
+        return QuarantinedRow(values, ["__row__"], [reason])
+
+
+def split_events(body: bytes) -> list[bytes]:
+    """NDJSON lines; a body that is one (possibly pretty-printed) JSON object is one event."""
+    stripped = body.strip()
+    if not stripped:
+        return []
+    if stripped.startswith(b"{") and b"\n" in stripped:
+        try:
+            json.loads(stripped)
+            return [stripped]
+        except ValueError:
+            pass
+    if stripped.startswith(b"["):
+        try:
+            events = json.loads(stripped)
+            if isinstance(events, list):
+                return [json.dumps(e).encode() for e in events]
+        except ValueError:
+            pass
+    return [line for line in stripped.split(b"\n") if line.strip()]

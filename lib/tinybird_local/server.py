@@ -1,0 +1,116 @@
+"""Open a data directory, load the datafiles and serve the API with uvicorn.
+
+The same `LocalServer` runs in the foreground for the CLI's `serve` and in a background
+thread for the dashboard's embedded default. We bind the socket ourselves so that port 0
+works and the real address is known before the first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from .app import LocalState, create_app
+from .datafiles import load_project
+from .engine import Engine
+from .workspace import ensure_workspace
+
+SERVER_FILE = "server.json"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7181
+
+
+def open_state(project_dir: Path | str, data_dir: Path | str) -> LocalState:
+    """Datafiles, workspace and engine, ready to serve; raises DatafileError/EngineError."""
+    project = load_project(project_dir)
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    workspace = ensure_workspace(data, project)
+    engine = Engine(data)
+    try:
+        engine.apply_project(project)
+    except Exception:
+        engine.close()
+        raise
+    return LocalState(project=project, workspace=workspace, engine=engine)
+
+
+class LocalServer:
+    def __init__(self, project_dir: Path | str, data_dir: Path | str,
+                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
+        self.data_dir = Path(data_dir)
+        self.state = open_state(project_dir, data_dir)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError as exc:
+            self._socket.close()
+            self.state.engine.close()
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self._socket.listen(2048)
+        bound_host, bound_port = self._socket.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        config = uvicorn.Config(create_app(self.state), log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def workspace(self):  # noqa: ANN201 - a Workspace, typed in workspace.py
+        return self.state.workspace
+
+    def _write_server_file(self) -> None:
+        (self.data_dir / SERVER_FILE).write_text(json.dumps({"host": self.url, "pid": os.getpid()}))
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until SIGINT/SIGTERM, then flush and close the engine."""
+        self._write_server_file()
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            self.close()
+
+    def start_in_thread(self, timeout: float = 30.0) -> LocalServer:
+        self._write_server_file()
+        self._thread = threading.Thread(target=self._run_thread, name="tinybird-local",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("Tinybird Local stopped during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError("Tinybird Local did not start in time")
+            time.sleep(0.01)
+        return self
+
+    def _run_thread(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread:
+            self._thread.join(timeout=10)
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._socket.close()
+        finally:
+            self.state.engine.close()
+            server_file = self.data_dir / SERVER_FILE
+            if server_file.exists():
+                server_file.unlink()
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,0 +1,102 @@
+"""The workspace's identity: its id, admin token and datafile tokens, kept in the data dir.
+
+Created on first start and then never changed, so JWTs minted by a client and the
+tokens printed by `info` stay valid across restarts of the same data directory. The
+file is readable by its owner only: the admin token signs every JWT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .datafiles import Project
+
+WORKSPACE_FILE = "workspace.json"
+
+
+@dataclass
+class StaticToken:
+    name: str
+    token: str
+    permission: str  # READ or APPEND
+    resource: str  # pipe or datasource name
+
+
+@dataclass
+class Workspace:
+    workspace_id: str
+    admin_token: str
+    name: str = "tinybird_local"
+    tokens: dict[str, StaticToken] = field(default_factory=dict)
+
+    def pipe_id(self, pipe_name: str) -> str:
+        """A stable Tinybird-style id (`t_<32 hex>`) so scopes may name a pipe by id."""
+        digest = hashlib.sha256(f"{self.workspace_id}:{pipe_name}".encode()).hexdigest()
+        return "t_" + digest[:32]
+
+    def to_json(self) -> dict:
+        return {
+            "workspace_id": self.workspace_id,
+            "name": self.name,
+            "admin_token": self.admin_token,
+            "tokens": {
+                t.name: {"token": t.token, "permission": t.permission, "resource": t.resource}
+                for t in self.tokens.values()
+            },
+        }
+
+
+def new_static_token() -> str:
+    # Static tokens begin with "p." so that, as on Tinybird, anything else is read as a JWT.
+    return "p." + secrets.token_urlsafe(36)
+
+
+def load_workspace(data_dir: Path | str) -> Workspace | None:
+    path = Path(data_dir) / WORKSPACE_FILE
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text())
+    tokens = {
+        name: StaticToken(name=name, token=t["token"], permission=t["permission"],
+                          resource=t["resource"])
+        for name, t in raw.get("tokens", {}).items()
+    }
+    return Workspace(workspace_id=raw["workspace_id"], admin_token=raw["admin_token"],
+                     name=raw.get("name", "tinybird_local"), tokens=tokens)
+
+
+def save_workspace(data_dir: Path | str, workspace: Workspace) -> None:
+    path = Path(data_dir) / WORKSPACE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(workspace.to_json(), fh, indent=2)
+    os.replace(tmp, path)
+
+
+def ensure_workspace(data_dir: Path | str, project: Project | None = None) -> Workspace:
+    """Load the workspace, creating it and any datafile token not seen before."""
+    workspace = load_workspace(data_dir)
+    changed = workspace is None
+    if workspace is None:
+        workspace = Workspace(workspace_id=str(uuid.uuid4()), admin_token=new_static_token())
+    if project is not None:
+        wanted = [(t, ds.name) for ds in project.datasources.values() for t in ds.tokens]
+        wanted += [(t, p.name) for p in project.pipes.values() for t in p.tokens]
+        for line, resource in wanted:
+            current = workspace.tokens.get(line.name)
+            if current and current.permission == line.permission and current.resource == resource:
+                continue
+            token = current.token if current else new_static_token()
+            workspace.tokens[line.name] = StaticToken(line.name, token, line.permission, resource)
+            changed = True
+    if changed:
+        save_workspace(data_dir, workspace)
+    return workspace

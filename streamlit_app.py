@@ -1,0 +1,44 @@
+"""Top airlines by bookings: the live dashboard page (layout and wiring only)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import panels
+from lib.app_wiring import connect, dashboard_session, load_page_settings
+from lib.charts import top_airlines_chart
+
+st.set_page_config(page_title="Top airlines by bookings", page_icon=":material/flight:",
+                   layout="wide")
+st.title("Top airlines by bookings")
+st.caption("Ranked from highest to lowest")
+
+settings = load_page_settings()
+connection = connect(settings)
+if connection.is_local_demo:
+    st.info(
+        "Showing **local demo data** from the embedded Tinybird Local, with live generated "
+        "bookings. To use your own workspace, set `TINYBIRD_HOST`, `TINYBIRD_WORKSPACE` and "
+        "`TINYBIRD_SIGNING_TOKEN` (environment, `.env.local` or `.streamlit/secrets.toml`).",
+        icon=":material/flight:",
+    )
+session = dashboard_session(connection, settings)
+
+
+@st.fragment(run_every=settings.refresh_seconds)
+def live_chart() -> None:
+    outcome = session.poll()
+    if outcome.error is not None:
+        with st.container(border=True):
+            st.error(panels.error_title(outcome.error), icon=":material/error:")
+            st.caption(outcome.error.hint)
+            if outcome.stale_seconds is not None:
+                st.warning(panels.stale_caption(outcome.stale_seconds))
+    if outcome.result is not None:
+        st.altair_chart(top_airlines_chart(outcome.result.data), width="stretch")
+        st.markdown(panels.latency_text(outcome.result))
+        st.caption(f"{outcome.result.rows} airlines · refreshed every "
+                   f"{settings.refresh_seconds:g} s from `{settings.pipe}` at {connection.host}")
+
+
+live_chart()
