@@ -47,8 +47,11 @@ def _running_host(data_dir: Path) -> str | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port)
-    # SIGTERM ends the server as SIGINT does: uvicorn finishes requests, then we close.
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    # uvicorn catches SIGINT/SIGTERM while it serves, drains requests, then re-raises the
+    # signal to the handlers that were there before: make those a no-op, so a clean
+    # shutdown (engine flushed and closed) exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     print(f"Tinybird Local listening on {server.url} "
           f"(workspace {server.workspace.workspace_id}, data in {args.data_dir})", flush=True)
     server.serve_forever()

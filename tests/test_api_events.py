@@ -1,0 +1,210 @@
+"""The Events API over HTTP: NDJSON in, bad rows quarantined with reasons, nothing lost."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import requests
+
+from lib.fake_bookings import BookingGenerator
+
+from .conftest import make_project, start_server
+
+TOTALS_DATASOURCE = """
+SCHEMA >
+    `airline` String,
+    `bookings` UInt64
+
+ENGINE "SummingMergeTree"
+ENGINE_SORTING_KEY "airline"
+"""
+
+TOTALS_PIPE = """
+NODE totals
+SQL >
+    SELECT airline, count() AS bookings FROM events GROUP BY airline
+
+TYPE materialized
+DATASOURCE airline_totals
+"""
+
+TOTALS_ENDPOINT = """
+NODE endpoint
+SQL >
+    SELECT airline, sum(bookings) AS bookings FROM airline_totals
+    GROUP BY airline ORDER BY bookings DESC
+
+TYPE endpoint
+"""
+
+APPEND_DATASOURCE = """
+TOKEN "notes_append" APPEND
+
+SCHEMA >
+    `note` String `json:$.payload.text`,
+    `level` Int8 `json:$.level` DEFAULT 3
+
+ENGINE "MergeTree"
+ENGINE_SORTING_KEY "level"
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("events")
+    project = make_project(base, {
+        "datasources/airline_totals.datasource": TOTALS_DATASOURCE,
+        "datasources/notes.datasource": APPEND_DATASOURCE,
+        "pipes/airline_totals_mv.pipe": TOTALS_PIPE,
+        "pipes/airline_totals_api.pipe": TOTALS_ENDPOINT,
+    })
+    running = start_server(project, base / "data")
+    yield running
+    running.stop()
+
+
+def post_events(server, name, body, token=None, headers=None, **params):
+    headers = {"Authorization": f"Bearer {token or server.admin_token}", **(headers or {})}
+    return requests.post(f"{server.url}/v0/events", params={"name": name, **params},
+                         data=body, headers=headers, timeout=30)
+
+
+def ndjson(events):
+    return "".join(json.dumps(e) + "\n" for e in events).encode()
+
+
+def test_ndjson_batch_is_written_202_by_default_200_with_wait(server):
+    before = server.count("events")
+    bookings = list(BookingGenerator(seed=1).bookings(50))
+    response = post_events(server, "events", ndjson(bookings))
+    assert response.status_code == 202
+    assert response.json() == {"successful_rows": 50, "quarantined_rows": 0}
+    response = post_events(server, "events", ndjson(bookings[:5]), wait="true")
+    assert response.status_code == 200
+    assert server.count("events") == before + 55
+
+
+def test_mockingbird_values_land_typed(server):
+    booking = BookingGenerator(seed=2).booking(timestamp="2024-06-01T12:00:00.123Z")
+    booking["priority_boarding"] = True  # Mockingbird sends a JSON boolean
+    response = post_events(server, "events", json.dumps(booking).encode(), wait="true")
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 0}
+    tid = booking["transaction_id"]
+    row = server.sql(f"SELECT toString(timestamp) AS ts, priority_boarding AS pb FROM events "
+                     f"WHERE transaction_id = '{tid}'")["data"][0]
+    assert row == {"ts": "2024-06-01 12:00:00.123", "pb": 1}
+
+
+def test_bad_rows_go_to_quarantine_with_reasons_and_good_rows_land(server):
+    before = server.count("events")
+    quarantined_before = server.count("events_quarantine")
+    generator = BookingGenerator(seed=3)
+    good = [generator.booking() for _ in range(3)]
+    bad_age = {**generator.booking(), "age": "old"}
+    bad_time = {**generator.booking(), "timestamp": "yesterday"}
+    body = ndjson(good[:2]) + ndjson([bad_age]) + b"{not json\n" + ndjson([bad_time, good[2]])
+    response = post_events(server, "events", body, wait="true")
+    assert response.status_code == 200
+    assert response.json() == {"successful_rows": 3, "quarantined_rows": 3}
+    assert server.count("events") == before + 3
+    assert server.count("events_quarantine") == quarantined_before + 3
+    rows = server.sql("SELECT age, c__error_column, c__error, c__import_id FROM "
+                      "events_quarantine ORDER BY insertion_date")["data"]
+    by_column = {tuple(r["c__error_column"]): r for r in rows}
+    assert by_column[("age",)]["age"] == "old"
+    assert "'old' on column 'age'" in by_column[("age",)]["c__error"][0]
+    assert "column 'timestamp'" in by_column[("timestamp",)]["c__error"][0]
+    assert "invalid JSON" in by_column[("__row__",)]["c__error"][0]
+    assert all(r["c__import_id"] for r in rows)
+
+
+def test_out_of_range_and_missing_values_are_quarantined(server):
+    booking = BookingGenerator(seed=4).booking()
+    too_big = {**booking, "passport_number": 2**40}
+    missing = {k: v for k, v in booking.items() if k != "airline"}
+    response = post_events(server, "events", ndjson([too_big, missing]), wait="true")
+    assert response.json() == {"successful_rows": 0, "quarantined_rows": 2}
+    errors = server.sql("SELECT arrayJoin(c__error) AS e FROM events_quarantine")["data"]
+    text = " ".join(e["e"] for e in errors)
+    assert "out of range" in text
+    assert "missing value for column 'airline'" in text
+
+
+def test_gzip_body(server):
+    before = server.count("events")
+    body = gzip.compress(ndjson(BookingGenerator(seed=5).bookings(20)))
+    response = post_events(server, "events", body, headers={"Content-Encoding": "gzip"},
+                           wait="true")
+    assert response.json()["successful_rows"] == 20
+    assert server.count("events") == before + 20
+
+
+def test_gzip_bomb_is_413_and_writes_nothing(server):
+    before = server.count("events")
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024))
+    response = post_events(server, "events", bomb, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert server.count("events") == before
+
+
+def test_body_over_limit_is_413(server):
+    response = post_events(server, "events", b"x" * (11 * 1024 * 1024))
+    assert response.status_code == 413
+    assert "Too Large" in response.json()["error"]
+
+
+def test_missing_or_unknown_name_is_400(server):
+    response = requests.post(f"{server.url}/v0/events", data=b"{}",
+                             headers=server.admin_headers(), timeout=30)
+    assert response.status_code == 400
+    assert "name" in response.json()["error"]
+    assert post_events(server, "nope", b"{}").status_code == 400
+
+
+def test_append_token_may_append_only_to_its_datasource(server):
+    token = server.workspace.tokens["notes_append"].token
+    response = post_events(server, "notes", b'{"payload": {"text": "hi"}}', token=token,
+                           wait="true")
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 0}
+    # The JSONPath reached into the object; the missing level took its DEFAULT.
+    assert server.sql("SELECT note, level FROM notes")["data"] == [{"note": "hi", "level": 3}]
+    response = post_events(server, "events", b"{}", token=token)
+    assert response.status_code == 403
+    assert "APPEND" in response.json()["error"]
+    read_only = server.workspace.tokens["top_airlines_read_static"].token
+    assert post_events(server, "notes", b"{}", token=read_only).status_code == 403
+
+
+def test_materialized_view_follows_new_events(server):
+    token = server.jwt("airline_totals_api")
+
+    def totals():
+        response = requests.get(f"{server.url}/v0/pipes/airline_totals_api.json",
+                                params={"token": token}, timeout=30)
+        assert response.status_code == 200, response.text
+        return {r["airline"]: r["bookings"] for r in response.json()["data"]}
+
+    raw = {r["airline"]: int(r["n"]) for r in server.sql(
+        "SELECT airline, count() AS n FROM events GROUP BY airline")["data"]}
+    assert totals() == raw
+    post_events(server, "events", ndjson([{**BookingGenerator(seed=6).booking(),
+                                            "airline": "Fizz"}]), wait="true")
+    assert totals()["Fizz"] == raw.get("Fizz", 0) + 1
+
+
+def test_restart_keeps_rows_workspace_and_tokens(server_factory, tmp_path):
+    first = server_factory(data_dir=tmp_path / "data")
+    workspace = first.workspace
+    response = post_events(first, "events", ndjson(BookingGenerator(seed=8).bookings(40)),
+                           wait="true")
+    assert response.json()["successful_rows"] == 40
+    assert first.stop() == 0
+    second = server_factory(data_dir=tmp_path / "data")
+    assert second.workspace.workspace_id == workspace.workspace_id
+    assert second.admin_token == workspace.admin_token
+    assert second.count("events") == 40
+    # A JWT minted before the restart still reads the endpoint.
+    assert requests.get(f"{second.url}/v0/pipes/top_airlines.json",
+                        params={"token": first.jwt()}, timeout=30).status_code == 200
