@@ -1,0 +1,106 @@
+"""The Tinybird Local CLI as scripts use it: info, seed, jwt, serve's start-up errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import jwt
+import requests
+
+from .conftest import PROJECT_DIR, ROOT, make_project
+
+
+def cli(*args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lib.tinybird_local", *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_info_creates_the_workspace_once_and_keeps_it(tmp_path):
+    first = cli("info", "--data-dir", tmp_path / "d")
+    assert first.returncode == 0, first.stderr
+    info = json.loads(first.stdout)
+    assert set(info) >= {"host", "workspace_id", "admin_token", "tokens"}
+    assert info["admin_token"].startswith("p.")
+    assert "top_airlines_read_static" in info["tokens"]
+    assert info["running"] is False
+    again = json.loads(cli("info", "--data-dir", tmp_path / "d").stdout)
+    assert again["workspace_id"] == info["workspace_id"]
+    assert again["admin_token"] == info["admin_token"]
+    assert again["tokens"] == info["tokens"]
+
+
+def test_info_reports_the_running_server(server_factory, tmp_path):
+    server = server_factory(data_dir=tmp_path / "data")
+    info = json.loads(cli("info", "--data-dir", tmp_path / "data").stdout)
+    assert info["running"] is True
+    assert info["host"] == server.url
+
+
+def test_seed_into_a_stopped_data_dir_then_serve_it(server_factory, tmp_path):
+    result = cli("seed", "--rows", 30000, "--data-dir", tmp_path / "data", "--seed", 3)
+    assert result.returncode == 0, result.stderr
+    assert "seeded 30000 rows" in result.stdout
+    server = server_factory(data_dir=tmp_path / "data")
+    assert server.count("events") == 30000
+
+
+def test_seed_through_a_running_server_and_refuses_to_open_its_dir(server_factory, tmp_path):
+    server = server_factory(data_dir=tmp_path / "data")
+    refused = cli("seed", "--rows", 10, "--data-dir", tmp_path / "data")
+    assert refused.returncode == 1
+    assert "--host" in refused.stderr and "Traceback" not in refused.stderr
+    result = cli("seed", "--rows", 5000, "--data-dir", tmp_path / "data", "--host", server.url)
+    assert result.returncode == 0, result.stderr
+    assert server.count("events") == 5000
+
+
+def test_jwt_command_prints_a_token_the_server_accepts(server_factory, tmp_path):
+    server = server_factory(data_dir=tmp_path / "data")
+    result = cli("jwt", "--data-dir", tmp_path / "data", "--pipe", "top_airlines",
+                 "--ttl", 60, "--fixed-param", "airline=Fizz")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    claims = jwt.decode(token, server.admin_token, algorithms=["HS256"])
+    assert claims["scopes"] == [{"type": "PIPES:READ", "resource": "top_airlines",
+                                 "fixed_params": {"airline": "Fizz"}}]
+    assert requests.get(f"{server.url}/v0/pipes/top_airlines.json", params={"token": token},
+                        timeout=30).status_code == 200
+
+
+def test_serve_refuses_a_malformed_datafile_with_file_and_line(tmp_path):
+    project = make_project(tmp_path, {"pipes/broken.pipe": "NODE a\nSQL >\n    SELECT 1\n"
+                                                           "TYPE sideways\n"})
+    result = cli("serve", "--project-dir", project, "--data-dir", tmp_path / "d", "--port", 0)
+    assert result.returncode == 1
+    assert "broken.pipe:4: unknown pipe TYPE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_says_when_the_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = cli("serve", "--project-dir", PROJECT_DIR, "--data-dir", tmp_path / "d",
+                     "--port", port)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_admin_token_never_reaches_the_server_log(server_factory, tmp_path):
+    server = server_factory(data_dir=tmp_path / "data")
+    admin = server.admin_token
+    requests.get(f"{server.url}/v0/sql", params={"q": "SELECT 1", "token": admin}, timeout=30)
+    requests.get(f"{server.url}/v0/sql", params={"q": "SELECT nope", "token": admin}, timeout=30)
+    requests.post(f"{server.url}/v0/events", params={"name": "events", "token": admin},
+                  data=b"{bad", timeout=30)
+    requests.get(f"{server.url}/v0/pipes/top_airlines.json", params={"token": admin + "x"},
+                 timeout=30)
+    server.stop()
+    log = server.log()
+    assert "/v0/sql" in log  # the access log is there, without query strings
+    assert admin not in log
