@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from lib.tinybird_local.datafiles import (
-    DatafileError, load_project, parse_datasource, parse_pipe,
+    DatafileError,
+    load_project,
+    parse_datasource,
+    parse_pipe,
 )
 from lib.tinybird_local.engine import create_table_sql, pipe_sql
 

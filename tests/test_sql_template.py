@@ -7,7 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib.tinybird_local.sql_template import (
-    TemplateError, declared_params, quote_string, render_sql,
+    TemplateError,
+    declared_params,
+    quote_string,
+    render_sql,
 )
 
 
