@@ -48,7 +48,10 @@ class LocalServer:
                  host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
         self.data_dir = Path(data_dir)
         self.state = open_state(project_dir, data_dir)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only
+        # then, and without it every keep-alive response waits ~40 ms on delayed ACKs.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))
@@ -58,7 +61,8 @@ class LocalServer:
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self._socket.listen(2048)
         bound_host, bound_port = self._socket.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
+        shown_host = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+        self.url = f"http://{shown_host}:{bound_port}"
         config = uvicorn.Config(create_app(self.state), log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)

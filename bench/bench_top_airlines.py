@@ -1,0 +1,112 @@
+"""Print how fast `top_airlines` answers through HTTP + JWT, beside the raw engine.
+
+One process runs Tinybird Local (in a thread, on a temporary data dir), seeds N
+bookings, then times the same endpoint SQL two ways: straight on the engine, and through
+the full HTTP path (auth, JWT check, template, engine, response). It also times Events
+API ingestion. Figures only: nothing here passes or fails on speed.
+
+    python bench/bench_top_airlines.py              # 1M events
+    python bench/bench_top_airlines.py --rows 10000000 --requests 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lib.events_api import to_ndjson  # noqa: E402
+from lib.fake_bookings import BookingGenerator  # noqa: E402
+from lib.jwt_tokens import mint_jwt  # noqa: E402
+from lib.tinybird_local.engine import pipe_sql  # noqa: E402
+from lib.tinybird_local.seeding import seed_bookings  # noqa: E402
+from lib.tinybird_local.server import LocalServer  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(label: str, seconds: list[float]) -> str:
+    ms = [s * 1000 for s in seconds]
+    return (f"{label:<34} median {statistics.median(ms):7.2f} ms   p99 {percentile(ms, 0.99):7.2f} ms"
+            f"   (n={len(ms)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--pipe", default="top_airlines")
+    parser.add_argument("--ingest-rows", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=10_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
+        server = LocalServer(ROOT / "tinybird", Path(tmp) / "data", port=0)
+        engine = server.state.engine
+        started = time.perf_counter()
+        seed_bookings(engine, server.state.project.datasources["events"], args.rows, seed=1)
+        seed_seconds = time.perf_counter() - started
+        server.start_in_thread()
+        workspace = server.workspace
+        print(f"seeded {args.rows:,} events in {seed_seconds:.2f}s "
+              f"({args.rows / seed_seconds:,.0f} rows/s, in-engine)")
+
+        pipe = server.state.project.pipes[args.pipe]
+        sql = pipe_sql(pipe, {}) + "\nFORMAT JSON"
+        token = mint_jwt(workspace.admin_token, workspace.workspace_id, args.pipe,
+                         name="bench", ttl_seconds=3600)
+        session = requests.Session()
+        url = f"{server.url}/v0/pipes/{args.pipe}.json"
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(10):  # warm both paths
+            engine.query(sql)
+            session.get(url, headers=headers, timeout=30).raise_for_status()
+
+        raw, http, server_elapsed = [], [], []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            engine.query(sql)
+            raw.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            response = session.get(url, headers=headers, timeout=30)
+            http.append(time.perf_counter() - t0)
+            response.raise_for_status()
+            server_elapsed.append(response.json()["statistics"]["elapsed"])
+
+        print(summary(f"{args.pipe}: engine, same process", raw))
+        print(summary(f"{args.pipe}: HTTP + JWT (round trip)", http))
+        print(summary(f"{args.pipe}: statistics.elapsed", server_elapsed))
+        print(f"ratio HTTP/engine: median {statistics.median(http) / statistics.median(raw):.2f}x"
+              f"   p99 {percentile(http, 0.99) / percentile(raw, 0.99):.2f}x")
+
+        generator = BookingGenerator(seed=2)
+        batches = [to_ndjson(generator.bookings(args.batch))
+                   for _ in range(max(1, args.ingest_rows // args.batch))]
+        admin = {"Authorization": f"Bearer {workspace.admin_token}"}
+        t0 = time.perf_counter()
+        sent = 0
+        for body in batches:
+            response = session.post(f"{server.url}/v0/events",
+                                    params={"name": "events", "wait": "true"},
+                                    data=body, headers=admin, timeout=120)
+            response.raise_for_status()
+            sent += response.json()["successful_rows"]
+        seconds = time.perf_counter() - t0
+        print(f"Events API: {sent:,} rows in {seconds:.2f}s = {sent / seconds:,.0f} rows/s "
+              f"(NDJSON batches of {args.batch:,}, wait=true)")
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
