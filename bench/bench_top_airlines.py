@@ -38,8 +38,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(label: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
-    return (f"{label:<34} median {statistics.median(ms):7.2f} ms   p99 {percentile(ms, 0.99):7.2f} ms"
-            f"   (n={len(ms)})")
+    return (f"{label:<34} median {statistics.median(ms):7.2f} ms   "
+            f"p99 {percentile(ms, 0.99):7.2f} ms   (n={len(ms)})")
 
 
 def main() -> None:
