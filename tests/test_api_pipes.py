@@ -140,11 +140,11 @@ def test_each_bad_token_is_a_403_naming_the_problem(server, case, reason):
     if case == "expired":
         token = jwt.encode(_claims(server, exp=int(time.time()) - 5), admin, algorithm="HS256")
     elif case == "wrong_key":
-        token = jwt.encode(_claims(server), "p.not-the-admin-token", algorithm="HS256")
+        token = jwt.encode(_claims(server), "p.not-the-admin-token-but-long-enough-for-hs256", algorithm="HS256")
     elif case == "alg_none":
         token = _unsigned(_claims(server))
     elif case == "alg_hs512":
-        token = jwt.encode(_claims(server), admin, algorithm="HS512")
+        token = jwt.encode(_claims(server), admin * 2, algorithm="HS512")
     elif case == "no_exp":
         token = jwt.encode(_claims(server, exp=None), admin, algorithm="HS256")
     elif case == "wrong_workspace":
@@ -323,3 +323,23 @@ def test_pipes_and_datasources_listing(server):
     assert events["statistics"]["row_count"] == 20000
     assert requests.get(f"{server.url}/v0/pipes", params={"token": server.jwt()},
                         timeout=30).status_code == 403
+
+
+def test_query_over_the_time_limit_is_408(server_factory, tmp_path):
+    project = make_project(tmp_path, {"pipes/slow.pipe": (
+        "NODE endpoint\nSQL >\n    SELECT count() AS n FROM numbers(100000000000)\n\n"
+        "TYPE endpoint\n")})
+    slow = server_factory(project_dir=project, env={"TB_LOCAL_QUERY_TIMEOUT": "0.5"})
+    response = get(slow, "/v0/pipes/slow.json", slow.jwt("slow"))
+    assert response.status_code == 408
+    assert "Timeout" in response.json()["error"]
+    # The limit is for queries, not for bulk loads.
+    seeded = requests.post(f"{slow.url}/v0/local/seed", params={"rows": 2_000_000},
+                           headers=slow.admin_headers(), timeout=120)
+    assert seeded.status_code == 200, seeded.text
+
+
+def test_parquet_format(server):
+    response = get(server, "/v0/pipes/top_airlines.parquet", server.jwt())
+    assert response.status_code == 200
+    assert response.content[:4] == b"PAR1"

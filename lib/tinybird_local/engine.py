@@ -26,6 +26,7 @@ from .sql_template import render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
 QUARANTINE_SUFFIX = "_quarantine"
+NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 
 _ERROR_CODE = re.compile(
     r"Code: (\d+)\. DB::Exception: (.*?)(?:\s*\(([A-Z_]+)\))?(?:\s*\(version [^)]*\))?\s*$", re.S)
@@ -146,7 +147,7 @@ class InsertResult:
 
 
 class Engine:
-    def __init__(self, data_dir: Path | str):
+    def __init__(self, data_dir: Path | str, query_timeout: float = QUERY_TIMEOUT_SECONDS):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -158,7 +159,8 @@ class Engine:
             ) from None
         self._lock = _SharedExclusiveLock()
         self._closed = False
-        self.execute(f"SET max_execution_time = {QUERY_TIMEOUT_SECONDS}")
+        # Tinybird stops endpoint queries after 10 s (408); bulk loads lift it per statement.
+        self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
         self.execute("SET output_format_json_quote_denormals = 0")
 
@@ -214,7 +216,7 @@ class Engine:
             self._run(f"CREATE MATERIALIZED VIEW {quote_identifier(view)} TO {target} AS\n{select}",
                       "CSV")
             # Back-fill once, as Tinybird does when a materialized pipe is pushed.
-            self._run(f"INSERT INTO {target}\n{select}", "CSV")
+            self._run(f"INSERT INTO {target}\n{select}\n{NO_TIME_LIMIT}", "CSV")
 
     # -- ingestion ----------------------------------------------------------------------
     def insert_batch(self, datasource: Datasource, batch: CheckedBatch) -> InsertResult:

@@ -11,7 +11,7 @@ import random
 from lib.fake_bookings import COLUMNS, seed_select_sql
 
 from .datafiles import Datasource
-from .engine import Engine, quote_identifier
+from .engine import NO_TIME_LIMIT, Engine, quote_identifier
 
 
 class SeedError(ValueError):
@@ -32,5 +32,6 @@ def seed_bookings(engine: Engine, datasource: Datasource, rows: int, days: int =
     seed = random.randrange(2**31) if seed is None else seed
     columns = ", ".join(quote_identifier(c) for c in COLUMNS)
     engine.execute(f"INSERT INTO {quote_identifier(datasource.name)} ({columns})\n"
-                   f"SELECT {columns} FROM ({seed_select_sql(rows, days=days, seed=seed)})")
+                   f"SELECT {columns} FROM ({seed_select_sql(rows, days=days, seed=seed)})\n"
+                   f"{NO_TIME_LIMIT}")
     return rows

@@ -34,7 +34,7 @@ def open_state(project_dir: Path | str, data_dir: Path | str) -> LocalState:
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     workspace = ensure_workspace(data, project)
-    engine = Engine(data)
+    engine = Engine(data, query_timeout=float(os.environ.get("TB_LOCAL_QUERY_TIMEOUT", "10")))
     try:
         engine.apply_project(project)
     except Exception:
