@@ -140,7 +140,8 @@ def test_each_bad_token_is_a_403_naming_the_problem(server, case, reason):
     if case == "expired":
         token = jwt.encode(_claims(server, exp=int(time.time()) - 5), admin, algorithm="HS256")
     elif case == "wrong_key":
-        token = jwt.encode(_claims(server), "p.not-the-admin-token-but-long-enough-for-hs256", algorithm="HS256")
+        token = jwt.encode(_claims(server), "p.not-the-admin-token-but-long-enough-for-hs256",
+                           algorithm="HS256")
     elif case == "alg_none":
         token = _unsigned(_claims(server))
     elif case == "alg_hs512":
