@@ -10,6 +10,7 @@ while queries share it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import threading
 import uuid
@@ -22,11 +23,12 @@ import chdb
 
 from .datafiles import Datasource, Pipe, Project
 from .ingest import CheckedBatch, QuarantinedRow
-from .sql_template import render_sql
+from .sql_template import quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
 QUARANTINE_SUFFIX = "_quarantine"
 NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
+BACKFILLS_TABLE = "`_tb_local_backfills`"
 
 _ERROR_CODE = re.compile(
     r"Code: (\d+)\. DB::Exception: (.*?)(?:\s*\(([A-Z_]+)\))?(?:\s*\(version [^)]*\))?\s*$", re.S)
@@ -202,21 +204,43 @@ class Engine:
         for ds in project.datasources.values():
             self.execute(create_table_sql(ds))
             self.execute(quarantine_table_sql(ds))
-        for pipe in project.pipes.values():
-            if pipe.type == "materialized":
-                self._ensure_materialized_view(pipe)
+        self.execute(f"CREATE TABLE IF NOT EXISTS {BACKFILLS_TABLE} (view String, sql_hash String, "
+                     "done DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY view")
+        materialized = [p for p in project.pipes.values() if p.type == "materialized"]
+        feeders: dict[str, int] = {}
+        for pipe in materialized:
+            feeders[pipe.target_datasource or ""] = feeders.get(pipe.target_datasource or "", 0) + 1
+        for pipe in materialized:
+            self._ensure_materialized_view(pipe, sole_feeder=feeders[pipe.target_datasource or ""]
+                                           == 1)
 
-    def _ensure_materialized_view(self, pipe: Pipe) -> None:
-        view = f"{pipe.name}__mv"
-        if self.table_exists(view):
-            return
+    def _ensure_materialized_view(self, pipe: Pipe, sole_feeder: bool) -> None:
+        """The view exists with the datafile's SQL and its target was back-filled once.
+
+        The back-fill is recorded in the engine itself; a start that finds the view but no
+        record (a crash in between, or changed SQL) empties the target and fills it again,
+        so the totals are never counted twice nor left short. (A target fed by several
+        views is not emptied: there a changed view's back-fill adds to what is there.)
+        """
+        view = quote_identifier(f"{pipe.name}__mv")
         select = pipe_sql(pipe, {})
         target = quote_identifier(pipe.target_datasource or "")
+        name = quote_string(f"{pipe.name}__mv")
+        sql_hash = hashlib.sha256(select.encode()).hexdigest()
+        recorded = self.scalar(f"SELECT sql_hash FROM {BACKFILLS_TABLE} FINAL WHERE view = {name}")
+        exists = self.table_exists(f"{pipe.name}__mv")
+        if exists and recorded == sql_hash:
+            return
         with self._lock.exclusive():
-            self._run(f"CREATE MATERIALIZED VIEW {quote_identifier(view)} TO {target} AS\n{select}",
-                      "CSV")
+            if exists:
+                self._run(f"DROP VIEW {view}", "CSV")
+            self._run(f"CREATE MATERIALIZED VIEW {view} TO {target} AS\n{select}", "CSV")
+            if sole_feeder:
+                self._run(f"TRUNCATE TABLE {target}", "CSV")
             # Back-fill once, as Tinybird does when a materialized pipe is pushed.
             self._run(f"INSERT INTO {target}\n{select}\n{NO_TIME_LIMIT}", "CSV")
+        self.execute(f"INSERT INTO {BACKFILLS_TABLE} (view, sql_hash) "
+                     f"VALUES ({name}, '{sql_hash}')")
 
     # -- ingestion ----------------------------------------------------------------------
     def insert_batch(self, datasource: Datasource, batch: CheckedBatch) -> InsertResult:
