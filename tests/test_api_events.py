@@ -51,12 +51,23 @@ ENGINE_SORTING_KEY "level"
 """
 
 
+PRICES_DATASOURCE = """
+SCHEMA >
+    `item` String,
+    `price` Decimal(10, 2)
+
+ENGINE "MergeTree"
+ENGINE_SORTING_KEY "item"
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("events")
     project = make_project(base, {
         "datasources/airline_totals.datasource": TOTALS_DATASOURCE,
         "datasources/notes.datasource": APPEND_DATASOURCE,
+        "datasources/prices.datasource": PRICES_DATASOURCE,
         "pipes/airline_totals_mv.pipe": TOTALS_PIPE,
         "pipes/airline_totals_api.pipe": TOTALS_ENDPOINT,
     })
@@ -208,3 +219,21 @@ def test_restart_keeps_rows_workspace_and_tokens(server_factory, tmp_path):
     # A JWT minted before the restart still reads the endpoint.
     assert requests.get(f"{second.url}/v0/pipes/top_airlines.json",
                         params={"token": first.jwt()}, timeout=30).status_code == 200
+
+
+def test_rows_the_engine_refuses_are_quarantined_one_by_one(server):
+    # Decimal is not checked before the engine: the engine's refusal is the reason.
+    body = b'{"item": "a", "price": 1.5}\n{"item": "b", "price": "abc"}\n{"item": "c", "price": 2}\n'
+    response = post_events(server, "prices", body, wait="true")
+    assert response.json() == {"successful_rows": 2, "quarantined_rows": 1}
+    assert server.sql("SELECT item FROM prices ORDER BY item")["data"] == [
+        {"item": "a"}, {"item": "c"}]
+    bad = server.sql("SELECT item, price, c__error FROM prices_quarantine")["data"]
+    assert [(r["item"], r["price"]) for r in bad] == [("b", "abc")]
+    assert bad[0]["c__error"][0]
+
+
+def test_extra_fields_in_events_are_ignored(server):
+    booking = {**BookingGenerator(seed=9).booking(), "unexpected": {"nested": [1, 2]}}
+    response = post_events(server, "events", ndjson([booking]), wait="true")
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import threading
 import uuid
@@ -87,6 +88,12 @@ class _SharedExclusiveLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
 
 
 def quote_identifier(name: str) -> str:
@@ -260,8 +267,9 @@ class Engine:
                         self._insert_ndjson(datasource.name, single.ndjson())
                         inserted += 1
                     except EngineError as exc:
+                        values = row if isinstance(row, dict) else json.loads(row)
                         quarantined.append(QuarantinedRow(
-                            {k: (None if v is None else str(v)) for k, v in row.items()},
+                            {c.name: _text(values.get(c.name)) for c in datasource.columns},
                             ["__row__"], [exc.message[:500]]))
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)

@@ -20,6 +20,8 @@ from .datafiles import Column, Datasource
 
 _MISSING = object()
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
+# ISO 8601 forms the engine reads itself: naive, or UTC with a trailing Z (Mockingbird's).
+_ENGINE_READS_AS_IS = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,9})?Z?$")
 
 
 class BadValue(ValueError):
@@ -35,11 +37,17 @@ class QuarantinedRow:
 
 @dataclass
 class CheckedBatch:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    # A row is its original NDJSON line when that line can go to the engine as it is
+    # (the common case, and the fast one), else the checked values.
+    rows: list[dict[str, Any] | bytes] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
 
     def ndjson(self) -> bytes:
-        return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in self.rows).encode()
+        return b"".join(
+            r + b"\n" if isinstance(r, bytes)
+            else json.dumps(r, separators=(",", ":")).encode() + b"\n"
+            for r in self.rows
+        )
 
 
 def _unwrap(type_name: str) -> tuple[str, bool]:
@@ -58,8 +66,8 @@ def _int_checker(bits: int, signed: bool) -> Callable[[Any], int]:
 
     def check(value: Any) -> int:
         if isinstance(value, bool):
-            number = int(value)
-        elif isinstance(value, int):
+            return value  # the engine reads JSON true/false into integer columns as 1/0
+        if isinstance(value, int):
             number = value
         elif isinstance(value, float) and value.is_integer():
             number = int(value)
@@ -106,6 +114,10 @@ def _datetime(value: Any) -> Any:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise BadValue("is not an ISO 8601 date and time") from None
+    if not 1900 <= moment.year <= 2299:
+        raise BadValue("is out of the supported date range")
+    if _ENGINE_READS_AS_IS.match(text):
+        return text  # UTC or naive: the engine parses it the same, no need to rewrite
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     if not 1900 <= moment.year <= 2299:
@@ -179,6 +191,8 @@ def checker_for(type_name: str) -> tuple[Callable[[Any], Any] | None, bool]:
 
 
 def _pick(event: Any, keys: tuple[str, ...]) -> Any:
+    if len(keys) == 1:
+        return event.get(keys[0], _MISSING)
     value = event
     for key in keys:
         if not isinstance(value, dict) or key not in value:
@@ -198,10 +212,12 @@ class RowChecker:
 
     def __init__(self, datasource: Datasource):
         self.datasource = datasource
-        self._columns: list[tuple[Column, Callable[[Any], Any] | None, bool]] = []
+        self._columns: list[tuple[Column, tuple[str, ...], Callable[[Any], Any] | None, bool]] = []
         for column in datasource.columns:
             converter, nullable = checker_for(column.type)
-            self._columns.append((column, converter, nullable))
+            self._columns.append((column, column.json_keys, converter, nullable))
+        # Lines whose fields are the columns themselves may be passed on as they are.
+        self._flat = all(column.json_keys == (column.name,) for column in datasource.columns)
 
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:
@@ -210,19 +226,21 @@ class RowChecker:
             text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
             batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {exc}"))
             return
-        self.check_event(event, batch)
+        raw = line.strip() if isinstance(line, bytes) else line.strip().encode()
+        self.check_event(event, batch, raw)
 
-    def check_event(self, event: Any, batch: CheckedBatch) -> None:
+    def check_event(self, event: Any, batch: CheckedBatch, raw: bytes | None = None) -> None:
         if not isinstance(event, dict):
             batch.quarantined.append(
                 self._whole_row_error(_as_text(event) or "", "the event is not a JSON object")
             )
             return
         row: dict[str, Any] = {}
+        verbatim = self._flat and raw is not None
         bad_columns: list[str] = []
         errors: list[str] = []
-        for column, converter, nullable in self._columns:
-            value = _pick(event, column.json_keys)
+        for column, keys, converter, nullable in self._columns:
+            value = _pick(event, keys)
             if value is _MISSING or value is None:
                 if nullable:
                     row[column.name] = None
@@ -241,17 +259,21 @@ class RowChecker:
                 row[column.name] = value
                 continue
             try:
-                row[column.name] = converter(value)
+                converted = converter(value)
             except BadValue as exc:
                 bad_columns.append(column.name)
                 shown = _as_text(value) or ""
                 errors.append(f"value '{shown[:200]}' on column '{column.name}' {exc} "
                               f"({column.type})")
+                continue
+            if converted is not value:
+                verbatim = False
+            row[column.name] = converted
         if bad_columns:
-            values = {c.name: _as_text(_pick(event, c.json_keys)) for c, _, _ in self._columns}
+            values = {c.name: _as_text(_pick(event, keys)) for c, keys, _, _ in self._columns}
             batch.quarantined.append(QuarantinedRow(values, bad_columns, errors))
         else:
-            batch.rows.append(row)
+            batch.rows.append(raw if verbatim else row)
 
     def _whole_row_error(self, text: str, reason: str) -> QuarantinedRow:
         values: dict[str, str | None] = {c.name: None for c in self.datasource.columns}
