@@ -223,7 +223,8 @@ def test_restart_keeps_rows_workspace_and_tokens(server_factory, tmp_path):
 
 def test_rows_the_engine_refuses_are_quarantined_one_by_one(server):
     # Decimal is not checked before the engine: the engine's refusal is the reason.
-    body = b'{"item": "a", "price": 1.5}\n{"item": "b", "price": "abc"}\n{"item": "c", "price": 2}\n'
+    body = (b'{"item": "a", "price": 1.5}\n{"item": "b", "price": "abc"}\n'
+            b'{"item": "c", "price": 2}\n')
     response = post_events(server, "prices", body, wait="true")
     assert response.json() == {"successful_rows": 2, "quarantined_rows": 1}
     assert server.sql("SELECT item FROM prices ORDER BY item")["data"] == [
