@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import Grant, authenticate, raise_for_rate, token_from_request
+from .auth import Grant, VerifiedJWTs, authenticate, raise_for_rate, token_from_request
 from .datafiles import IDENTIFIER, Project
 from .engine import Engine, EngineError, pipe_sql
 from .errors import (
@@ -80,6 +80,7 @@ class LocalState:
     engine: Engine
     limiter: RateLimiter = field(default_factory=RateLimiter)
     checkers: dict[str, RowChecker] = field(default_factory=dict)
+    verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
 
     def __post_init__(self) -> None:
         self.checkers = {name: RowChecker(ds) for name, ds in self.project.datasources.items()}
@@ -92,7 +93,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 def _grant(request: Request, state: LocalState) -> Grant:
     token = token_from_request(request.query_params, request.headers.get("authorization"))
-    return authenticate(token, state.workspace, state.pipe_ids)
+    return authenticate(token, state.workspace, state.pipe_ids, state.verified_jwts)
 
 
 def _require_admin(grant: Grant) -> None:

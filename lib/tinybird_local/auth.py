@@ -7,8 +7,11 @@ anything else is read as a JWT signed with the admin token (HS256 only). The res
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jwt
 
@@ -29,6 +32,7 @@ class Grant:
     read_pipes: Mapping[str, Mapping[str, Any]] | None = field(default_factory=dict)
     append_datasources: frozenset[str] | None = frozenset()
     rps: float | None = None
+    expires_at: float | None = None  # JWTs only: the `exp` claim
 
     @property
     def is_admin(self) -> bool:
@@ -58,8 +62,39 @@ def token_from_request(query: Mapping[str, str], authorization: str | None) -> s
     return None
 
 
+class VerifiedJWTs:
+    """JWTs already verified, until their `exp`: a dashboard sends the same JWT every few
+    seconds for minutes, and checking its HMAC and claims once is enough. Keyed by the
+    exact token string, so a changed byte is a different token, verified afresh."""
+
+    def __init__(self, size: int = 4096, clock: Callable[[], float] = time.time):
+        self._grants: OrderedDict[str, Grant] = OrderedDict()
+        self._size = size
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Grant | None:
+        with self._lock:
+            grant = self._grants.get(token)
+            if grant is None:
+                return None
+            # PyJWT's rule: expired once now >= exp.
+            if grant.expires_at is None or self._clock() >= grant.expires_at:
+                del self._grants[token]
+                return None
+            self._grants.move_to_end(token)
+            return grant
+
+    def put(self, token: str, grant: Grant) -> None:
+        with self._lock:
+            self._grants[token] = grant
+            if len(self._grants) > self._size:
+                self._grants.popitem(last=False)
+
+
 def authenticate(token: str | None, workspace: Workspace,
-                 pipe_ids: Mapping[str, str] | None = None) -> Grant:
+                 pipe_ids: Mapping[str, str] | None = None,
+                 verified: VerifiedJWTs | None = None) -> Grant:
     """The grant for `token`, or an APIError(403) that says which check failed.
 
     `pipe_ids` maps pipe id to pipe name, so JWT scopes may name a pipe either way.
@@ -68,7 +103,12 @@ def authenticate(token: str | None, workspace: Workspace,
         raise forbidden()
     if token.startswith("p."):
         return _static_grant(token, workspace)
-    return _jwt_grant(token, workspace, pipe_ids or {})
+    grant = verified.get(token) if verified else None
+    if grant is None:
+        grant = _jwt_grant(token, workspace, pipe_ids or {})
+        if verified:
+            verified.put(token, grant)
+    return grant
 
 
 def _static_grant(token: str, workspace: Workspace) -> Grant:
@@ -137,7 +177,8 @@ def _jwt_grant(token: str, workspace: Workspace, pipe_ids: Mapping[str, str]) ->
     if isinstance(limits, dict) and isinstance(limits.get("rps"), (int, float)):
         # Tinybird ignores a limit of zero or less.
         rps = float(limits["rps"]) if limits["rps"] > 0 else None
-    return Grant(kind="jwt", name=name, read_pipes=read, rps=rps)
+    return Grant(kind="jwt", name=name, read_pipes=read, rps=rps,
+                 expires_at=float(int(claims["exp"])))
 
 
 def _reason(exc: Exception) -> str:

@@ -47,7 +47,7 @@ class RateLimiter:
             tat = max(self._tat.get(key, now), now)
             new_tat = tat + interval
             allow_at = new_tat - tolerance - interval
-            if allow_at > now:
+            if allow_at > now + 1e-9:  # float steps of 1/rate must not cost a request
                 wait = allow_at - now
                 return RateDecision(False, burst + 1, 0, math.ceil(tat - now),
                                     max(1, math.ceil(wait)))
