@@ -1,0 +1,101 @@
+"""Faults: a server killed mid-ingest keeps every row it acknowledged; a silent server
+makes the dashboard's client give up in time instead of hanging."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from lib.events_api import to_ndjson
+from lib.fake_bookings import BookingGenerator
+from lib.jwt_tokens import TokenSource
+from lib.tinybird_api import PipeClient, Unreachable
+
+from .conftest import PROJECT_DIR
+
+BATCH = 500
+
+
+def test_kill_9_during_acknowledged_appends_loses_no_acknowledged_row(server_factory, tmp_path):
+    server = server_factory(data_dir=tmp_path / "data")
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    generator = BookingGenerator(seed=5)
+    session = requests.Session()
+
+    def send_batches() -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            tag = f"batch-{number}"
+            body = to_ndjson({**b, "name": tag} for b in generator.bookings(BATCH))
+            try:
+                response = session.post(f"{server.url}/v0/events",
+                                        params={"name": "events", "wait": "true"},
+                                        data=body, headers=server.admin_headers(), timeout=30)
+            except requests.RequestException:
+                return  # the server is gone; unacknowledged batches may be lost
+            if response.status_code == 200 and response.json()["successful_rows"] == BATCH:
+                acknowledged.append(tag)
+
+    sender = threading.Thread(target=send_batches)
+    sender.start()
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 20 and time.monotonic() < deadline and sender.is_alive():
+        time.sleep(0.01)
+    assert len(acknowledged) >= 20, "the server acknowledged too few batches"
+    server.stop(signal.SIGKILL)
+    stop.set()
+    sender.join(timeout=30)
+
+    restarted = server_factory(project_dir=PROJECT_DIR, data_dir=tmp_path / "data")
+    counts = {row["name"]: int(row["n"]) for row in restarted.sql(
+        "SELECT name, count() AS n FROM events GROUP BY name")["data"]}
+    missing = [tag for tag in acknowledged if counts.get(tag) != BATCH]
+    assert missing == []
+    # The materialized totals agree with the rows that survived.
+    totals = restarted.sql("SELECT sum(bookings) AS n FROM airline_bookings_totals")["data"]
+    assert int(totals[0]["n"]) == sum(counts.values())
+
+
+@pytest.fixture
+def silent_server():
+    """A socket that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_silent_server_gives_a_timely_unreachable_error(silent_server):
+    tokens = TokenSource("p.secret-signing-token-long-enough-0123456789", "ws", "top_airlines")
+    client = PipeClient(silent_server, tokens, timeout=(1.0, 0.5))
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as info:
+        client.fetch("top_airlines")
+    assert time.monotonic() - started < 5
+    assert "did not answer in time" in info.value.message
+    assert client.requests_sent == 1  # a timeout is not retried within the poll
