@@ -36,7 +36,12 @@ def test_real_top_airlines_pipe_matches_the_guide():
     assert pipe.is_endpoint
     assert [t.name for t in pipe.tokens] == ["top_airlines_read_static"]
     sql = pipe.output_node.sql
-    assert "count() AS bookings" in sql and "LIMIT 10" in sql and "ORDER BY bookings DESC" in sql
+    assert "FROM airline_bookings_totals" in sql and "sum(bookings) AS bookings" in sql
+    assert "LIMIT 10" in sql and "ORDER BY bookings DESC" in sql
+    # The totals are the guide's count() per airline, kept by a materialized pipe.
+    mv = parse_pipe(PROJECT_DIR / "pipes" / "airline_bookings_totals_mv.pipe")
+    assert mv.type == "materialized" and mv.target_datasource == "airline_bookings_totals"
+    assert "count() AS bookings" in mv.output_node.sql
 
 
 def test_datasource_settings_defaults_and_json_paths(tmp_path):
