@@ -1,28 +1,42 @@
-"""Send events to a Tinybird Events API (ours or Tinybird's cloud), losing none.
+"""Send events to a Tinybird Events API (ours or Tinybird's cloud), never counting one twice.
 
 One persistent session; NDJSON batches to `POST /v0/events?name=...` with the token in
-the Authorization header. A 429 waits for `Retry-After`; a network fault or a 5xx retries
-the same batch with backoff. A 4xx that will not heal raises at once with the server's
-message, because retrying a refused token only hides the mistake.
+the Authorization header. A batch is sent again only when it certainly was not written:
+the connection was never made (backoff), or the server said so (429, honouring
+`Retry-After`; 503). A connection that breaks mid-request, a read timeout, or a 500, 502
+or 504 may each have written the batch, so they raise `EventsError(ambiguous=True)`
+instead of retrying: a silent retry there is how rows get counted twice. A 4xx that will
+not heal raises at once with the server's message, because retrying a refused token only
+hides the mistake.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import requests
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+USER_AGENT = "top-airlines-events/1"
+# Statuses that mean "not processed, try again": the server refused before writing.
+RETRY_STATUSES = {429, 503}
 
 
 class EventsError(Exception):
-    """The batch could not be delivered; the message says why, for a person."""
+    """The batch could not be delivered; the message says why, for a person.
 
-    def __init__(self, message: str, status: int | None = None, retryable: bool = False):
+    `retryable`: a later attempt may succeed (the host was unreachable, rate limited).
+    `ambiguous`: the batch may or may not have been written; it was not sent again.
+    """
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False,
+                 ambiguous: bool = False):
         super().__init__(message)
-        self.status, self.retryable = status, retryable
+        self.status, self.retryable, self.ambiguous = status, retryable, ambiguous
 
 
 @dataclass(frozen=True)
@@ -37,70 +51,94 @@ def to_ndjson(events: Iterable[dict[str, Any]]) -> bytes:
 
 
 class EventsClient:
-    def __init__(self, host: str, token: str, *, timeout: float = 30.0, max_attempts: int = 6,
-                 backoff_seconds: float = 0.5, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    """A client for one host and token; reuse it, its session keeps the connection open.
+
+    `on_retry(error, delay_seconds, next_attempt)` is called before each wait, so a CLI can
+    say why it is waiting.
+    """
+
+    def __init__(self, host: str, token: str, *, timeout: float = 30.0,
+                 connect_timeout: float = 5.0, max_attempts: int = 6,
+                 backoff_seconds: float = 0.5, max_backoff_seconds: float = 30.0,
+                 session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[EventsError, float, int], None] | None = None):
         self.host = host.rstrip("/")
         self._token = token
         self.timeout = timeout
-        self.max_attempts = max_attempts
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.max_attempts = max(1, max_attempts)
         self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
         self.session = session or requests.Session()
         self._sleep = sleep
+        self._on_retry = on_retry
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the token
         return f"EventsClient(host={self.host!r})"
 
-    def send(self, datasource: str, events: list[dict[str, Any]], wait: bool = True) -> SendResult:
-        """Deliver one batch. `wait=True` so that a success means written and durable.
+    def __enter__(self) -> EventsClient:
+        return self
 
-        A retry after a lost response could add the batch twice, so a batch is sent again
-        only when it certainly was not written: the connection was never made, or the
-        server answered 429 or 5xx.
-        """
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def send(self, datasource: str, events: list[dict[str, Any]], wait: bool = True) -> SendResult:
+        """Deliver one batch. `wait=True` so that a success means written and durable."""
+        if not events:
+            return SendResult(0, 0, 0)
         body = to_ndjson(events)
         params = {"name": datasource}
         if wait:
             params["wait"] = "true"
         headers = {"Authorization": f"Bearer {self._token}",
-                   "Content-Type": "application/x-ndjson"}
+                   "Content-Type": "application/x-ndjson", "User-Agent": USER_AGENT}
         delay = self.backoff_seconds
-        last_error: EventsError | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = self.session.post(f"{self.host}/v0/events", params=params, data=body,
-                                             headers=headers, timeout=self.timeout)
+                response = self.session.post(
+                    f"{self.host}/v0/events", params=params, data=body, headers=headers,
+                    timeout=(self.connect_timeout, self.timeout), allow_redirects=False)
+            except requests.exceptions.SSLError:
+                raise EventsError(f"TLS handshake with {self.host} failed: check the host "
+                                  "name and the certificates") from None
             except requests.ConnectionError as exc:  # includes ConnectTimeout
                 if not _never_sent(exc):
-                    raise EventsError(f"the connection to {self.host} broke during the request; "
-                                      "the batch may or may not have been written") from None
-                last_error = EventsError(f"cannot reach {self.host}", retryable=True)
-            except requests.Timeout:
+                    raise EventsError(f"the connection to {self.host} broke during the "
+                                      "request; the batch may or may not have been written, "
+                                      "so it was not sent again", ambiguous=True) from None
+                error = EventsError(f"cannot reach {self.host} ({_reason(exc)})",
+                                    retryable=True)
+                wait_for = delay
+            except requests.Timeout:  # a read timeout: the server had the whole batch
                 raise EventsError(f"{self.host} did not answer in {self.timeout:g}s; the batch "
-                                  "may or may not have been written") from None
+                                  "may or may not have been written, so it was not sent again",
+                                  ambiguous=True) from None
+            except requests.RequestException as exc:  # a bad URL and the like
+                raise EventsError(f"cannot send to {self.host}: {exc}") from None
             else:
-                if response.status_code in (200, 202):
-                    payload = response.json()
-                    return SendResult(int(payload.get("successful_rows", 0)),
-                                      int(payload.get("quarantined_rows", 0)), attempt)
-                message = _message(response)
-                if response.status_code == 429:
-                    wait_for = _retry_after(response) or delay
-                    last_error = EventsError(f"rate limited: {message}", 429, retryable=True)
-                    if attempt < self.max_attempts:
-                        self._sleep(wait_for)
-                    continue
-                if response.status_code >= 500:
-                    last_error = EventsError(f"server error {response.status_code}: {message}",
-                                             response.status_code, retryable=True)
-                else:
-                    raise EventsError(_explain(response.status_code, message, datasource),
-                                      response.status_code)
-            if attempt < self.max_attempts:
-                self._sleep(delay)
-                delay = min(delay * 2, 30.0)
-        assert last_error is not None
-        raise last_error
+                if 200 <= response.status_code < 300:
+                    return _result(response, attempt, self.host)
+                error = _refusal(response, datasource, self.host)
+                if response.status_code not in RETRY_STATUSES:
+                    raise error
+                wait_for = _retry_after(response)
+                if wait_for is None:
+                    wait_for = delay
+            if attempt == self.max_attempts:
+                tries = "once" if attempt == 1 else f"{attempt} times"
+                if error.status is None:
+                    raise EventsError(f"{error}, tried {tries}; is the server running and the "
+                                      "host right?", retryable=True)
+                raise EventsError(f"{error} (tried {tries})", error.status, retryable=True)
+            if self._on_retry:
+                self._on_retry(error, wait_for, attempt + 1)
+            self._sleep(wait_for)
+            delay = min(delay * 2, self.max_backoff_seconds)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -111,23 +149,75 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def _reason(exc: requests.ConnectionError) -> str:
+    """'connection refused', 'name resolution failed', ... for a connection never made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NameResolutionError):
+        return "the host name does not resolve"
+    cause = getattr(reason, "__cause__", None) or getattr(reason, "__context__", None)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return "no connection"
+
+
+def _result(response: requests.Response, attempt: int, host: str) -> SendResult:
+    try:
+        payload = response.json()
+        return SendResult(int(payload["successful_rows"]),
+                          int(payload.get("quarantined_rows", 0)), attempt)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise EventsError(f"{host} answered {response.status_code} without the Events API's "
+                          "body; is it a Tinybird API host? The batch may or may not have been "
+                          "written", response.status_code, ambiguous=True) from None
+
+
 def _message(response: requests.Response) -> str:
     try:
-        return str(response.json().get("error") or response.text[:200])
+        payload = response.json()
     except ValueError:
-        return response.text[:200] or f"HTTP {response.status_code}"
+        payload = None
+    if isinstance(payload, dict) and payload.get("error"):
+        return str(payload["error"])
+    return response.text.strip()[:200] or f"HTTP {response.status_code}"
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
+    """`Retry-After` in seconds, given as seconds or as an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
 
 
-def _explain(status: int, message: str, datasource: str) -> str:
-    if status == 403:
-        return f"token lacks APPEND on {datasource} (or is not valid): {message}"
+def _refusal(response: requests.Response, datasource: str, host: str) -> EventsError:
+    status = response.status_code
+    message = _message(response)
+    if status == 429:
+        return EventsError(f"rate limited: {message}", status, retryable=True)
+    if status == 503:
+        return EventsError(f"{host} is unavailable (503): {message}", status, retryable=True)
+    if status in (500, 502, 504):
+        return EventsError(f"server error {status}: {message}; the batch may or may not have "
+                           "been written, so it was not sent again", status, ambiguous=True)
+    if status in (401, 403):
+        return EventsError(f"token lacks APPEND on {datasource} (or is not valid): {message}",
+                           status)
+    if status == 404:
+        return EventsError(f"{host} has no Events API for this token (404: {message}); check "
+                           "the host is your workspace's region", status)
     if status == 413:
-        return f"batch too large: {message}; send smaller batches"
-    return f"refused ({status}): {message}"
+        return EventsError(f"batch too large: {message}; send smaller batches", status)
+    if 300 <= status < 400:
+        return EventsError(f"{host} redirects to {response.headers.get('Location', '?')}; "
+                           "use that host", status)
+    return EventsError(f"refused ({status}): {message}", status)

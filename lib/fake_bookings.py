@@ -5,6 +5,10 @@ seven fictional airlines with skewed popularity, weighted meal choices and extra
 ages 18-99, passport numbers 3456789-9876543. The same weights drive both the Python
 generator (streamed events) and the SQL that Tinybird Local's `seed` runs inside the
 engine, so bulk and streamed data agree.
+
+`python -m lib.fake_bookings --help` streams them to an Events API; the command line
+lives in `fake_bookings_cli.py` so that the server, which imports this module, never
+loads it.
 """
 
 from __future__ import annotations
@@ -148,3 +152,11 @@ FROM (
     FROM numbers({int(rows)})
 )
 """
+
+
+if __name__ == "__main__":
+    import sys
+
+    from lib.fake_bookings_cli import main
+
+    sys.exit(main())
