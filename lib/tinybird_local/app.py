@@ -82,6 +82,9 @@ class LocalState:
     checkers: dict[str, RowChecker] = field(default_factory=dict)
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
 
+    def secrets(self) -> list[str]:
+        return [self.workspace.admin_token] + [t.token for t in self.workspace.tokens.values()]
+
     def __post_init__(self) -> None:
         self.checkers = {name: RowChecker(ds) for name, ds in self.project.datasources.items()}
         self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
@@ -336,7 +339,13 @@ async def index(request: Request) -> Response:
 async def _render_error(request: Request, exc: Exception) -> Response:
     rid = request.state.request_id if hasattr(request.state, "request_id") else request_id()
     if isinstance(exc, APIError):
-        return _json(exc.body(), status=exc.status, headers=exc.headers)
+        body = exc.body()
+        # An engine error may quote the SQL it was given; a token written into that SQL
+        # must not come back in the error.
+        state: LocalState = request.app.state.local
+        for secret in state.secrets():
+            body["error"] = body["error"].replace(secret, "[token]")
+        return _json(body, status=exc.status, headers=exc.headers)
     log.error("request %s failed: %s", rid, type(exc).__name__)
     return _json({"error": f"Unexpected error, contact support@tinybird.co, request id: {rid}",
                   "documentation": "https://docs.tinybird.co"}, status=500)
