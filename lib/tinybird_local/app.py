@@ -30,12 +30,12 @@ from .auth import Grant, VerifiedJWTs, authenticate, raise_for_rate, token_from_
 from .datafiles import IDENTIFIER, Project
 from .engine import Engine, EngineError, pipe_sql
 from .errors import (
+    AUTH_DOCS,
     EVENTS_DOCS,
     PIPE_DOCS,
     SQL_DOCS,
     TEMPLATE_DOCS,
     APIError,
-    forbidden,
     no_access,
 )
 from .ingest import CheckedBatch, RowChecker, split_events
@@ -284,7 +284,8 @@ async def events(request: Request) -> Response:
     if ds is None:
         raise APIError(400, f"Data Source '{name[:100]}' not found", EVENTS_DOCS)
     if not grant.can_append(ds.name):
-        raise forbidden(f"The token lacks APPEND permission on Data Source '{ds.name}'")
+        raise APIError(403, "The token you have provided doesn't have access to this "
+                            f"resource: it lacks APPEND on Data Source '{ds.name}'", AUTH_DOCS)
     decision = state.limiter.check(f"events_{state.workspace.workspace_id}_{ds.name}",
                                    EVENTS_RPS_PER_DATASOURCE)
     raise_for_rate(decision)

@@ -68,7 +68,9 @@ def start_embedded(data_dir: Path | str, project_dir: Path | str = PROJECT_DIR, 
     workspace = server.workspace
     trickle = None
     if events is not None and events_per_second > 0:
-        trickle = _Trickle(EventsClient(server.url, workspace.admin_token), events_per_second)
+        # Few retries: a live trickle skips a beat rather than queueing up behind a backoff.
+        client = EventsClient(server.url, workspace.admin_token, max_attempts=2)
+        trickle = _Trickle(client, events_per_second)
         trickle.start()
 
     def stop() -> None:
