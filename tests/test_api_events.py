@@ -238,3 +238,20 @@ def test_extra_fields_in_events_are_ignored(server):
     booking = {**BookingGenerator(seed=9).booking(), "unexpected": {"nested": [1, 2]}}
     response = post_events(server, "events", ndjson([booking]), wait="true")
     assert response.json() == {"successful_rows": 1, "quarantined_rows": 0}
+
+
+def test_duplicate_keys_and_nan_cannot_slip_past_the_checks(server):
+    booking = BookingGenerator(seed=10).booking()
+    line = json.dumps(booking)
+    duplicate = line[:-1] + ', "age": "old", "age": 30}'  # the parser keeps the last one
+    nan = line.replace(f'"age": {booking["age"]}', '"age": NaN')
+    before = server.count("events")
+    response = post_events(server, "events", (duplicate + "\n" + nan + "\n").encode(),
+                           wait="true")
+    body = response.json()
+    assert body["successful_rows"] + body["quarantined_rows"] == 2
+    assert body["quarantined_rows"] >= 1  # NaN is never an Int16
+    landed = server.sql(f"SELECT age FROM events WHERE transaction_id = "
+                        f"'{booking['transaction_id']}'")["data"]
+    assert server.count("events") == before + body["successful_rows"]
+    assert all(row["age"] == 30 for row in landed)

@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import orjson
+
 from .datafiles import Column, Datasource
 
 _MISSING = object()
@@ -37,17 +39,24 @@ class QuarantinedRow:
 
 @dataclass
 class CheckedBatch:
-    # A row is its original NDJSON line when that line can go to the engine as it is
-    # (the common case, and the fast one), else the checked values.
+    # A row is the checked event already encoded (the fast path) or its checked values.
+    # Encoding what was checked, never the raw line, matters: with a key given twice the
+    # parser keeps the last value and the engine the first, so the raw line could carry
+    # a value that was never checked.
     rows: list[dict[str, Any] | bytes] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
 
     def ndjson(self) -> bytes:
-        return b"".join(
-            r + b"\n" if isinstance(r, bytes)
-            else json.dumps(r, separators=(",", ":")).encode() + b"\n"
-            for r in self.rows
-        )
+        return b"".join(r + b"\n" if isinstance(r, bytes) else encode(r) + b"\n"
+                        for r in self.rows)
+
+
+def encode(value: Any) -> bytes:
+    """orjson when it can (fast); json for what it refuses (integers over 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _unwrap(type_name: str) -> tuple[str, bool]:
@@ -190,6 +199,45 @@ def checker_for(type_name: str) -> tuple[Callable[[Any], Any] | None, bool]:
     return None, nullable
 
 
+def _quick_check(datasource: Datasource) -> Callable[[dict], bool] | None:
+    """One function of cheap exact-type tests that passes the common, clean event.
+
+    Passing means `check_event` would accept the line unchanged; failing only means the
+    full check runs. It is generated as straight-line code (names are identifiers checked
+    by the datafile parser) because this runs once per event at ingest rates. None when
+    a column type has no quick test.
+    """
+    lines = ["def quick(event, missing=MISSING, iso=is_plain_iso):"]
+    for column in datasource.columns:
+        base, _ = _unwrap(column.type)
+        lines.append(f"    v = event.get({column.name!r}, missing)")
+        m = re.match(r"^(U?)Int(8|16|32|64)$", base)
+        if m:
+            bits, signed = int(m.group(2)), not m.group(1)
+            low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+            lines.append(f"    if not ((type(v) is int and {low} <= v <= {high}) "
+                         "or type(v) is bool): return False")
+        elif base == "String":
+            lines.append("    if type(v) is not str: return False")
+        elif base.startswith("DateTime"):
+            lines.append("    if not iso(v): return False")
+        else:
+            return None
+    lines.append("    return True")
+    namespace: dict[str, Any] = {"MISSING": _MISSING, "is_plain_iso": _is_plain_iso}
+    exec("\n".join(lines), namespace)  # noqa: S102 - built from validated identifiers only
+    return namespace["quick"]
+
+
+def _is_plain_iso(value: Any) -> bool:
+    if type(value) is not str or not _ENGINE_READS_AS_IS.match(value):
+        return False
+    try:
+        return 1900 <= dt.datetime.fromisoformat(value).year <= 2299
+    except ValueError:
+        return False
+
+
 def _pick(event: Any, keys: tuple[str, ...]) -> Any:
     if len(keys) == 1:
         return event.get(keys[0], _MISSING)
@@ -216,27 +264,31 @@ class RowChecker:
         for column in datasource.columns:
             converter, nullable = checker_for(column.type)
             self._columns.append((column, column.json_keys, converter, nullable))
-        # Lines whose fields are the columns themselves may be passed on as they are.
-        self._flat = all(column.json_keys == (column.name,) for column in datasource.columns)
+        flat = all(column.json_keys == (column.name,) for column in datasource.columns)
+        self._quick = _quick_check(datasource) if flat else None
 
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:
-            event = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-            batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {exc}"))
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            try:  # orjson refuses a few things json takes (NaN, integers over 64 bits)
+                event = json.loads(line)
+            except (ValueError, UnicodeDecodeError) as exc:
+                text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+                batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {exc}"))
+                return
+        if self._quick is not None and type(event) is dict and self._quick(event):
+            batch.rows.append(encode(event))
             return
-        raw = line.strip() if isinstance(line, bytes) else line.strip().encode()
-        self.check_event(event, batch, raw)
+        self.check_event(event, batch)
 
-    def check_event(self, event: Any, batch: CheckedBatch, raw: bytes | None = None) -> None:
+    def check_event(self, event: Any, batch: CheckedBatch) -> None:
         if not isinstance(event, dict):
             batch.quarantined.append(
                 self._whole_row_error(_as_text(event) or "", "the event is not a JSON object")
             )
             return
         row: dict[str, Any] = {}
-        verbatim = self._flat and raw is not None
         bad_columns: list[str] = []
         errors: list[str] = []
         for column, keys, converter, nullable in self._columns:
@@ -266,14 +318,12 @@ class RowChecker:
                 errors.append(f"value '{shown[:200]}' on column '{column.name}' {exc} "
                               f"({column.type})")
                 continue
-            if converted is not value:
-                verbatim = False
             row[column.name] = converted
         if bad_columns:
             values = {c.name: _as_text(_pick(event, keys)) for c, keys, _, _ in self._columns}
             batch.quarantined.append(QuarantinedRow(values, bad_columns, errors))
         else:
-            batch.rows.append(raw if verbatim else row)
+            batch.rows.append(row)
 
     def _whole_row_error(self, text: str, reason: str) -> QuarantinedRow:
         values: dict[str, str | None] = {c.name: None for c in self.datasource.columns}
