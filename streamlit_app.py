@@ -27,6 +27,7 @@ session = dashboard_session(connection, settings)
 
 @st.fragment(run_every=settings.refresh_seconds)
 def live_chart() -> None:
+    """One poll of the endpoint; Streamlit reruns only this part every refresh interval."""
     outcome = session.poll()
     if outcome.error is not None:
         with st.container(border=True):
@@ -35,6 +36,8 @@ def live_chart() -> None:
             if outcome.stale_seconds is not None:
                 st.warning(panels.stale_caption(outcome.stale_seconds))
     if outcome.result is not None:
+        if not outcome.result.data:
+            st.info("No bookings yet: the chart appears with the first ones.")
         st.altair_chart(top_airlines_chart(outcome.result.data), width="stretch")
         st.markdown(panels.latency_text(outcome.result))
         st.caption(f"{outcome.result.rows} airlines · refreshed every "

@@ -7,6 +7,7 @@ the JWT source once per viewer (`session_state`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import streamlit as st
@@ -17,6 +18,8 @@ from lib.settings import Settings, SettingsError, load_settings
 
 @dataclass(frozen=True)
 class Connection:
+    """Where the page reads from and the token it signs JWTs with (kept server-side)."""
+
     host: str
     workspace_id: str
     signing_token: str
@@ -26,19 +29,28 @@ class Connection:
         return f"Connection(host={self.host!r}, workspace_id={self.workspace_id!r})"
 
 
+def _no_secrets_file(exc: Exception) -> bool:
+    """True when st.secrets failed only because there is no secrets file at all.
+
+    Streamlit raises the same FileNotFoundError subclass for "no file" and for "the file
+    does not parse"; only the first means "no secrets", the second must be reported.
+    """
+    return (getattr(exc, "error_id", None) == "no-secrets-found"
+            or str(exc).startswith("No secrets found"))
+
+
 def _secrets() -> dict:
     try:
         return {k: v for k, v in st.secrets.items() if isinstance(v, (str, int, float))}
-    except FileNotFoundError:
-        return {}
     except Exception as exc:  # a malformed secrets.toml: say so, name the file
-        if "No secrets" in str(exc) or "not found" in str(exc).lower():
+        if _no_secrets_file(exc):
             return {}
-        raise SettingsError(".streamlit/secrets.toml", f"cannot be read ({type(exc).__name__})")\
-            from None
+        raise SettingsError(".streamlit/secrets.toml", f"cannot be read ({type(exc).__name__}); "
+                            "fix the TOML or remove the file") from None
 
 
 def load_page_settings() -> Settings:
+    """The settings, or a message naming the bad one and the end of this run."""
     try:
         return load_settings(secrets=_secrets())
     except SettingsError as exc:
@@ -58,6 +70,7 @@ def _embedded(data_dir: str) -> Connection:
 
 
 def connect(settings: Settings) -> Connection:
+    """The configured workspace, or the embedded Tinybird Local when no host is set."""
     if not settings.embedded:
         return Connection(host=settings.host or "", workspace_id=settings.workspace_id or "",
                           signing_token=settings.signing_token or "", is_local_demo=False)
@@ -72,8 +85,19 @@ def connect(settings: Settings) -> Connection:
         raise
 
 
+def _fingerprint(secret: str) -> str:
+    """Enough of a hash to notice a changed signing token, without keeping the token."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
 def dashboard_session(connection: Connection, settings: Settings) -> DashboardSession:
-    key = (connection.host, connection.workspace_id, settings.pipe, settings.jwt_ttl_seconds)
+    """This viewer's session, made anew only when what it was made from has changed.
+
+    A new signing token (say, an edited secrets.toml) must reach the token source, or
+    every JWT would keep being signed with the old one and refused.
+    """
+    key = (connection.host, connection.workspace_id, _fingerprint(connection.signing_token),
+           settings.pipe, settings.jwt_ttl_seconds)
     session = st.session_state.get("dashboard")
     if session is None or st.session_state.get("dashboard_key") != key:
         session = DashboardSession.create(connection.host, connection.workspace_id,

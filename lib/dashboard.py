@@ -6,12 +6,20 @@ own, minted once and re-minted only near expiry or after a 403.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lib.jwt_tokens import TokenSource
 from lib.settings import Settings
-from lib.tinybird_api import PipeClient, PipeResult, TinybirdError
+from lib.tinybird_api import BadResponse, PipeClient, PipeResult, TinybirdError
+
+log = logging.getLogger("top_airlines.dashboard")
+
+# The columns the page's chart needs from the endpoint's rows.
+CHART_COLUMNS = ("airline", "bookings")
 
 
 @dataclass
@@ -21,9 +29,34 @@ class PollOutcome:
 
     @property
     def stale_seconds(self) -> float | None:
+        """How old the result on screen is, when this poll failed and an older one shows."""
         if self.error is None or self.result is None:
             return None
-        return time.time() - self.result.fetched_at
+        return max(0.0, time.time() - self.result.fetched_at)
+
+
+def check_rows(result: PipeResult, columns: Sequence[str]) -> None:
+    """Raise BadResponse unless every row has `columns` and the last of them is a number.
+
+    Done before a result replaces the last good one, so an endpoint that answers with the
+    wrong shape shows an error panel (and keeps the good chart), never a chart traceback.
+    """
+    if not columns:
+        return
+    value = columns[-1]
+    for row in result.data:
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise BadResponse(f"The endpoint's rows lack the column(s) {', '.join(missing)}")
+        number = row[value]
+        if isinstance(number, bool):
+            number = None
+        try:
+            ok = number is not None and math.isfinite(float(number))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise BadResponse(f"The endpoint's column {value} holds a non-number")
 
 
 @dataclass
@@ -34,19 +67,29 @@ class DashboardSession:
     client: PipeClient
     last_good: PipeResult | None = None
     polls: int = field(default=0)
+    columns: tuple[str, ...] = CHART_COLUMNS
 
     @classmethod
     def create(cls, host: str, workspace_id: str, signing_token: str,
                settings: Settings) -> DashboardSession:
+        """A session with its own token source, so each viewer mints their own JWT."""
         tokens = TokenSource(signing_token, workspace_id, settings.pipe,
                              ttl_seconds=settings.jwt_ttl_seconds)
         return cls(host=host, pipe=settings.pipe, tokens=tokens,
                    client=PipeClient(host, tokens))
 
     def poll(self) -> PollOutcome:
+        """One read of the endpoint; never raises, so no traceback can reach the page."""
         self.polls += 1
         try:
-            self.last_good = self.client.fetch(self.pipe)
+            result = self.client.fetch(self.pipe)
+            check_rows(result, self.columns)
         except TinybirdError as exc:
             return PollOutcome(self.last_good, exc)
-        return PollOutcome(self.last_good, None)
+        except Exception as exc:  # a bug of ours: say so on the page, log the kind only
+            log.error("poll of %s failed: %s", self.pipe, type(exc).__name__)
+            return PollOutcome(self.last_good, TinybirdError(
+                f"Unexpected {type(exc).__name__} while reading the endpoint",
+                hint="This is a bug in the dashboard; the next poll will try again."))
+        self.last_good = result
+        return PollOutcome(result, None)

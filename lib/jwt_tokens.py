@@ -9,6 +9,7 @@ when the server refused it, never once per poll.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,13 @@ def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = "top_a
                 ttl_seconds: float = DEFAULT_TTL_SECONDS,
                 fixed_params: Mapping[str, Any] | None = None,
                 rps: float | None = None, now: float | None = None) -> dict[str, Any]:
+    """The guide's claims: read `pipes` only, until `now + ttl_seconds`.
+
+    `exp` is rounded up to a whole second, so a token never lives shorter than asked
+    (rounding down could mint a token that is already expired for a short TTL).
+    """
+    if not ttl_seconds > 0:
+        raise ValueError("ttl_seconds must be positive")
     now = time.time() if now is None else now
     pipe_names = [pipes] if isinstance(pipes, str) else list(pipes)
     scopes = []
@@ -36,7 +44,7 @@ def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = "top_a
     payload: dict[str, Any] = {
         "workspace_id": workspace_id,
         "name": name,
-        "exp": int(now + ttl_seconds),
+        "exp": math.ceil(now + ttl_seconds),
         "scopes": scopes,
     }
     if rps:
@@ -62,14 +70,17 @@ class TokenSource:
 
     def __init__(self, signing_token: str, workspace_id: str, pipes: list[str] | str, *,
                  ttl_seconds: float = DEFAULT_TTL_SECONDS, name: str = "top_airlines_dashboard",
-                 fixed_params: Mapping[str, Any] | None = None,
+                 fixed_params: Mapping[str, Any] | None = None, rps: float | None = None,
                  clock: Callable[[], float] = time.time):
+        if not ttl_seconds > 0:
+            raise ValueError("ttl_seconds must be positive")
         self._signing_token = signing_token
         self._workspace_id = workspace_id
         self._pipes = pipes
         self._ttl = ttl_seconds
         self._name = name
         self._fixed_params = fixed_params
+        self._rps = rps
         self._clock = clock
         self._current: MintedToken | None = None
         self._lock = threading.Lock()
@@ -82,21 +93,29 @@ class TokenSource:
     def current(self) -> MintedToken | None:
         return self._current
 
+    @property
+    def margin_seconds(self) -> float:
+        """How long before `exp` a token is replaced: 30 s, or a tenth of a short TTL."""
+        return min(REFRESH_MARGIN_SECONDS, self._ttl / 10)
+
     def get(self) -> str:
+        """The cached JWT, or a new one if there is none or it expires within the margin."""
         with self._lock:
             now = self._clock()
-            margin = min(REFRESH_MARGIN_SECONDS, self._ttl / 10)
+            margin = self.margin_seconds
             if self._current is None or now >= self._current.expires_at - margin:
                 self._current = self._mint(now)
             return self._current.token
 
     def invalidate(self) -> None:
+        """Forget the cached JWT (the server refused it): the next `get()` mints anew."""
         with self._lock:
             self._current = None
 
     def _mint(self, now: float) -> MintedToken:
         payload = jwt_payload(self._workspace_id, self._pipes, name=self._name,
-                              ttl_seconds=self._ttl, fixed_params=self._fixed_params, now=now)
+                              ttl_seconds=self._ttl, fixed_params=self._fixed_params,
+                              rps=self._rps, now=now)
         token = jwt.encode(payload, self._signing_token, algorithm="HS256")
         self.mint_count += 1
         return MintedToken(token=token, expires_at=float(payload["exp"]), claims=payload)

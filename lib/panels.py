@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import time
+
 from lib.tinybird_api import PipeResult, TinybirdError
 
 
 def latency_text(result: PipeResult) -> str:
-    """`Latency: N ms` from statistics.elapsed, as the guide shows it, plus the round trip."""
-    round_trip = f"round trip {result.round_trip_seconds * 1000:.0f} ms"
+    """`Latency: N ms` from statistics.elapsed, as the guide shows it, plus the round trip.
+
+    The time of the answer (UTC, so every viewer reads the same) shows that the numbers
+    are fresh even when two polls happen to measure the same latency.
+    """
+    at = time.strftime("%H:%M:%S", time.gmtime(result.fetched_at))
+    details = f"round trip {result.round_trip_seconds * 1000:.0f} ms, at {at} UTC"
     if result.elapsed_seconds is None:
-        return f"Latency: n/a ({round_trip})"
-    return f"Latency: {result.elapsed_seconds * 1000:.1f} ms ({round_trip})"
+        return f"Latency: n/a ({details})"
+    return f"Latency: {result.elapsed_seconds * 1000:.1f} ms ({details})"
 
 
 def age_text(seconds: float) -> str:
+    """An age a reader takes in at a glance: `42 s`, `3 min 5 s`, `2 h 10 min`."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds} s"
@@ -23,9 +31,11 @@ def age_text(seconds: float) -> str:
 
 
 def error_title(error: TinybirdError) -> str:
+    """What failed, with the HTTP status when there was one."""
     status = f" (HTTP {error.status})" if error.status else ""
     return f"Could not refresh the chart{status}: {error.message}"
 
 
 def stale_caption(age_seconds: float) -> str:
+    """Said under an error while the last good chart stays on screen."""
     return f"Showing the last good data, {age_text(age_seconds)} old."

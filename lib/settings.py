@@ -9,6 +9,7 @@ value raises `SettingsError` naming the setting, for the page to show instead of
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,11 +23,18 @@ DEFAULT_PIPE = "top_airlines"
 DEFAULT_REFRESH_SECONDS = 5.0
 DEFAULT_JWT_TTL_SECONDS = 600
 DEFAULT_LOCAL_DATA_DIR = ".tinybird-local"
-# Placeholders copied from .env.example: treated as "not set", with a hint.
+# Where the .env files are read from when TINYBIRD_ENV_DIR does not say: the current
+# directory, as for `.streamlit/secrets.toml`. Tests point it at an empty directory so a
+# developer's own `.env.local` cannot leak into them.
+ENV_DIR_VARIABLE = "TINYBIRD_ENV_DIR"
+# Placeholders copied from .env.example (or the guide's): refused, naming the setting.
 PLACEHOLDER_PREFIX = "YOUR "
+PIPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SettingsError(ValueError):
+    """A setting the page cannot run with; `setting` names it, `problem` says what to do."""
+
     def __init__(self, setting: str, problem: str):
         self.setting, self.problem = setting, problem
         super().__init__(f"{setting}: {problem}")
@@ -49,7 +57,31 @@ class Settings:
     def __repr__(self) -> str:  # the signing token must not reach a log through a repr
         return (f"Settings(host={self.host!r}, workspace_id={self.workspace_id!r}, "
                 f"pipe={self.pipe!r}, refresh_seconds={self.refresh_seconds}, "
-                f"jwt_ttl_seconds={self.jwt_ttl_seconds})")
+                f"jwt_ttl_seconds={self.jwt_ttl_seconds}, "
+                f"local_data_dir={self.local_data_dir!r})")
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.upper().startswith(PLACEHOLDER_PREFIX)
+
+
+def _shown(value: str) -> str:
+    """The value, quoted, for an error message, unless it may be a secret.
+
+    A user who swaps two settings would otherwise see their admin token (`p.…`) or a
+    JWT (`eyJ…`) printed on the page by the message meant to help them.
+    """
+    if value.startswith(("p.", "eyJ")) or len(value) > 80:
+        return "the value given (not shown: it looks like a token)"
+    return repr(value)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    try:
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(str(path), f"cannot be read ({type(exc).__name__}); fix or remove "
+                            "the file") from None
 
 
 def _layers(secrets: Mapping[str, Any] | None, environ: Mapping[str, str],
@@ -61,7 +93,7 @@ def _layers(secrets: Mapping[str, Any] | None, environ: Mapping[str, str],
     for name in (".env.local", ".env"):
         path = env_dir / name
         if path.is_file():
-            layers.append({k: v for k, v in dotenv_values(path).items() if v is not None})
+            layers.append(_read_env_file(path))
     return layers
 
 
@@ -83,20 +115,29 @@ def _number(layers: list[Mapping[str, Any]], name: str, default: float, low: flo
     try:
         value = float(found[1])
     except ValueError:
-        raise SettingsError(name, f"{found[1]!r} is not a number") from None
-    if not low <= value <= high:
+        raise SettingsError(name, f"{_shown(found[1])} is not a number") from None
+    if not low <= value <= high:  # also refuses nan
         raise SettingsError(name, f"{found[1]} is outside {low:g}..{high:g}")
     return value
 
 
 def load_settings(secrets: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None,
-                  env_dir: Path | str = ".") -> Settings:
-    layers = _layers(secrets, os.environ if environ is None else environ, Path(env_dir))
+                  env_dir: Path | str | None = None) -> Settings:
+    """Settings from `secrets` > `environ` > `.env.local` > `.env`, checked.
+
+    `environ` defaults to `os.environ`; `env_dir` (where the .env files are) to
+    `environ["TINYBIRD_ENV_DIR"]`, else the current directory. Raises `SettingsError`.
+    """
+    environ = os.environ if environ is None else environ
+    if env_dir is None:
+        env_dir = environ.get(ENV_DIR_VARIABLE) or "."
+    layers = _layers(secrets, environ, Path(env_dir))
     host_found = _lookup(layers, "TINYBIRD_HOST", "NEXT_PUBLIC_TINYBIRD_HOST")
     pipe = (_lookup(layers, "TINYBIRD_PIPE") or ("", DEFAULT_PIPE))[1]
-    if not pipe.replace("_", "a").isalnum():
-        raise SettingsError("TINYBIRD_PIPE", f"{pipe!r} is not a pipe name")
+    if not PIPE_NAME.fullmatch(pipe):
+        raise SettingsError("TINYBIRD_PIPE", f"{_shown(pipe)} is not a pipe name (letters, "
+                            "digits and underscores, e.g. top_airlines)")
     common = dict(
         pipe=pipe,
         refresh_seconds=_number(layers, "TINYBIRD_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS,
@@ -109,24 +150,43 @@ def load_settings(secrets: Mapping[str, Any] | None = None,
     if host_found is None:
         return Settings(host=None, signing_token=None, workspace_id=None, **common)
     host_name, host = host_found
-    if host.startswith(PLACEHOLDER_PREFIX):
+    if _is_placeholder(host):
         raise SettingsError(host_name, "still holds the placeholder from .env.example; set your "
                             "region's API host, e.g. https://api.tinybird.co")
-    parsed = urlparse(host)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise SettingsError(host_name, f"{host!r} is not an http(s) URL, e.g. "
-                            "https://api.tinybird.co")
+    _check_host(host_name, host)
     token_found = _lookup(layers, "TINYBIRD_SIGNING_TOKEN")
-    if token_found is None or token_found[1].startswith(PLACEHOLDER_PREFIX):
+    if token_found is None:
         raise SettingsError("TINYBIRD_SIGNING_TOKEN", "is not set: use your workspace admin "
                             "token (it signs the JWTs and never leaves the server)")
+    if _is_placeholder(token_found[1]):
+        raise SettingsError("TINYBIRD_SIGNING_TOKEN", "still holds the placeholder from "
+                            ".env.example: use your workspace admin token")
     workspace_found = _lookup(layers, "TINYBIRD_WORKSPACE")
-    if workspace_found is None or workspace_found[1].startswith(PLACEHOLDER_PREFIX):
+    if workspace_found is None:
         raise SettingsError("TINYBIRD_WORKSPACE", "is not set: use the UUID of your workspace")
+    if _is_placeholder(workspace_found[1]):
+        raise SettingsError("TINYBIRD_WORKSPACE", "still holds the placeholder from "
+                            ".env.example: use the UUID of your workspace")
     try:
         workspace_id = str(uuid.UUID(workspace_found[1]))
     except ValueError:
-        raise SettingsError("TINYBIRD_WORKSPACE", f"{workspace_found[1]!r} is not a workspace "
-                            "UUID") from None
+        raise SettingsError("TINYBIRD_WORKSPACE", f"{_shown(workspace_found[1])} is not a "
+                            "workspace UUID (like 2f8d1a3c-…, 36 characters)") from None
     return Settings(host=host.rstrip("/"), signing_token=token_found[1],
                     workspace_id=workspace_id, **common)
+
+
+def _check_host(name: str, host: str) -> None:
+    """An http(s) URL with a host name and a valid port, nothing that cannot be a host."""
+    example = "e.g. https://api.tinybird.co"
+    if any(c.isspace() for c in host):
+        raise SettingsError(name, f"{_shown(host)} contains spaces; {example}")
+    parsed = urlparse(host)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise SettingsError(name, f"{_shown(host)} is not an http(s) URL, {example}")
+    try:
+        parsed.port  # noqa: B018 - urlparse checks the port only when asked
+    except ValueError:
+        raise SettingsError(name, f"{_shown(host)} has an invalid port, {example}") from None
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise SettingsError(name, f"{_shown(host)} must be the bare API host, {example}")

@@ -9,13 +9,36 @@ and a hint for the person reading the page.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+from requests.auth import AuthBase
 
 DEFAULT_TIMEOUT = (3.05, 10.0)  # connect, read
+MAX_MESSAGE_CHARS = 300  # of the server's error message, for the page
+# A JWT (or the start of one): Tinybird's own messages may quote the token they refused.
+JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*){0,2}")
+
+
+class _Bearer(AuthBase):
+    """`Authorization: Bearer <jwt>` as requests auth, not as a plain header.
+
+    requests replaces a plain Authorization header with credentials from ~/.netrc when
+    it finds some for the host; an auth object is never overridden.
+    """
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(<jwt>)"
 
 
 class TokenProvider(Protocol):
@@ -25,6 +48,8 @@ class TokenProvider(Protocol):
 
 
 class TinybirdError(Exception):
+    """Any failure to read the endpoint; `hint` says what the reader can do about it."""
+
     hint = "Check the settings and try again."
 
     def __init__(self, message: str, status: int | None = None, hint: str | None = None):
@@ -53,7 +78,10 @@ class RateLimited(TinybirdError):
     hint = "Too many requests; the next poll will try again."
 
     def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None):
-        super().__init__(message, status)
+        hint = None
+        if retry_after is not None:
+            hint = f"Too many requests; Tinybird asks to wait {retry_after:g} s before the next."
+        super().__init__(message, status, hint)
         self.retry_after = retry_after
 
 
@@ -63,6 +91,11 @@ class ServerError(TinybirdError):
 
 class Unreachable(TinybirdError):
     hint = "Check TINYBIRD_HOST and the network; the next poll will try again."
+
+
+class BadResponse(TinybirdError):
+    hint = ("The endpoint answered with something the dashboard cannot draw. Check that "
+            "TINYBIRD_PIPE names an endpoint returning the expected columns.")
 
 
 @dataclass(frozen=True)
@@ -77,10 +110,11 @@ class PipeResult:
 
 
 def _server_message(response: requests.Response) -> str:
+    """The server's `error`, with any JWT in it replaced, short enough for the page."""
     try:
         body = response.json()
         if isinstance(body, dict) and body.get("error"):
-            return str(body["error"])
+            return JWT_LIKE.sub("<jwt>", str(body["error"]))[:MAX_MESSAGE_CHARS]
     except ValueError:
         pass
     return f"HTTP {response.status_code}"
@@ -89,12 +123,35 @@ def _server_message(response: requests.Response) -> str:
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+def _result(body: object, round_trip: float) -> PipeResult:
+    """The PipeResult in a JSON body, or BadResponse if it is not Tinybird's shape."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise BadResponse("The endpoint's JSON has no 'data' list")
+    data = body["data"]
+    if not all(isinstance(row, dict) for row in data):
+        raise BadResponse("The endpoint's 'data' rows are not JSON objects")
+    meta = body.get("meta") if isinstance(body.get("meta"), list) else []
+    stats = body.get("statistics") if isinstance(body.get("statistics"), dict) else {}
+    elapsed, rows_read = stats.get("elapsed"), stats.get("rows_read")
+    rows = body.get("rows")
+    return PipeResult(
+        data=data, meta=meta,
+        rows=rows if isinstance(rows, int) and not isinstance(rows, bool) else len(data),
+        elapsed_seconds=float(elapsed) if isinstance(elapsed, (int, float)) else None,
+        rows_read=rows_read if isinstance(rows_read, int) else None,
+        round_trip_seconds=round_trip,
+    )
 
 
 class PipeClient:
+    """Reads API Endpoints of one host with the JWTs of one token source."""
+
     def __init__(self, host: str, tokens: TokenProvider, *, timeout: Any = DEFAULT_TIMEOUT,
                  session: requests.Session | None = None):
         self.host = host.rstrip("/")
@@ -107,6 +164,7 @@ class PipeClient:
         return f"{self.host}/v0/pipes/{pipe}.{fmt}"
 
     def fetch(self, pipe: str, params: dict[str, Any] | None = None) -> PipeResult:
+        """One read of `pipe`; a 403 gets one fresh JWT and one retry. Raises TinybirdError."""
         started = time.perf_counter()
         response = self._send(pipe, params)
         if response.status_code == 403:
@@ -119,19 +177,15 @@ class PipeClient:
         try:
             body = response.json()
         except ValueError:
-            raise ServerError("The endpoint did not answer with JSON", response.status_code)\
+            raise BadResponse("The endpoint did not answer with JSON", response.status_code)\
                 from None
-        stats = body.get("statistics") or {}
-        return PipeResult(data=body.get("data", []), meta=body.get("meta", []),
-                          rows=int(body.get("rows", len(body.get("data", [])))),
-                          elapsed_seconds=stats.get("elapsed"), rows_read=stats.get("rows_read"),
-                          round_trip_seconds=round_trip)
+        return _result(body, round_trip)
 
     def _send(self, pipe: str, params: dict[str, Any] | None) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.tokens.get()}"}
+        auth = _Bearer(self.tokens.get())
         self.requests_sent += 1
         try:
-            return self.session.get(self.url(pipe), params=params or {}, headers=headers,
+            return self.session.get(self.url(pipe), params=params or {}, auth=auth,
                                     timeout=self.timeout)
         except requests.Timeout:
             raise Unreachable(f"{self.host} did not answer in time") from None
@@ -143,7 +197,7 @@ class PipeClient:
     @staticmethod
     def _error(response: requests.Response) -> TinybirdError:
         status, message = response.status_code, _server_message(response)
-        if status == 403:
+        if status in (401, 403):
             return AuthError(message, status)
         if status == 404:
             return NotFound(message, status)

@@ -1,0 +1,315 @@
+"""The dashboard page in Streamlit's AppTest, against real Tinybird Local subprocesses.
+
+`run_every` never fires inside AppTest: each `at.run()` is one poll. Every test sets
+TINYBIRD_HOST, so the page never starts the embedded server in this process (chDB opens
+one data dir per process), and a guard fails the test if it tried. Settings come only
+from what the test sets: .env files are read from an empty TINYBIRD_ENV_DIR, and
+`at.secrets` replaces any `.streamlit/secrets.toml` the developer may have.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import requests
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+from streamlit.testing.v1 import AppTest
+
+from lib import app_wiring
+from lib.fake_bookings import AIRLINES
+from lib.settings import SettingsError
+
+from .conftest import PROJECT_DIR, ROOT, start_server
+
+APP = str(ROOT / "streamlit_app.py")
+SEED_ROWS = 5000
+LATENCY = re.compile(r"^Latency: \d+(\.\d+)? ms \(round trip \d+ ms, at \d\d:\d\d:\d\d UTC\)$")
+SETTING_NAMES = ("TINYBIRD_HOST", "NEXT_PUBLIC_TINYBIRD_HOST", "TINYBIRD_WORKSPACE",
+                 "TINYBIRD_SIGNING_TOKEN", "TINYBIRD_PIPE", "TINYBIRD_REFRESH_SECONDS",
+                 "TINYBIRD_JWT_TTL_SECONDS", "TINYBIRD_LOCAL_DATA_DIR", "TINYBIRD_ENV_DIR")
+# A harmless key: a non-empty at.secrets stops AppTest from reading a real secrets.toml.
+WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"
+ISOLATED_SECRETS = {"TOP_AIRLINES_TEST": "isolated"}
+
+
+def seed(server, rows: int = SEED_ROWS) -> None:
+    response = requests.post(f"{server.url}/v0/local/seed", params={"rows": rows},
+                             headers=server.admin_headers(), timeout=60)
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("app")
+    running = start_server(PROJECT_DIR, base / "data")
+    seed(running)
+    yield running
+    running.stop(signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No setting from the real environment or .env files; no embedded server, ever."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    monkeypatch.setenv("TINYBIRD_ENV_DIR", str(env_dir))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the app test tried to start the embedded Tinybird Local")
+
+    import lib.tinybird_local.embedded as embedded
+
+    monkeypatch.setattr(embedded, "start_embedded", refuse)
+    return env_dir
+
+
+def point_at(monkeypatch, server) -> None:
+    monkeypatch.setenv("TINYBIRD_HOST", server.url)
+    monkeypatch.setenv("TINYBIRD_WORKSPACE", server.workspace.workspace_id)
+    monkeypatch.setenv("TINYBIRD_SIGNING_TOKEN", server.admin_token)
+
+
+def app(secrets: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets.update(secrets or ISOLATED_SECRETS)
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def chart_rows(at: AppTest) -> tuple[dict, list[dict]]:
+    """The one chart's Vega-Lite spec and its rows, decoded from Arrow IPC."""
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1, f"expected one chart, found {len(charts)}"
+    proto = charts[0].proto
+    spec = json.loads(proto.spec)
+    datasets = {d.name: d for d in proto.datasets}
+    dataset = datasets[spec["data"]["name"]] if spec.get("data", {}).get("name") \
+        else proto.datasets[0]
+    table = pa.ipc.open_stream(dataset.data.data).read_all()
+    return spec, table.to_pylist()
+
+
+def assert_no_error(at: AppTest) -> None:
+    assert not at.exception, texts(at.exception)
+    assert not at.error, texts(at.error)
+    assert not at.warning, texts(at.warning)
+
+
+def expected_bookings(server) -> dict[str, int]:
+    data = server.sql("SELECT airline, count() AS bookings FROM events GROUP BY airline")["data"]
+    return {row["airline"]: int(row["bookings"]) for row in data}
+
+
+# -- the page on a healthy endpoint ------------------------------------------------------------
+
+
+def test_the_page_draws_the_ranked_chart_with_latency(monkeypatch, server):
+    point_at(monkeypatch, server)
+    at = app().run()
+    assert_no_error(at)
+    assert texts(at.title) == ["Top airlines by bookings"]
+    assert "Ranked from highest to lowest" in texts(at.caption)
+
+    spec, rows = chart_rows(at)
+    assert spec["mark"]["type"] == "bar"
+    assert spec["encoding"]["y"]["field"] == "airline"
+    assert spec["encoding"]["y"]["sort"] == "-x"  # ranked by bookings, highest first
+    assert spec["encoding"]["x"] == {**spec["encoding"]["x"], "field": "bookings",
+                                     "type": "quantitative"}
+    assert {t["field"] for t in spec["encoding"]["tooltip"]} == {"airline", "bookings"}
+
+    assert len(rows) == len(AIRLINES) == 7  # one bar per airline
+    assert {r["airline"]: r["bookings"] for r in rows} == expected_bookings(server)
+    counts = [r["bookings"] for r in rows]
+    assert counts == sorted(counts, reverse=True)
+
+    latency = [t for t in texts(at.markdown) if t.startswith("Latency:")]
+    assert len(latency) == 1 and LATENCY.match(latency[0]), latency
+    assert any(t.startswith("7 airlines") for t in texts(at.caption))
+    # The local-demo note is for the embedded server only.
+    assert not at.info
+
+
+def test_one_request_per_poll_and_no_re_mint_between_polls(monkeypatch, server):
+    point_at(monkeypatch, server)
+    at = app().run()
+    session = at.session_state["dashboard"]
+    assert session.client.requests_sent == 1
+    assert session.tokens.mint_count == 1
+    first_jwt = session.tokens.current.token
+    for poll in range(2, 5):
+        at.run()
+        assert_no_error(at)
+        assert at.session_state["dashboard"] is session  # one session per viewer
+        assert session.client.requests_sent == poll
+        assert session.tokens.mint_count == 1
+    assert session.tokens.current.token == first_jwt
+    assert session.polls == 4
+    assert server.admin_token not in repr(session)  # nothing to leak through a log line
+
+
+def test_new_bookings_show_on_the_next_poll(monkeypatch, server):
+    point_at(monkeypatch, server)
+    at = app().run()
+    _, before = chart_rows(at)
+    seed(server, 700)
+    at.run()
+    _, after = chart_rows(at)
+    assert sum(r["bookings"] for r in after) == sum(r["bookings"] for r in before) + 700
+    assert {r["airline"]: r["bookings"] for r in after} == expected_bookings(server)
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def test_server_down_shows_the_error_panel_and_keeps_the_stale_chart_then_recovers(
+        monkeypatch, tmp_path):
+    own = start_server(PROJECT_DIR, tmp_path / "data")
+    try:
+        seed(own, 1000)
+        point_at(monkeypatch, own)
+        at = app().run()
+        assert_no_error(at)
+        _, good_rows = chart_rows(at)
+        port = int(own.url.rsplit(":", 1)[1])
+
+        own.stop()
+        at.run()
+        assert not at.exception
+        errors = texts(at.error)
+        assert len(errors) == 1 and errors[0].startswith("Could not refresh the chart")
+        assert own.url in errors[0]
+        assert any("TINYBIRD_HOST" in c for c in texts(at.caption))  # what to do
+        assert len(at.warning) == 1 and "last good data" in at.warning[0].value
+        assert re.search(r"\d+ s old", at.warning[0].value)
+        _, stale_rows = chart_rows(at)  # the last good chart is still on screen
+        assert stale_rows == good_rows
+
+        own = start_server(PROJECT_DIR, own.data_dir, port=port)
+        at.run()
+        assert_no_error(at)
+        _, rows = chart_rows(at)
+        assert rows == good_rows  # same data dir, same bookings
+        session = at.session_state["dashboard"]
+        assert session.tokens.mint_count == 1  # the JWT outlived the outage
+        assert session.client.requests_sent == 3
+    finally:
+        own.stop(signal.SIGKILL)
+
+
+def test_unknown_pipe_from_secrets_shows_not_found_without_a_chart(monkeypatch, server):
+    """st.secrets wins over the environment, and a 404 names the setting to check."""
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_PIPE", "top_airlines")
+    at = app({"TINYBIRD_PIPE": "no_such_pipe"}).run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert len(errors) == 1 and "HTTP 404" in errors[0] and "no_such_pipe" in errors[0]
+    assert any("TINYBIRD_PIPE" in c for c in texts(at.caption))
+    assert not at.get("vega_lite_chart")
+    assert not at.warning  # nothing stale: there was never a good chart
+    assert at.session_state["dashboard"].client.requests_sent == 1  # a 404 is not retried
+
+
+def test_wrong_signing_token_is_retried_once_and_explained(monkeypatch, server):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_SIGNING_TOKEN", WRONG_KEY)
+    at = app().run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert len(errors) == 1 and "HTTP 403" in errors[0]
+    assert any("TINYBIRD_SIGNING_TOKEN" in c for c in texts(at.caption))
+    session = at.session_state["dashboard"]
+    assert session.client.requests_sent == 2 and session.tokens.mint_count == 2
+
+
+def test_a_corrected_signing_token_takes_effect_on_the_next_run(monkeypatch, server):
+    """The per-viewer session is rebuilt when the signing token changes, not kept."""
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_SIGNING_TOKEN", WRONG_KEY)
+    at = app().run()
+    assert len(at.error) == 1
+    monkeypatch.setenv("TINYBIRD_SIGNING_TOKEN", server.admin_token)
+    at.run()
+    assert_no_error(at)
+    assert len(chart_rows(at)[1]) == len(AIRLINES)
+    session = at.session_state["dashboard"]
+    assert session.client.requests_sent == 1 and session.tokens.mint_count == 1
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("TINYBIRD_WORKSPACE", "not-a-uuid"),
+    ("TINYBIRD_HOST", "localhost:7181"),
+    ("TINYBIRD_REFRESH_SECONDS", "often"),
+])
+def test_a_broken_setting_is_a_readable_message_not_an_exception(monkeypatch, server, name,
+                                                                  value):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv(name, value)
+    at = app().run()
+    assert not at.exception
+    assert texts(at.title) == ["Top airlines by bookings"]
+    errors = texts(at.error)
+    assert len(errors) == 1 and name in errors[0], errors
+    assert any(".env.example" in c for c in texts(at.caption))
+    assert not at.get("vega_lite_chart")
+    assert "dashboard" not in at.session_state
+
+
+def test_a_signing_token_in_the_wrong_setting_is_not_shown(monkeypatch, server):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_WORKSPACE", server.admin_token)
+    at = app().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "TINYBIRD_WORKSPACE" in at.error[0].value
+    shown = texts(at.error) + texts(at.caption) + texts(at.markdown)
+    assert not any(server.admin_token in text for text in shown)
+
+
+def test_env_files_are_read_from_tinybird_env_dir(monkeypatch, isolated):
+    """The copied .env.example is refused, which also proves where .env files come from."""
+    (isolated / ".env.local").write_text((ROOT / ".env.example").read_text())
+    at = app().run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert "TINYBIRD_HOST" in at.error[0].value and "placeholder" in at.error[0].value
+
+
+# -- st.secrets problems -----------------------------------------------------------------------
+
+
+class _RaisingSecrets:
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def items(self):
+        raise self.error
+
+
+def test_no_secrets_file_means_no_secrets(monkeypatch):
+    missing = StreamlitSecretNotFoundError("No secrets found. Valid paths: {file_paths}",
+                                           file_paths="x", error_id="no-secrets-found")
+    monkeypatch.setattr(st, "secrets", _RaisingSecrets(missing))
+    assert app_wiring._secrets() == {}
+
+
+def test_a_malformed_secrets_file_is_reported_not_ignored(monkeypatch):
+    broken = StreamlitSecretNotFoundError("Error parsing secrets file at {path}: {error}",
+                                          path=str(Path(".streamlit/secrets.toml")),
+                                          error="Expected '=' (line 1)",
+                                          error_id="failed-parsing-secrets-file")
+    monkeypatch.setattr(st, "secrets", _RaisingSecrets(broken))
+    with pytest.raises(SettingsError) as caught:
+        app_wiring._secrets()
+    assert "secrets.toml" in caught.value.setting
