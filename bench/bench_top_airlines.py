@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from lib.jwt_tokens import mint_jwt  # noqa: E402
 from lib.tinybird_local.engine import pipe_sql  # noqa: E402
 from lib.tinybird_local.seeding import seed_bookings  # noqa: E402
 from lib.tinybird_local.server import LocalServer  # noqa: E402
+from lib.tinybird_local.workspace import load_workspace  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -40,6 +42,35 @@ def summary(label: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
     return (f"{label:<34} median {statistics.median(ms):7.2f} ms   "
             f"p99 {percentile(ms, 0.99):7.2f} ms   (n={len(ms)})")
+
+
+def separate_server_latencies(data_dir: Path, args: argparse.Namespace) -> list[float]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib.tinybird_local", "serve", "--data-dir", str(data_dir),
+         "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+        url = line.split("listening on ", 1)[1].split()[0]
+        workspace = load_workspace(data_dir)
+        admin = {"Authorization": f"Bearer {workspace.admin_token}"}
+        requests.post(f"{url}/v0/local/seed", params={"rows": args.rows, "seed": 1},
+                      headers=admin, timeout=900).raise_for_status()
+        token = mint_jwt(workspace.admin_token, workspace.workspace_id, args.pipe,
+                         name="bench", ttl_seconds=3600)
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {token}"}
+        endpoint = f"{url}/v0/pipes/{args.pipe}.json"
+        for _ in range(10):
+            session.get(endpoint, headers=headers, timeout=30).raise_for_status()
+        latencies = []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            session.get(endpoint, headers=headers, timeout=30).raise_for_status()
+            latencies.append(time.perf_counter() - t0)
+        return latencies
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def main() -> None:
@@ -89,6 +120,14 @@ def main() -> None:
         print(summary(f"{args.pipe}: statistics.elapsed", server_elapsed))
         print(f"ratio HTTP/engine: median {statistics.median(http) / statistics.median(raw):.2f}x"
               f"   p99 {percentile(http, 0.99) / percentile(raw, 0.99):.2f}x")
+
+        # The same through a server in its own process (as `serve` runs it), on a data dir
+        # seeded the same way: the client no longer shares a GIL with the server.
+        separate = separate_server_latencies(Path(tmp) / "separate", args)
+        print(summary(f"{args.pipe}: HTTP + JWT, server process", separate))
+        print(f"ratio separate-process HTTP/engine: median "
+              f"{statistics.median(separate) / statistics.median(raw):.2f}x   p99 "
+              f"{percentile(separate, 0.99) / percentile(raw, 0.99):.2f}x")
 
         generator = BookingGenerator(seed=2)
         batches = [to_ndjson(generator.bookings(args.batch))
