@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--pipe", default="top_airlines")
     parser.add_argument("--ingest-rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--senders", type=int, default=2, help="concurrent Events API clients")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
@@ -133,17 +135,29 @@ def main() -> None:
         batches = [to_ndjson(generator.bookings(args.batch))
                    for _ in range(max(1, args.ingest_rows // args.batch))]
         admin = {"Authorization": f"Bearer {workspace.admin_token}"}
-        t0 = time.perf_counter()
-        sent = 0
-        for body in batches:
-            response = session.post(f"{server.url}/v0/events",
-                                    params={"name": "events", "wait": "true"},
-                                    data=body, headers=admin, timeout=120)
-            response.raise_for_status()
-            sent += response.json()["successful_rows"]
-        seconds = time.perf_counter() - t0
-        print(f"Events API: {sent:,} rows in {seconds:.2f}s = {sent / seconds:,.0f} rows/s "
-              f"(NDJSON batches of {args.batch:,}, wait=true)")
+        for senders in sorted({1, args.senders}):
+            sent = [0] * senders
+
+            def send(i: int, todo: list[bytes], sent: list[int] = sent) -> None:
+                client = requests.Session()
+                for body in todo:
+                    response = client.post(f"{server.url}/v0/events",
+                                           params={"name": "events", "wait": "true"},
+                                           data=body, headers=admin, timeout=120)
+                    response.raise_for_status()
+                    sent[i] += response.json()["successful_rows"]
+
+            threads = [threading.Thread(target=send, args=(i, batches[i::senders]))
+                       for i in range(senders)]
+            t0 = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds = time.perf_counter() - t0
+            print(f"Events API, {senders} sender(s): {sum(sent):,} rows in {seconds:.2f}s = "
+                  f"{sum(sent) / seconds:,.0f} rows/s (NDJSON batches of {args.batch:,}, "
+                  "wait=true)")
         server.stop()
 
 
