@@ -344,3 +344,16 @@ def test_parquet_format(server):
     response = get(server, "/v0/pipes/top_airlines.parquet", server.jwt())
     assert response.status_code == 200
     assert response.content[:4] == b"PAR1"
+
+
+def test_sql_endpoint_takes_post_bodies_and_explicit_formats(server):
+    headers = server.admin_headers()
+    raw = requests.post(f"{server.url}/v0/sql", data="SELECT 1 AS one", headers=headers,
+                        timeout=30)
+    assert raw.json()["data"] == [{"one": 1}]
+    form = requests.post(f"{server.url}/v0/sql", data={"q": "SELECT 2 AS two"},
+                         headers=headers, timeout=30)
+    assert form.json()["data"] == [{"two": 2}]
+    csv = get(server, "/v0/sql", server.admin_token, q="SELECT 'a format b' AS s FORMAT CSV")
+    assert csv.text.strip() == '"a format b"'
+    assert get(server, "/v0/sql", server.admin_token, q="  ;").status_code == 400

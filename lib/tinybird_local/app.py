@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import zlib
@@ -222,25 +223,27 @@ async def list_datasources(request: Request) -> Response:
     return _json({"datasources": out})
 
 
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.I)
+
+
 async def sql_query(request: Request) -> Response:
+    """The Query API: `q` from the URL, or a POST body (form field `q` or the raw SQL)."""
     state: LocalState = request.app.state.local
     _require_admin(_grant(request, state))
     q = request.query_params.get("q")
     if request.method == "POST" and not q:
-        form_or_raw = await request.body()
-        try:
-            q = (await request.form()).get("q") if b"q=" in form_or_raw else form_or_raw.decode()
-        except Exception:
-            q = form_or_raw.decode("utf-8", "replace")
-    if not q or not str(q).strip():
+        if request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"):
+            q = str((await request.form()).get("q") or "")
+        else:
+            q = (await request.body()).decode("utf-8", "replace")
+    q = (q or "").strip().rstrip(";").strip()
+    if not q:
         raise APIError(400, "The 'q' parameter with a SQL query is required", SQL_DOCS)
-    q = str(q).strip().rstrip(";")
-    lowered = q.lower()
-    fmt_name = "JSON"
-    if " format " not in lowered.replace("\n", " "):
+    match = _TRAILING_FORMAT.search(q)
+    fmt_name = match.group(1) if match else "JSON"
+    if not match:
         q = f"{q}\nFORMAT JSON"
-    else:
-        fmt_name = q.rsplit(None, 1)[-1]
     body = await _run_query(state, q)
     media = "application/json" if fmt_name.upper().startswith("JSON") else "text/plain"
     return Response(body, media_type=media)
