@@ -183,21 +183,24 @@ class ParamSpec:
     description: str = ""
 
 
+def _value_or_default(x: Any, default: Any, required: bool) -> Any:
+    """The request's value, else the template's default; an error naming the parameter."""
+    if not (isinstance(x, Undefined) or x is None):
+        return _raw(x)
+    if required:
+        raise TemplateError(f"Template Syntax Error: parameter '{_name(x)}' is required")
+    if default is None:
+        raise TemplateError(
+            f"Template Syntax Error: parameter '{_name(x)}' is not defined and has no default")
+    return default
+
+
 def _typed(type_name: str) -> Callable[..., str]:
     render = _RENDERERS[type_name]
 
     def typed(x: Any = None, default: Any = None, description: str = "", required: bool = False,
               **_: Any) -> str:
-        name = _name(x)
-        if isinstance(x, Undefined) or x is None:
-            if required:
-                raise TemplateError(f"Template Syntax Error: parameter '{name}' is required")
-            if default is None:
-                raise TemplateError(
-                    f"Template Syntax Error: parameter '{name}' is not defined and has no default"
-                )
-            return render(default, type_name, name)
-        return render(_raw(x), type_name, name)
+        return render(_value_or_default(x, default, required), type_name, _name(x))
 
     typed.__name__ = type_name
     return typed
@@ -208,16 +211,7 @@ def _array(x: Any = None, type_name: str = "String", default: Any = None, descri
     name = _name(x)
     if type_name not in _RENDERERS:
         raise TemplateError(f"Array type {type_name!r} is not supported (parameter '{name}')")
-    if isinstance(x, Undefined) or x is None:
-        if required:
-            raise TemplateError(f"Template Syntax Error: parameter '{name}' is required")
-        if default is None:
-            raise TemplateError(
-                f"Template Syntax Error: parameter '{name}' is not defined and has no default"
-            )
-        raw = default
-    else:
-        raw = _raw(x)
+    raw = _value_or_default(x, default, required)
     items = raw if isinstance(raw, (list, tuple)) else [i for i in str(raw).split(",") if i != ""]
     render = _RENDERERS[type_name]
     return "[" + ",".join(render(item, type_name, name) for item in items) + "]"
