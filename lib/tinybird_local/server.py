@@ -18,9 +18,10 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import LocalState, create_app
+from .app import create_app
 from .datafiles import load_project
 from .engine import Engine
+from .state import LocalState
 from .workspace import ensure_workspace
 
 SERVER_FILE = "server.json"

@@ -1,0 +1,108 @@
+"""The Events API: NDJSON (or gzip) in, good rows written, bad rows quarantined.
+
+Bodies are bounded before and after decompression (413), so neither a large upload nor
+a gzip bomb can exhaust memory. The local-only `/v0/local/seed` lives here too: it is
+the bulk way in.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import raise_for_rate
+from .errors import AUTH_DOCS, EVENTS_DOCS, APIError
+from .ingest import CheckedBatch, split_events
+from .seeding import SeedError, seed_bookings
+from .state import LocalState, grant_for, json_response, require_admin, state_of
+
+MAX_EVENTS_BODY = int(os.environ.get("TB_LOCAL_MAX_EVENTS_BYTES", 10 * 1024 * 1024))
+EVENTS_RPS_PER_DATASOURCE = 1000
+
+def _read_gzip(raw: bytes, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = decompressor.decompress(raw, limit + 1)
+    except zlib.error:
+        raise APIError(400, "The request body is not valid gzip", EVENTS_DOCS) from None
+    if len(data) > limit or decompressor.unconsumed_tail:
+        raise APIError(413, f"Request Entity Too Large: the uncompressed body is over {limit} "
+                            "bytes", EVENTS_DOCS)
+    return data
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"Request Entity Too Large: the body is over {limit} bytes",
+                       EVENTS_DOCS)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"Request Entity Too Large: the body is over {limit} bytes",
+                           EVENTS_DOCS)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def events(request: Request) -> Response:
+    state = state_of(request)
+    grant = grant_for(request, state)
+    name = request.query_params.get("name")
+    if not name:
+        raise APIError(400, "The 'name' parameter with the target Data Source is required",
+                       EVENTS_DOCS)
+    ds = state.project.datasources.get(name)
+    if ds is None:
+        raise APIError(400, f"Data Source '{name[:100]}' not found", EVENTS_DOCS)
+    if not grant.can_append(ds.name):
+        raise APIError(403, "The token you have provided doesn't have access to this "
+                            f"resource: it lacks APPEND on Data Source '{ds.name}'", AUTH_DOCS)
+    decision = state.limiter.check(f"events_{state.workspace.workspace_id}_{ds.name}",
+                                   EVENTS_RPS_PER_DATASOURCE)
+    raise_for_rate(decision)
+    raw = await _bounded_body(request, MAX_EVENTS_BODY)
+    if request.headers.get("content-encoding", "").lower() == "gzip" or raw[:2] == b"\x1f\x8b":
+        raw = _read_gzip(raw, MAX_EVENTS_BODY)
+    wait = request.query_params.get("wait", "false").lower() == "true"
+    result = await run_in_threadpool(_ingest, state, ds.name, raw)
+    body = {"successful_rows": result.successful_rows,
+            "quarantined_rows": result.quarantined_rows}
+    return json_response(body, status=200 if wait else 202, headers=decision.headers())
+
+
+def _ingest(state: LocalState, name: str, raw: bytes) -> Any:
+    checker = state.checkers[name]
+    batch = CheckedBatch()
+    for line in split_events(raw):
+        checker.check_line(line, batch)
+    return state.engine.insert_batch(state.project.datasources[name], batch)
+
+
+async def seed(request: Request) -> Response:
+    """Tinybird Local only: bulk-load generated bookings (`python -m lib.tinybird_local seed`)."""
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    name = request.query_params.get("name", "events")
+    ds = state.project.datasources.get(name)
+    if ds is None:
+        raise APIError(400, f"Data Source '{name[:100]}' not found", EVENTS_DOCS)
+    rows_text = request.query_params.get("rows", "")
+    if not rows_text.isdigit():
+        raise APIError(400, "The 'rows' parameter must be a whole number", EVENTS_DOCS)
+    seed_text = request.query_params.get("seed")
+    if seed_text is not None and not seed_text.isdigit():
+        raise APIError(400, "The 'seed' parameter must be a whole number", EVENTS_DOCS)
+    try:
+        inserted = await run_in_threadpool(
+            seed_bookings, state.engine, ds, int(rows_text),
+            seed=int(seed_text) if seed_text is not None else None)
+    except SeedError as exc:
+        raise APIError(400, str(exc), EVENTS_DOCS) from None
+    return json_response({"successful_rows": inserted, "quarantined_rows": 0})

@@ -1,0 +1,70 @@
+"""What a running Tinybird Local holds, and the steps every handler shares.
+
+One `LocalState` per server: the datafiles, the workspace, the engine, the rate limiter
+and the per-datasource row checkers. Handlers reach it as `request.app.state.local`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .auth import Grant, VerifiedJWTs, authenticate, token_from_request
+from .datafiles import Project
+from .engine import Engine, EngineError
+from .errors import PIPE_DOCS, APIError, no_access
+from .ingest import RowChecker
+from .ratelimit import RateLimiter
+from .workspace import Workspace
+
+
+@dataclass
+class LocalState:
+    project: Project
+    workspace: Workspace
+    engine: Engine
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    checkers: dict[str, RowChecker] = field(default_factory=dict)
+    verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
+
+    def secrets(self) -> list[str]:
+        """Every token of the workspace: none may appear in an error body."""
+        return [self.workspace.admin_token] + [t.token for t in self.workspace.tokens.values()]
+
+    def __post_init__(self) -> None:
+        self.checkers = {name: RowChecker(ds) for name, ds in self.project.datasources.items()}
+        self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
+
+
+def state_of(request: Request) -> LocalState:
+    return request.app.state.local
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def grant_for(request: Request, state: LocalState) -> Grant:
+    """Who is asking: `?token=` first, then `Authorization: Bearer` (403 if nobody)."""
+    token = token_from_request(request.query_params, request.headers.get("authorization"))
+    return authenticate(token, state.workspace, state.pipe_ids, state.verified_jwts)
+
+
+def require_admin(grant: Grant) -> None:
+    if not grant.is_admin:
+        raise no_access()
+
+
+async def run_query(state: LocalState, sql: str) -> bytes:
+    """The engine's bytes for `sql`, run off the event loop; engine errors as Tinybird's."""
+    try:
+        return await run_in_threadpool(state.engine.query, sql, "JSON")
+    except EngineError as exc:
+        if exc.is_timeout:
+            raise APIError(408, f"[Error] Timeout exceeded: {exc.message}", PIPE_DOCS) from None
+        raise APIError(400, f"[Error] {exc.message}", PIPE_DOCS,
+                       headers={"X-DB-Exception-Code": str(exc.code)}) from None
