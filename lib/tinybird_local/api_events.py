@@ -8,8 +8,9 @@ the bulk way in.
 from __future__ import annotations
 
 import os
+import uuid
 import zlib
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +24,7 @@ from .state import LocalState, grant_for, json_response, require_admin, state_of
 
 MAX_EVENTS_BODY = int(os.environ.get("TB_LOCAL_MAX_EVENTS_BYTES", 10 * 1024 * 1024))
 EVENTS_RPS_PER_DATASOURCE = 1000
+CHUNK_ROWS = 5000
 
 def _read_gzip(raw: bytes, limit: int) -> bytes:
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -71,18 +73,31 @@ async def events(request: Request) -> Response:
     if request.headers.get("content-encoding", "").lower() == "gzip" or raw[:2] == b"\x1f\x8b":
         raw = _read_gzip(raw, MAX_EVENTS_BODY)
     wait = request.query_params.get("wait", "false").lower() == "true"
-    result = await run_in_threadpool(_ingest, state, ds.name, raw)
-    body = {"successful_rows": result.successful_rows,
-            "quarantined_rows": result.quarantined_rows}
+    successful, quarantined = await run_in_threadpool(_ingest, state, ds.name, raw)
+    body = {"successful_rows": successful, "quarantined_rows": quarantined}
     return json_response(body, status=200 if wait else 202, headers=decision.headers())
 
 
-def _ingest(state: LocalState, name: str, raw: bytes) -> Any:
+def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
+    """Check and write a body; (successful rows, quarantined rows).
+
+    A large body goes in chunks, and the next chunk is checked while the engine writes
+    the previous one: chDB releases the GIL while it writes, so the two overlap.
+    """
     checker = state.checkers[name]
-    batch = CheckedBatch()
-    for line in split_events(raw):
-        checker.check_line(line, batch)
-    return state.engine.insert_batch(state.project.datasources[name], batch)
+    datasource = state.project.datasources[name]
+    lines = split_events(raw)
+    import_id = str(uuid.uuid4())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
+        pending = []
+        for start in range(0, len(lines), CHUNK_ROWS):
+            batch = CheckedBatch()
+            for line in lines[start:start + CHUNK_ROWS]:
+                checker.check_line(line, batch)
+            pending.append(writer.submit(state.engine.insert_batch, datasource, batch,
+                                         import_id))
+        results = [future.result() for future in pending]
+    return (sum(r.successful_rows for r in results), sum(r.quarantined_rows for r in results))
 
 
 async def seed(request: Request) -> Response:

@@ -250,8 +250,9 @@ class Engine:
                      f"VALUES ({name}, '{sql_hash}')")
 
     # -- ingestion ----------------------------------------------------------------------
-    def insert_batch(self, datasource: Datasource, batch: CheckedBatch) -> InsertResult:
-        import_id = str(uuid.uuid4())
+    def insert_batch(self, datasource: Datasource, batch: CheckedBatch,
+                     import_id: str | None = None) -> InsertResult:
+        import_id = import_id or str(uuid.uuid4())
         quarantined = list(batch.quarantined)
         inserted = 0
         if batch.rows:
