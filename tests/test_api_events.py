@@ -255,3 +255,18 @@ def test_duplicate_keys_and_nan_cannot_slip_past_the_checks(server):
                         f"'{booking['transaction_id']}'")["data"]
     assert server.count("events") == before + body["successful_rows"]
     assert all(row["age"] == 30 for row in landed)
+
+
+def test_large_body_in_chunks_keeps_every_row_and_one_import_id(server):
+    before = server.count("events")
+    quarantined_before = server.count("events_quarantine")
+    bookings = list(BookingGenerator(seed=12).bookings(12_000))
+    for index in (10, 6_000, 11_999):  # a bad row in the first, second and last chunk
+        bookings[index] = {**bookings[index], "age": "bad"}
+    response = post_events(server, "events", ndjson(bookings), wait="true")
+    assert response.json() == {"successful_rows": 11_997, "quarantined_rows": 3}
+    assert server.count("events") == before + 11_997
+    assert server.count("events_quarantine") == quarantined_before + 3
+    ids = server.sql("SELECT DISTINCT c__import_id AS id FROM events_quarantine "
+                     "WHERE age = 'bad'")["data"]
+    assert len(ids) == 1
