@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import panels
-from lib.app_wiring import connect, dashboard_session, load_page_settings
-from lib.charts import top_airlines_chart
+from lib import panels, view_state
+from lib.app_wiring import (
+    connect,
+    dashboard_session,
+    keep_view,
+    load_page_settings,
+    restore_view,
+    widget_view,
+)
+from lib.charts import latency_chart, top_airlines_chart
 
 st.set_page_config(page_title="Top airlines by bookings", page_icon=":material/flight:",
                    layout="wide")
@@ -22,10 +29,16 @@ if connection.is_local_demo:
         "`TINYBIRD_SIGNING_TOKEN` (environment, `.env.local` or `.streamlit/secrets.toml`).",
         icon=":material/flight:",
     )
+view = restore_view("dashboard", view_state.DASHBOARD_KEYS, settings)
+with st.sidebar:
+    st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0, format="%g",
+                    key=view_state.WIDGET_REFRESH, help="Kept in the page's link as `refresh`.")
+view = widget_view(view, view_state.DASHBOARD_KEYS)
+keep_view("dashboard", view_state.DASHBOARD_KEYS, view)
 session = dashboard_session(connection, settings)
 
 
-@st.fragment(run_every=settings.refresh_seconds)
+@st.fragment(run_every=view.refresh_seconds)
 def live_chart() -> None:
     """One poll of the endpoint; Streamlit reruns only this part every refresh interval."""
     outcome = session.poll()
@@ -41,7 +54,10 @@ def live_chart() -> None:
         st.altair_chart(top_airlines_chart(outcome.result.data), width="stretch")
         st.markdown(panels.latency_text(outcome.result))
         st.caption(f"{outcome.result.rows} airlines · refreshed every "
-                   f"{settings.refresh_seconds:g} s from `{settings.pipe}` at {connection.host}")
+                   f"{view.refresh_seconds:g} s from `{settings.pipe}` at {connection.host}")
+    if session.latency_history:
+        st.altair_chart(latency_chart(session.latency_history), width="stretch")
+        st.caption(panels.latency_history_caption(len(session.latency_history)))
 
 
 live_chart()

@@ -1,13 +1,28 @@
-"""Altair charts for the dashboard, built from endpoint rows and nothing else."""
+"""Altair charts for the pages, built from endpoint rows and nothing else.
+
+Each chart says what it shows in its Vega-Lite `description`, which screen readers read
+and tests use to pick a chart out of a page.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
+from lib.dashboard import LatencySample
+
 BAR_COLOR = "#27F795"  # the first colour of the guide's palette
+SERIES_COLORS = ["#27F795", "#5B6CFF"]
+
+TOP_AIRLINES = "Top airlines by bookings"
+LATENCY = "Latency of the last polls"
+DAILY_BOOKINGS = "Bookings per day"
+TOP_ROUTES = "Top routes by bookings"
+MEAL_MIX = "Bookings by meal choice"
+SERVER_SERIES, ROUND_TRIP_SERIES = "server (statistics.elapsed)", "round trip"
 
 
 def top_airlines_chart(rows: list[dict[str, Any]], height: int = 360) -> alt.Chart:
@@ -15,13 +30,101 @@ def top_airlines_chart(rows: list[dict[str, Any]], height: int = 360) -> alt.Cha
     frame = pd.DataFrame(rows, columns=["airline", "bookings"])
     frame["bookings"] = pd.to_numeric(frame["bookings"])
     return (
-        alt.Chart(frame)
+        alt.Chart(frame, description=TOP_AIRLINES)
         .mark_bar(color=BAR_COLOR, cornerRadiusEnd=3)
         .encode(
             x=alt.X("bookings:Q", title="Bookings"),
             y=alt.Y("airline:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
             tooltip=[alt.Tooltip("airline:N", title="Airline"),
                      alt.Tooltip("bookings:Q", title="Bookings", format=",")],
+        )
+        .properties(height=height)
+    )
+
+
+def latency_chart(samples: Iterable[LatencySample], height: int = 220) -> alt.Chart:
+    """Server time and round trip of each recent poll, in ms, over UTC wall-clock time."""
+    records = []
+    for sample in samples:
+        at = pd.Timestamp(sample.at, unit="s", tz="UTC")
+        if sample.elapsed_ms is not None:
+            records.append({"time": at, "series": SERVER_SERIES, "ms": sample.elapsed_ms})
+        records.append({"time": at, "series": ROUND_TRIP_SERIES, "ms": sample.round_trip_ms})
+    frame = pd.DataFrame(records, columns=["time", "series", "ms"])
+    frame["ms"] = pd.to_numeric(frame["ms"])
+    return (
+        alt.Chart(frame, description=LATENCY)
+        .mark_line(point=True, strokeWidth=1.5)
+        .encode(
+            x=alt.X("time:T", title=None, scale=alt.Scale(type="utc"),
+                    axis=alt.Axis(format="%H:%M:%S")),
+            y=alt.Y("ms:Q", title="ms"),
+            color=alt.Color("series:N", title=None,
+                            scale=alt.Scale(domain=[SERVER_SERIES, ROUND_TRIP_SERIES],
+                                            range=SERIES_COLORS),
+                            legend=alt.Legend(orient="bottom")),
+            tooltip=[alt.Tooltip("time:T", title="UTC", format="%H:%M:%S"),
+                     alt.Tooltip("series:N", title="Measure"),
+                     alt.Tooltip("ms:Q", title="ms", format=".1f")],
+        )
+        .properties(height=height)
+    )
+
+
+def daily_bookings_chart(rows: list[dict[str, Any]], height: int = 260) -> alt.Chart:
+    """Bars per day (UTC), in date order, exact counts in the tooltip."""
+    frame = pd.DataFrame(rows, columns=["day", "bookings"])
+    frame["day"] = pd.to_datetime(frame["day"])
+    frame["bookings"] = pd.to_numeric(frame["bookings"])
+    return (
+        alt.Chart(frame, description=DAILY_BOOKINGS)
+        .mark_bar(color=BAR_COLOR, cornerRadiusEnd=2)
+        .encode(
+            x=alt.X("day:T", title=None, timeUnit="utcyearmonthdate",
+                    axis=alt.Axis(format="%b %d")),
+            y=alt.Y("bookings:Q", title="Bookings"),
+            tooltip=[alt.Tooltip("day:T", title="Day", timeUnit="utcyearmonthdate",
+                                 format="%Y-%m-%d"),
+                     alt.Tooltip("bookings:Q", title="Bookings", format=",")],
+        )
+        .properties(height=height)
+    )
+
+
+def top_routes_chart(rows: list[dict[str, Any]], height: int | None = None) -> alt.Chart:
+    """Horizontal bars, one per `from → to` route, busiest first."""
+    frame = pd.DataFrame(rows, columns=["flight_from", "flight_to", "bookings"])
+    frame["route"] = frame["flight_from"].astype(str) + " → " + frame["flight_to"].astype(str)
+    frame["bookings"] = pd.to_numeric(frame["bookings"])
+    return (
+        alt.Chart(frame, description=TOP_ROUTES)
+        .mark_bar(color=BAR_COLOR, cornerRadiusEnd=3)
+        .encode(
+            x=alt.X("bookings:Q", title="Bookings"),
+            y=alt.Y("route:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
+            tooltip=[alt.Tooltip("route:N", title="Route"),
+                     alt.Tooltip("bookings:Q", title="Bookings", format=",")],
+        )
+        # Streamlit fits the axes inside the height: room for them, then a row per route.
+        .properties(height=height or 70 + 26 * max(1, len(frame)))
+    )
+
+
+def meal_mix_chart(rows: list[dict[str, Any]], height: int = 260) -> alt.Chart:
+    """Bars per meal choice, most chosen first, with the share of the total."""
+    frame = pd.DataFrame(rows, columns=["meal_choice", "bookings"])
+    frame["bookings"] = pd.to_numeric(frame["bookings"])
+    total = frame["bookings"].sum()
+    frame["share"] = frame["bookings"] / total if total else 0.0
+    return (
+        alt.Chart(frame, description=MEAL_MIX)
+        .mark_bar(color=SERIES_COLORS[1], cornerRadiusEnd=3)
+        .encode(
+            x=alt.X("bookings:Q", title="Bookings"),
+            y=alt.Y("meal_choice:N", sort="-x", title=None),
+            tooltip=[alt.Tooltip("meal_choice:N", title="Meal"),
+                     alt.Tooltip("bookings:Q", title="Bookings", format=","),
+                     alt.Tooltip("share:Q", title="Share", format=".1%")],
         )
         .properties(height=height)
     )

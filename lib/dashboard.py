@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,23 @@ log = logging.getLogger("top_airlines.dashboard")
 
 # The columns the page's chart needs from the endpoint's rows.
 CHART_COLUMNS = ("airline", "bookings")
+# Polls whose latency the page keeps and charts: five minutes at the default interval.
+LATENCY_HISTORY = 60
+
+
+@dataclass(frozen=True)
+class LatencySample:
+    """One good poll's timings: the server's statistics.elapsed and the round trip."""
+
+    at: float  # when the answer arrived (Unix seconds)
+    elapsed_ms: float | None
+    round_trip_ms: float
+
+    @classmethod
+    def of(cls, result: PipeResult) -> LatencySample:
+        elapsed = None if result.elapsed_seconds is None else result.elapsed_seconds * 1000
+        return cls(at=result.fetched_at, elapsed_ms=elapsed,
+                   round_trip_ms=result.round_trip_seconds * 1000)
 
 
 @dataclass
@@ -68,6 +86,9 @@ class DashboardSession:
     last_good: PipeResult | None = None
     polls: int = field(default=0)
     columns: tuple[str, ...] = CHART_COLUMNS
+    # Bounded, so a page left open for days holds the same few samples.
+    latency_history: deque[LatencySample] = field(
+        default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
 
     @classmethod
     def create(cls, host: str, workspace_id: str, signing_token: str,
@@ -92,4 +113,5 @@ class DashboardSession:
                 f"Unexpected {type(exc).__name__} while reading the endpoint",
                 hint="This is a bug in the dashboard; the next poll will try again."))
         self.last_good = result
+        self.latency_history.append(LatencySample.of(result))
         return PollOutcome(result, None)

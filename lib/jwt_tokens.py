@@ -63,6 +63,10 @@ class MintedToken:
     token: str
     expires_at: float
     claims: dict[str, Any]
+    minted_at: float = 0.0
+
+    def __repr__(self) -> str:  # a JWT is a bearer credential: keep it out of log lines
+        return f"MintedToken(expires_at={self.expires_at}, claims={self.claims!r})"
 
 
 class TokenSource:
@@ -94,6 +98,10 @@ class TokenSource:
         return self._current
 
     @property
+    def ttl_seconds(self) -> float:
+        return self._ttl
+
+    @property
     def margin_seconds(self) -> float:
         """How long before `exp` a token is replaced: 30 s, or a tenth of a short TTL."""
         return min(REFRESH_MARGIN_SECONDS, self._ttl / 10)
@@ -107,6 +115,12 @@ class TokenSource:
                 self._current = self._mint(now)
             return self._current.token
 
+    def remint(self) -> MintedToken:
+        """A new JWT now, whatever the cached one's age (the token inspector's button)."""
+        with self._lock:
+            self._current = self._mint(self._clock())
+            return self._current
+
     def invalidate(self) -> None:
         """Forget the cached JWT (the server refused it): the next `get()` mints anew."""
         with self._lock:
@@ -118,4 +132,5 @@ class TokenSource:
                               rps=self._rps, now=now)
         token = jwt.encode(payload, self._signing_token, algorithm="HS256")
         self.mint_count += 1
-        return MintedToken(token=token, expires_at=float(payload["exp"]), claims=payload)
+        return MintedToken(token=token, expires_at=float(payload["exp"]), claims=payload,
+                           minted_at=now)

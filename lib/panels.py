@@ -1,9 +1,10 @@
-"""The words around the chart: latency, staleness and what to do about an error."""
+"""The words around the charts: latency, staleness and what to do about an error."""
 
 from __future__ import annotations
 
 import time
 
+from lib.tenant import TENANT_PIPES, TenantReport
 from lib.tinybird_api import PipeResult, TinybirdError
 
 
@@ -39,3 +40,27 @@ def error_title(error: TinybirdError) -> str:
 def stale_caption(age_seconds: float) -> str:
     """Said under an error while the last good chart stays on screen."""
     return f"Showing the last good data, {age_text(age_seconds)} old."
+
+
+def latency_history_caption(polls: int) -> str:
+    """Under the latency chart: what the two lines are and how many polls they cover."""
+    return (f"Latency of the last {polls} good poll{'s' if polls != 1 else ''}: the server's "
+            "statistics.elapsed and the round trip this page measured.")
+
+
+def tenant_caption(report: TenantReport, refresh_seconds: float) -> str:
+    """Under the tenant charts: where the numbers come from and how fast they came."""
+    slowest = report.slowest_elapsed_seconds
+    latency = "n/a" if slowest is None else f"{slowest * 1000:.1f} ms"
+    return (f"Three endpoints ({', '.join(TENANT_PIPES)}), slowest server time {latency}; "
+            f"refreshed every {refresh_seconds:g} s.")
+
+
+def ms_text(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def call_error_text(error: TinybirdError) -> str:
+    """A refused call: the status and the server's own message, which names the problem."""
+    status = f"HTTP {error.status}: " if error.status else ""
+    return f"{status}{error.message}"

@@ -5,6 +5,9 @@ round trip, and on a 403 asks its token source for a fresh JWT and tries once mo
 guide's refresh rule). Failures are typed, as in requests' own hierarchy: catch
 `TinybirdError` for all, or one subclass; each carries the status, the server's message
 and a hint for the person reading the page.
+
+`list_pipes` is the one call made with the admin token (the endpoint explorer's listing):
+it runs server-side, as the JWT minting does, and its answer holds no token.
 """
 
 from __future__ import annotations
@@ -107,6 +110,10 @@ class PipeResult:
     rows_read: int | None
     round_trip_seconds: float
     fetched_at: float = field(default_factory=time.time)
+    # The request as sent, parameters included: the JWT travels in a header, never here.
+    url: str = ""
+    # The JSON body as the server sent it, for a reader who wants to see it whole.
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _server_message(response: requests.Response) -> str:
@@ -129,7 +136,7 @@ def _retry_after(response: requests.Response) -> float | None:
     return seconds if seconds is not None and seconds >= 0 else None
 
 
-def _result(body: object, round_trip: float) -> PipeResult:
+def _result(body: object, round_trip: float, url: str = "") -> PipeResult:
     """The PipeResult in a JSON body, or BadResponse if it is not Tinybird's shape."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise BadResponse("The endpoint's JSON has no 'data' list")
@@ -146,7 +153,72 @@ def _result(body: object, round_trip: float) -> PipeResult:
         elapsed_seconds=float(elapsed) if isinstance(elapsed, (int, float)) else None,
         rows_read=rows_read if isinstance(rows_read, int) else None,
         round_trip_seconds=round_trip,
+        url=url,
+        body=body,
     )
+
+
+def error_for(response: requests.Response, auth_hint: str | None = None) -> TinybirdError:
+    """The typed error for a refused request; `auth_hint` replaces the JWT advice on 401/403."""
+    status, message = response.status_code, _server_message(response)
+    if status in (401, 403):
+        return AuthError(message, status, auth_hint)
+    if status == 404:
+        return NotFound(message, status)
+    if status == 429:
+        return RateLimited(message, status, _retry_after(response))
+    if status in (400, 408, 413, 422):
+        return BadRequest(message, status)
+    if status >= 500:
+        return ServerError(message, status)
+    return TinybirdError(message, status)
+
+
+def _get(session: requests.Session, host: str, url: str, params: dict[str, Any] | None,
+         auth: AuthBase, timeout: Any) -> requests.Response:
+    """One GET; a network failure becomes `Unreachable` naming the host, not the URL.
+
+    The URL is left out of the message on purpose: with `?token=` it could hold a token.
+    """
+    try:
+        return session.get(url, params=params or {}, auth=auth, timeout=timeout)
+    except requests.Timeout:
+        raise Unreachable(f"{host} did not answer in time") from None
+    except requests.ConnectionError:
+        raise Unreachable(f"Cannot connect to {host}") from None
+    except requests.RequestException as exc:
+        raise Unreachable(f"Request to {host} failed: {type(exc).__name__}") from None
+
+
+ADMIN_AUTH_HINT = ("The workspace admin token was refused: check that TINYBIRD_SIGNING_TOKEN is "
+                   "the workspace's admin token and TINYBIRD_HOST its region.")
+
+
+def list_pipes(host: str, admin_token: str, *, timeout: Any = DEFAULT_TIMEOUT,
+               session: requests.Session | None = None) -> list[dict[str, Any]]:
+    """`GET /v0/pipes`: every pipe of the workspace, as the server describes it.
+
+    Needs the admin token, so it runs in the server process only; the token travels in
+    the Authorization header and nothing here keeps or logs it. Raises TinybirdError.
+    """
+    host = host.rstrip("/")
+    own = session is None
+    session = session or requests.Session()
+    try:
+        response = _get(session, host, f"{host}/v0/pipes", None, _Bearer(admin_token), timeout)
+    finally:
+        if own:
+            session.close()
+    if response.status_code != 200:
+        raise error_for(response, ADMIN_AUTH_HINT)
+    try:
+        body = response.json()
+    except ValueError:
+        raise BadResponse("The pipe listing is not JSON", response.status_code) from None
+    pipes = body.get("pipes") if isinstance(body, dict) else None
+    if not isinstance(pipes, list):
+        raise BadResponse("The pipe listing has no 'pipes' list", response.status_code)
+    return [pipe for pipe in pipes if isinstance(pipe, dict)]
 
 
 class PipeClient:
@@ -163,6 +235,10 @@ class PipeClient:
     def url(self, pipe: str, fmt: str = "json") -> str:
         return f"{self.host}/v0/pipes/{pipe}.{fmt}"
 
+    def request_url(self, pipe: str, params: dict[str, Any] | None = None) -> str:
+        """The URL `fetch` sends, parameters included; the JWT is not in it (it is a header)."""
+        return requests.Request("GET", self.url(pipe), params=params or {}).prepare().url or ""
+
     def fetch(self, pipe: str, params: dict[str, Any] | None = None) -> PipeResult:
         """One read of `pipe`; a 403 gets one fresh JWT and one retry. Raises TinybirdError."""
         started = time.perf_counter()
@@ -173,38 +249,15 @@ class PipeClient:
             response = self._send(pipe, params)
         round_trip = time.perf_counter() - started
         if response.status_code != 200:
-            raise self._error(response)
+            raise error_for(response)
         try:
             body = response.json()
         except ValueError:
             raise BadResponse("The endpoint did not answer with JSON", response.status_code)\
                 from None
-        return _result(body, round_trip)
+        return _result(body, round_trip, response.url)
 
     def _send(self, pipe: str, params: dict[str, Any] | None) -> requests.Response:
         auth = _Bearer(self.tokens.get())
         self.requests_sent += 1
-        try:
-            return self.session.get(self.url(pipe), params=params or {}, auth=auth,
-                                    timeout=self.timeout)
-        except requests.Timeout:
-            raise Unreachable(f"{self.host} did not answer in time") from None
-        except requests.ConnectionError:
-            raise Unreachable(f"Cannot connect to {self.host}") from None
-        except requests.RequestException as exc:
-            raise Unreachable(f"Request to {self.host} failed: {type(exc).__name__}") from None
-
-    @staticmethod
-    def _error(response: requests.Response) -> TinybirdError:
-        status, message = response.status_code, _server_message(response)
-        if status in (401, 403):
-            return AuthError(message, status)
-        if status == 404:
-            return NotFound(message, status)
-        if status == 429:
-            return RateLimited(message, status, _retry_after(response))
-        if status in (400, 408, 413, 422):
-            return BadRequest(message, status)
-        if status >= 500:
-            return ServerError(message, status)
-        return TinybirdError(message, status)
+        return _get(self.session, self.host, self.url(pipe), params, auth, self.timeout)

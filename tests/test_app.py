@@ -22,6 +22,9 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.testing.v1 import AppTest
 
 from lib import app_wiring
+from lib.charts import LATENCY as LATENCY_CHART
+from lib.charts import TOP_AIRLINES
+from lib.dashboard import LATENCY_HISTORY
 from lib.fake_bookings import AIRLINES
 from lib.settings import SettingsError
 
@@ -87,12 +90,12 @@ def texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
-def chart_rows(at: AppTest) -> tuple[dict, list[dict]]:
-    """The one chart's Vega-Lite spec and its rows, decoded from Arrow IPC."""
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 1, f"expected one chart, found {len(charts)}"
-    proto = charts[0].proto
-    spec = json.loads(proto.spec)
+def chart_rows(at: AppTest, description: str = TOP_AIRLINES) -> tuple[dict, list[dict]]:
+    """The Vega-Lite spec and rows (decoded from Arrow IPC) of the one chart so described."""
+    found = [(el.proto, json.loads(el.proto.spec)) for el in at.get("vega_lite_chart")]
+    charts = [(proto, spec) for proto, spec in found if spec.get("description") == description]
+    assert len(charts) == 1, f"expected one {description!r} chart, found {len(charts)}"
+    proto, spec = charts[0]
     datasets = {d.name: d for d in proto.datasets}
     dataset = datasets[spec["data"]["name"]] if spec.get("data", {}).get("name") \
         else proto.datasets[0]
@@ -168,6 +171,77 @@ def test_new_bookings_show_on_the_next_poll(monkeypatch, server):
     _, after = chart_rows(at)
     assert sum(r["bookings"] for r in after) == sum(r["bookings"] for r in before) + 700
     assert {r["airline"]: r["bookings"] for r in after} == expected_bookings(server)
+
+
+def test_latency_over_time_charts_every_good_poll_of_this_session(monkeypatch, server):
+    point_at(monkeypatch, server)
+    at = app().run()
+    for _ in range(2):
+        at.run()
+    assert_no_error(at)
+    spec, rows = chart_rows(at, LATENCY_CHART)
+    assert spec["mark"]["type"] == "line"
+    history = list(at.session_state["dashboard"].latency_history)
+    assert len(history) == 3 and history[0].at < history[-1].at
+    by_series: dict[str, list[float]] = {}
+    for row in rows:
+        by_series.setdefault(row["series"], []).append(row["ms"])
+    assert by_series == {"server (statistics.elapsed)": [s.elapsed_ms for s in history],
+                         "round trip": [s.round_trip_ms for s in history]}
+    assert all(0 < ms < 10_000 for ms in by_series["round trip"])
+    assert any(c.startswith("Latency of the last 3 good polls") for c in texts(at.caption))
+    assert at.session_state["dashboard"].latency_history.maxlen == LATENCY_HISTORY
+
+
+# -- the link: ?refresh= -----------------------------------------------------------------------
+
+
+def refresh_caption(at: AppTest) -> str:
+    found = [c for c in texts(at.caption) if "refreshed every" in c]
+    assert len(found) == 1, texts(at.caption)
+    return found[0]
+
+
+def test_a_shared_link_sets_the_refresh_interval_over_the_setting(monkeypatch, server):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_REFRESH_SECONDS", "7")
+    at = app()
+    at.query_params["refresh"] = "2"
+    at.run()
+    assert_no_error(at)
+    assert "refreshed every 2 s" in refresh_caption(at)
+    assert at.number_input(key="view_refresh").value == 2
+    assert at.query_params == {"refresh": "2"}
+
+    at.number_input(key="view_refresh").set_value(30).run()  # the viewer changes it
+    assert "refreshed every 30 s" in refresh_caption(at)
+    assert at.query_params == {"refresh": "30"}  # and the address bar follows
+
+
+def test_without_a_link_the_setting_holds_and_goes_into_the_link(monkeypatch, server):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_REFRESH_SECONDS", "7")
+    at = app().run()
+    assert_no_error(at)
+    assert "refreshed every 7 s" in refresh_caption(at)
+    assert at.query_params == {"refresh": "7"}
+
+
+@pytest.mark.parametrize("value", ["0", "3601", "soon", "nan"])
+def test_a_bad_refresh_in_the_link_falls_back_to_the_setting_with_a_note(monkeypatch, server,
+                                                                         value):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_REFRESH_SECONDS", "7")
+    at = app()
+    at.query_params["refresh"] = value
+    at.run()
+    assert not at.exception and not at.error
+    warnings = texts(at.warning)
+    assert len(warnings) == 1 and "`refresh`" in warnings[0] and "`7` (the setting)" in warnings[0]
+    assert "refreshed every 7 s" in refresh_caption(at)
+    assert at.query_params == {"refresh": "7"}  # the link now says what is shown
+    at.run()
+    assert not at.warning  # said once, for the link that was opened
 
 
 # -- failures ----------------------------------------------------------------------------------

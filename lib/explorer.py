@@ -1,0 +1,129 @@
+"""The endpoint explorer: which API Endpoints a workspace has, and one call to any of them.
+
+The listing (`GET /v0/pipes`) needs the admin token, so it is read server-side, as
+Tinybird's own UI does; what reaches the page is names, descriptions and parameters.
+A call goes out with a JWT that may read that one endpoint, the URL shown is the request
+without its token (the JWT travels in the Authorization header), and a refused call is
+the server's own message, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lib.jwt_tokens import TokenSource
+from lib.tinybird_api import PipeClient, PipeResult, TinybirdError, list_pipes
+
+# Rows of a response shown in full on the page; the rest are counted, not drawn.
+MAX_JSON_ROWS = 100
+
+
+@dataclass(frozen=True)
+class EndpointParam:
+    name: str
+    type: str
+    default: Any = None
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    description: str
+    params: tuple[EndpointParam, ...]
+
+    def param(self, name: str) -> EndpointParam | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def _params(pipe: Mapping[str, Any]) -> tuple[EndpointParam, ...]:
+    """The pipe's parameters, each once, from the pipe or (Tinybird's shape) its nodes."""
+    declared: list[Any] = []
+    if isinstance(pipe.get("params"), list):
+        declared = list(pipe["params"])
+    else:
+        for node in pipe.get("nodes") or []:
+            if isinstance(node, dict) and isinstance(node.get("params"), list):
+                declared += node["params"]
+    seen: dict[str, EndpointParam] = {}
+    for item in declared:
+        if not isinstance(item, dict) or not item.get("name") or item["name"] in seen:
+            continue
+        seen[str(item["name"])] = EndpointParam(
+            name=str(item["name"]), type=str(item.get("type") or "String"),
+            default=item.get("default"), required=bool(item.get("required")),
+            description=str(item.get("description") or ""))
+    return tuple(seen.values())
+
+
+def endpoints_from_listing(pipes: list[Mapping[str, Any]]) -> list[Endpoint]:
+    """The published API Endpoints among `pipes` (materialized and copy pipes left out)."""
+    endpoints = []
+    for pipe in pipes:
+        is_endpoint = pipe.get("type") == "endpoint" or bool(pipe.get("endpoint"))
+        if not is_endpoint or not pipe.get("name"):
+            continue
+        endpoints.append(Endpoint(name=str(pipe["name"]),
+                                  description=" ".join(str(pipe.get("description") or "")
+                                                       .split()),
+                                  params=_params(pipe)))
+    return sorted(endpoints, key=lambda e: e.name)
+
+
+def load_endpoints(host: str, admin_token: str) -> list[Endpoint]:
+    """The workspace's endpoints, read with the admin token. Raises TinybirdError."""
+    return endpoints_from_listing(list_pipes(host, admin_token))
+
+
+def param_rows(endpoint: Endpoint) -> list[dict[str, Any]]:
+    """One row per parameter, for a table on the page."""
+    return [{"parameter": p.name, "type": p.type,
+             "default": "" if p.default is None else str(p.default),
+             "required": p.required, "description": p.description} for p in endpoint.params]
+
+
+def request_params(endpoint: Endpoint, values: Mapping[str, str]) -> dict[str, str]:
+    """The values typed into the form, blanks left out (an absent param takes its default)."""
+    known = {p.name for p in endpoint.params}
+    return {name: str(value).strip() for name, value in values.items()
+            if name in known and str(value).strip() != ""}
+
+
+def explorer_client(host: str, workspace_id: str, signing_token: str, pipe: str, *,
+                    ttl_seconds: float) -> PipeClient:
+    """A client whose JWTs may read `pipe` only, with no fixed params."""
+    tokens = TokenSource(signing_token, workspace_id, pipe, ttl_seconds=ttl_seconds,
+                         name=f"explorer_{pipe}")
+    return PipeClient(host, tokens)
+
+
+@dataclass(frozen=True)
+class ExplorerCall:
+    pipe: str
+    url: str  # without the token
+    result: PipeResult | None = None
+    error: TinybirdError | None = None
+
+    def shown_json(self) -> dict[str, Any]:
+        """The response body, its data cut to MAX_JSON_ROWS rows for the page."""
+        if self.result is None:
+            return {}
+        body = dict(self.result.body)
+        data = body.get("data")
+        if isinstance(data, list) and len(data) > MAX_JSON_ROWS:
+            body["data"] = data[:MAX_JSON_ROWS]
+        return body
+
+
+def call_endpoint(client: PipeClient, endpoint: Endpoint,
+                  values: Mapping[str, str]) -> ExplorerCall:
+    """One call with the form's values; never raises TinybirdError."""
+    params = request_params(endpoint, values)
+    url = client.request_url(endpoint.name, params)
+    try:
+        return ExplorerCall(endpoint.name, url, result=client.fetch(endpoint.name, params))
+    except TinybirdError as exc:
+        return ExplorerCall(endpoint.name, url, error=exc)

@@ -1,0 +1,213 @@
+"""What a shared link says about the view: tenant, date range, top N and refresh interval.
+
+The view lives in the page's URL query (`?tenant=Fizz&from=2025-01-01&to=2025-01-31&top=5
+&refresh=10`) so that a link reopens the same view. A link is text anyone can edit, so
+every value is checked here: a bad one falls back to its default and becomes a
+`LinkProblem` the page shows, naming the parameter. Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lib.fake_bookings import AIRLINES
+
+TENANTS: tuple[str, ...] = tuple(AIRLINES)
+DEFAULT_TENANT = TENANTS[0]
+DEFAULT_DAYS = 30  # the seeded bookings span the last 30 days
+DEFAULT_TOP = 10
+TOP_RANGE = (1, 100)  # airline_top_routes' `limit`: "How many routes to return (1-100)"
+REFRESH_RANGE = (1.0, 3600.0)  # the same bounds as TINYBIRD_REFRESH_SECONDS
+# ClickHouse's Date type: a date outside it cannot be sent to the endpoints.
+DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+SHOWN_CHARS = 40
+
+# URL parameter names.
+TENANT, DATE_FROM, DATE_TO, TOP, REFRESH = "tenant", "from", "to", "top", "refresh"
+ALL_KEYS = (TENANT, DATE_FROM, DATE_TO, TOP, REFRESH)
+DASHBOARD_KEYS = (REFRESH,)
+TENANT_KEYS = ALL_KEYS
+
+# Session-state keys of the widgets that show (and change) each part of the view.
+WIDGET_TENANT, WIDGET_DATES, WIDGET_TOP, WIDGET_REFRESH = (
+    "view_tenant", "view_dates", "view_top", "view_refresh")
+
+
+@dataclass(frozen=True)
+class ViewState:
+    tenant: str
+    date_from: dt.date
+    date_to: dt.date
+    top: int
+    refresh_seconds: float
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    """A value in the link the page could not use, and the default shown instead."""
+
+    param: str
+    value: str
+    reason: str
+    fallback: str
+
+    @property
+    def message(self) -> str:
+        # The value is the link's, so anyone's: shortened and without backticks it stays
+        # inside its code span, where markdown is not interpreted.
+        shown = self.value.replace("`", "'").replace("\n", " ")
+        if len(shown) > SHOWN_CHARS:
+            shown = shown[:SHOWN_CHARS] + "…"
+        return (f"The link's `{self.param}` value `{shown}` {self.reason}; "
+                f"showing {self.fallback} instead.")
+
+
+def default_view(today: dt.date, refresh_seconds: float) -> ViewState:
+    return ViewState(tenant=DEFAULT_TENANT, date_from=today - dt.timedelta(days=DEFAULT_DAYS - 1),
+                     date_to=today, top=DEFAULT_TOP, refresh_seconds=refresh_seconds)
+
+
+def utc_today() -> dt.date:
+    """Bookings are stamped in UTC; "today" must be the same day for every viewer."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _single(value: Any) -> str:
+    """The link's value as one string: the last of repeated keys, as st.query_params does."""
+    if isinstance(value, (list, tuple)):
+        value = value[-1] if value else ""
+    return str(value).strip()
+
+
+def _date(text: str) -> dt.date | None:
+    if not ISO_DATE.fullmatch(text):
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if DATE_RANGE[0] <= day <= DATE_RANGE[1] else None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"[+]?\d{1,9}", text) else None
+
+
+def _seconds(text: str) -> float | None:
+    if not re.fullmatch(r"[+]?(\d{1,9}(\.\d*)?|\.\d+)", text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def parse_view(query: Mapping[str, Any], keys: Iterable[str], *, today: dt.date,
+               default_refresh: float) -> tuple[ViewState, list[LinkProblem]]:
+    """The view a link asks for, over the defaults, and what in it could not be used.
+
+    Only `keys` are read (a page ignores the parameters of other pages); a key the link
+    does not have takes its default silently. Never raises.
+    """
+    keys = set(keys)
+    default = default_view(today, default_refresh)
+    view = default
+    problems: list[LinkProblem] = []
+
+    def given(key: str) -> str | None:
+        return _single(query[key]) if key in keys and key in query else None
+
+    if (text := given(TENANT)) is not None:
+        if text in TENANTS:
+            view = replace(view, tenant=text)
+        else:
+            problems.append(LinkProblem(TENANT, text, "is not one of the airlines",
+                                        f"`{DEFAULT_TENANT}`"))
+    dates = {}
+    for key, fallback in ((DATE_FROM, default.date_from), (DATE_TO, default.date_to)):
+        if (text := given(key)) is None:
+            continue
+        day = _date(text)
+        if day is None:
+            problems.append(LinkProblem(key, text, "is not a date (YYYY-MM-DD)",
+                                        f"`{fallback.isoformat()}`"))
+        else:
+            dates[key] = day
+    date_from = dates.get(DATE_FROM, default.date_from)
+    date_to = dates.get(DATE_TO, default.date_to)
+    if date_from > date_to:
+        # Which end is wrong cannot be told: the whole range falls back.
+        bad = DATE_TO if DATE_TO in dates else DATE_FROM
+        problems.append(LinkProblem(
+            bad, dates[bad].isoformat(),
+            f"ends the range before it starts ({DATE_FROM}={date_from.isoformat()})",
+            f"the last {DEFAULT_DAYS} days"))
+        date_from, date_to = default.date_from, default.date_to
+    view = replace(view, date_from=date_from, date_to=date_to)
+    if (text := given(TOP)) is not None:
+        top = _int(text)
+        if top is not None and TOP_RANGE[0] <= top <= TOP_RANGE[1]:
+            view = replace(view, top=top)
+        else:
+            problems.append(LinkProblem(TOP, text, f"is not a whole number in "
+                                        f"{TOP_RANGE[0]}..{TOP_RANGE[1]}", f"`{DEFAULT_TOP}`"))
+    if (text := given(REFRESH)) is not None:
+        seconds = _seconds(text)
+        if seconds is not None and REFRESH_RANGE[0] <= seconds <= REFRESH_RANGE[1]:
+            view = replace(view, refresh_seconds=seconds)
+        else:
+            problems.append(LinkProblem(
+                REFRESH, text, f"is not a number of seconds in "
+                f"{REFRESH_RANGE[0]:g}..{REFRESH_RANGE[1]:g}",
+                f"`{default_refresh:g}` (the setting)"))
+    return view, problems
+
+
+def to_query(view: ViewState, keys: Iterable[str]) -> dict[str, str]:
+    """The link's parameters for `view`: what `parse_view` reads back to the same view."""
+    values = {TENANT: view.tenant, DATE_FROM: view.date_from.isoformat(),
+              DATE_TO: view.date_to.isoformat(), TOP: str(view.top),
+              REFRESH: f"{view.refresh_seconds:g}"}
+    return {key: values[key] for key in ALL_KEYS if key in set(keys)}
+
+
+def widget_values(view: ViewState, keys: Iterable[str]) -> dict[str, Any]:
+    """Session-state values that make the page's widgets show `view`."""
+    keys = set(keys)
+    values: dict[str, Any] = {}
+    if TENANT in keys:
+        values[WIDGET_TENANT] = view.tenant
+    if DATE_FROM in keys or DATE_TO in keys:
+        values[WIDGET_DATES] = (view.date_from, view.date_to)
+    if TOP in keys:
+        values[WIDGET_TOP] = view.top
+    if REFRESH in keys:
+        values[WIDGET_REFRESH] = float(view.refresh_seconds)
+    return values
+
+
+def view_from_widgets(values: Mapping[str, Any], current: ViewState) -> ViewState:
+    """The view the widgets now show; anything a widget does not hold stays as `current`.
+
+    A date range being picked is one date long until its second click: the shown range
+    stays as it was until then.
+    """
+    view = current
+    if values.get(WIDGET_TENANT) in TENANTS:
+        view = replace(view, tenant=values[WIDGET_TENANT])
+    dates = values.get(WIDGET_DATES)
+    if isinstance(dates, (list, tuple)) and len(dates) == 2 and all(
+            isinstance(d, dt.date) for d in dates) and dates[0] <= dates[1]:
+        view = replace(view, date_from=dates[0], date_to=dates[1])
+    top = values.get(WIDGET_TOP)
+    if isinstance(top, int) and not isinstance(top, bool) and TOP_RANGE[0] <= top <= TOP_RANGE[1]:
+        view = replace(view, top=top)
+    seconds = values.get(WIDGET_REFRESH)
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(
+            seconds) and REFRESH_RANGE[0] <= seconds <= REFRESH_RANGE[1]:
+        view = replace(view, refresh_seconds=float(seconds))
+    return view

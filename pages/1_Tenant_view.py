@@ -1,0 +1,84 @@
+"""What one airline partner sees: its own bookings, through a JWT pinned to its airline."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import panels, tenant, view_state
+from lib.app_wiring import (
+    connect,
+    keep_view,
+    load_page_settings,
+    restore_view,
+    tenant_client,
+    widget_view,
+)
+from lib.charts import daily_bookings_chart, meal_mix_chart, top_routes_chart
+
+st.set_page_config(page_title="Tenant view", page_icon=":material/domain:", layout="wide")
+st.title("Tenant view")
+st.caption("An airline partner's dashboard: every request carries a JWT whose fixed_params "
+           "pin `airline`, so the server answers with that airline's bookings only.")
+
+settings = load_page_settings()
+connection = connect(settings)
+view = restore_view("tenant", view_state.TENANT_KEYS, settings)
+with st.sidebar:
+    st.selectbox("You are", view_state.TENANTS, key=view_state.WIDGET_TENANT,
+                 help="In a real app this comes from the partner's login.")
+    st.date_input("Dates (UTC)", min_value=view_state.DATE_RANGE[0],
+                  max_value=view_state.DATE_RANGE[1], key=view_state.WIDGET_DATES)
+    st.slider("Top routes", *view_state.TOP_RANGE, key=view_state.WIDGET_TOP)
+    st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0, format="%g",
+                    key=view_state.WIDGET_REFRESH)
+    st.caption("This view is in the page's link: copy the address to share it.")
+view = widget_view(view, view_state.TENANT_KEYS)
+keep_view("tenant", view_state.TENANT_KEYS, view)
+client = tenant_client(connection, settings, view.tenant)
+
+others = [airline for airline in view_state.TENANTS if airline != view.tenant]
+if st.session_state.get("peek_at") not in others:
+    st.session_state["peek_at"] = others[0]
+
+st.subheader(f"{view.tenant} · {view.date_from:%b %d, %Y} – {view.date_to:%b %d, %Y}")
+
+
+@st.fragment(run_every=view.refresh_seconds)
+def live_report() -> None:
+    report = tenant.fetch_report(client, view)
+    if report.error is not None:
+        st.error(panels.error_title(report.error), icon=":material/error:")
+        st.caption(report.error.hint)
+        return
+    priority = report.meal_average("priority_share")
+    bags = report.meal_average("avg_extra_bags")
+    total, priority_col, bags_col = st.columns(3)
+    total.metric("Bookings", f"{report.total_bookings:,}")
+    priority_col.metric("Priority boarding", "n/a" if priority is None else f"{priority:.1%}")
+    bags_col.metric("Extra bags per booking", "n/a" if bags is None else f"{bags:.2f}")
+    daily_col, meals_col = st.columns([3, 2])
+    with daily_col:
+        st.markdown("**Bookings per day**")
+        st.altair_chart(daily_bookings_chart(report.daily.data), width="stretch")
+    with meals_col:
+        st.markdown("**Meal choice**")
+        st.altair_chart(meal_mix_chart(report.meals.data), width="stretch")
+    st.markdown(f"**Top {view.top} routes**")
+    st.altair_chart(top_routes_chart(report.routes.data), width="stretch")
+    st.caption(panels.tenant_caption(report, view.refresh_seconds))
+
+    with st.container(border=True):
+        st.markdown("**Try to peek at another airline**")
+        st.selectbox("Ask for the bookings of", others, key="peek_at",
+                     help=f"Sends the trend request again with this airline in the URL, on "
+                          f"{view.tenant}'s JWT; checked again on every refresh.")
+        outcome = tenant.peek(client, view, st.session_state["peek_at"], own=report.daily)
+        st.code(f"GET {outcome.url}\nAuthorization: Bearer <{view.tenant}'s JWT>",
+                language="http")
+        if outcome.pinned:
+            st.success(outcome.verdict, icon=":material/lock:")
+        else:
+            st.error(outcome.verdict, icon=":material/lock_open:")
+
+
+live_report()

@@ -1,0 +1,60 @@
+"""The JWTs this session reads Tinybird with: claims, time left, and a curl to replay one."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from lib import token_inspector
+from lib.app_wiring import connect, load_page_settings, session_token_sources
+
+st.set_page_config(page_title="Token inspector", page_icon=":material/key:", layout="wide")
+st.title("Token inspector")
+st.caption("The short-lived JWTs this browser session reads Tinybird with. They are signed "
+           "on the server with the workspace admin token, which never leaves it.")
+
+settings = load_page_settings()
+connection = connect(settings)
+sources = session_token_sources(connection, settings)
+label = st.selectbox("JWT", list(sources), key="inspected_jwt",
+                     help="The dashboard's, plus one per tenant or endpoint you opened.")
+tokens = sources[label]
+
+if st.button("Re-mint now", icon=":material/autorenew:"):
+    tokens.remint()
+token = tokens.get()  # the cached JWT, or a new one if it was near its exp
+claims = token_inspector.decode_claims(token)
+
+header_col, claims_col = st.columns([1, 2])
+with header_col:
+    st.markdown("**Header**")
+    st.json(token_inspector.header(token))
+    st.caption(f"Minted {tokens.mint_count} time{'s' if tokens.mint_count != 1 else ''} in "
+               f"this session; re-minted {tokens.margin_seconds:g} s before it expires.")
+with claims_col:
+    st.markdown("**Claims**")
+    st.dataframe(token_inspector.claim_rows(claims), hide_index=True, width="stretch")
+    st.markdown("**Scopes**")
+    st.dataframe(token_inspector.scope_rows(claims), hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=1)
+def countdown() -> None:
+    """Time left, redrawn every second; a re-mint near exp redraws the whole page."""
+    if tokens.get() != token:
+        st.rerun()
+    minted = tokens.current
+    now = time.time()
+    left = token_inspector.time_left(minted.expires_at, now)
+    st.metric("Time left", token_inspector.countdown_text(left))
+    st.progress(token_inspector.life_fraction(minted.minted_at, minted.expires_at, now))
+
+
+countdown()
+
+st.markdown("**Try it from a terminal**")
+for pipe in token_inspector.scoped_pipes(claims):
+    st.code(token_inspector.curl_command(connection.host, pipe, token), language="bash")
+st.caption("The command holds this JWT (it can only read the endpoints above, until it "
+           "expires), never the signing token.")

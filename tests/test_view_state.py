@@ -1,0 +1,165 @@
+"""Shared links: what a URL query says about the view, and what happens to a bad value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import view_state
+from lib.view_state import (
+    ALL_KEYS,
+    DASHBOARD_KEYS,
+    TENANT_KEYS,
+    LinkProblem,
+    ViewState,
+    default_view,
+    parse_view,
+    to_query,
+    view_from_widgets,
+    widget_values,
+)
+
+TODAY = dt.date(2025, 3, 15)
+SETTING = 5.0
+
+
+def parse(query: dict, keys=ALL_KEYS):
+    return parse_view(query, keys, today=TODAY, default_refresh=SETTING)
+
+
+def test_an_empty_link_is_the_default_view_without_notes():
+    view, problems = parse({})
+    assert problems == []
+    assert view == ViewState(tenant="BrianAir", date_from=dt.date(2025, 2, 14),
+                             date_to=TODAY, top=10, refresh_seconds=SETTING)
+    assert (view.date_to - view.date_from).days + 1 == view_state.DEFAULT_DAYS
+
+
+def test_a_full_link_is_read_as_written():
+    view, problems = parse({"tenant": "Ler Dingus", "from": "2025-01-01", "to": "2025-01-31",
+                            "top": "5", "refresh": "2.5"})
+    assert problems == []
+    assert view == ViewState("Ler Dingus", dt.date(2025, 1, 1), dt.date(2025, 1, 31), 5, 2.5)
+
+
+def test_the_link_round_trips_through_to_query():
+    view = ViewState("Red Balloon", dt.date(2024, 12, 1), dt.date(2025, 1, 2), 42, 30.0)
+    query = to_query(view, ALL_KEYS)
+    assert query == {"tenant": "Red Balloon", "from": "2024-12-01", "to": "2025-01-02",
+                     "top": "42", "refresh": "30"}
+    assert parse(query) == (view, [])
+
+
+@pytest.mark.parametrize(("param", "value", "fallback"), [
+    ("tenant", "Evil Air", "BrianAir"),
+    ("tenant", "", "BrianAir"),
+    ("tenant", "brianair", "BrianAir"),  # names are exact
+    ("from", "yesterday", dt.date(2025, 2, 14)),
+    ("from", "2025-02-30", dt.date(2025, 2, 14)),
+    ("from", "20250101", dt.date(2025, 2, 14)),  # ISO's basic form is not our link format
+    ("to", "1969-12-31", TODAY),  # before ClickHouse's Date range
+    ("to", "2200-01-01", TODAY),
+    ("top", "0", 10),
+    ("top", "101", 10),
+    ("top", "5.5", 10),
+    ("top", "-3", 10),
+    ("top", "1e2", 10),
+    ("refresh", "0.5", SETTING),
+    ("refresh", "3601", SETTING),
+    ("refresh", "nan", SETTING),
+    ("refresh", "inf", SETTING),
+    ("refresh", "often", SETTING),
+])
+def test_a_bad_value_falls_back_to_its_default_with_a_note_naming_it(param, value, fallback):
+    view, problems = parse({param: value})
+    field = {"tenant": "tenant", "from": "date_from", "to": "date_to", "top": "top",
+             "refresh": "refresh_seconds"}[param]
+    assert getattr(view, field) == fallback
+    assert [p.param for p in problems] == [param]
+    assert f"`{param}`" in problems[0].message
+    # The rest of the view is untouched by one bad value.
+    assert view == replace(default_view(TODAY, SETTING), **{field: fallback})
+
+
+def test_a_range_that_ends_before_it_starts_falls_back_whole():
+    view, problems = parse({"from": "2025-03-10", "to": "2025-03-01"})
+    assert (view.date_from, view.date_to) == (dt.date(2025, 2, 14), TODAY)
+    assert [p.param for p in problems] == ["to"]
+    assert "from=2025-03-10" in problems[0].message
+
+
+def test_a_start_after_today_with_no_end_is_refused_naming_from():
+    view, problems = parse({"from": "2025-04-01"})
+    assert [p.param for p in problems] == ["from"]
+    assert view.date_from <= view.date_to
+
+
+def test_several_bad_values_each_get_a_note():
+    _, problems = parse({"tenant": "X", "top": "many", "refresh": "-1", "from": "no"})
+    assert sorted(p.param for p in problems) == ["from", "refresh", "tenant", "top"]
+
+
+def test_a_page_reads_only_its_own_parameters():
+    view, problems = parse({"tenant": "Nope", "top": "0", "refresh": "7"}, DASHBOARD_KEYS)
+    assert problems == []  # the tenant page's parameters are not the dashboard's business
+    assert view.refresh_seconds == 7 and view.tenant == "BrianAir"
+    assert to_query(view, DASHBOARD_KEYS) == {"refresh": "7"}
+
+
+def test_repeated_keys_use_the_last_value_as_streamlit_does():
+    view, problems = parse({"tenant": ["Fizz", "GAS"]})
+    assert view.tenant == "GAS" and problems == []
+
+
+def test_the_note_cannot_carry_markdown_out_of_its_code_span():
+    value = "`](javascript:alert(1)) **bold** " + "x" * 100
+    problem = LinkProblem("tenant", value, "is not one of the airlines", "`BrianAir`")
+    message = problem.message
+    shown = message.split("value `", 1)[1].split("`", 1)[0]
+    assert "`" not in shown.replace("'", "") and shown.endswith("…")
+    assert len(shown) <= view_state.SHOWN_CHARS + 1
+
+
+# Link values: plausible ones (so valid views are drawn too) and arbitrary short text.
+LINK_TEXT = st.text(alphabet="0123456789-.+eE:/ `*_aAzZé\n", max_size=24)
+LINK_VALUE = st.one_of(
+    st.sampled_from(["Fizz", "GAS", "2025-01-01", "2025-03-15", "2149-06-06", "1970-01-01",
+                     "1", "100", "3600", "0", "2.5", ""]),
+    st.dates().map(dt.date.isoformat), st.integers(-10, 5000).map(str), LINK_TEXT,
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from(ALL_KEYS + ("other",)),
+                       st.one_of(LINK_VALUE, st.lists(LINK_VALUE, max_size=3))))
+def test_any_link_gives_a_usable_view(query):
+    view, problems = parse(query)
+    assert view.tenant in view_state.TENANTS
+    assert view.date_from <= view.date_to
+    assert view_state.TOP_RANGE[0] <= view.top <= view_state.TOP_RANGE[1]
+    assert view_state.REFRESH_RANGE[0] <= view.refresh_seconds <= view_state.REFRESH_RANGE[1]
+    assert {p.param for p in problems} <= set(ALL_KEYS)
+    # What the page writes back reads as the same view, with nothing to complain about.
+    assert parse(to_query(view, ALL_KEYS)) == (view, [])
+
+
+def test_widgets_show_the_view_and_give_it_back():
+    view = ViewState("GAS", dt.date(2025, 1, 1), dt.date(2025, 1, 9), 7, 12.0)
+    values = widget_values(view, TENANT_KEYS)
+    assert values == {"view_tenant": "GAS", "view_dates": (dt.date(2025, 1, 1),
+                                                           dt.date(2025, 1, 9)),
+                      "view_top": 7, "view_refresh": 12.0}
+    assert view_from_widgets(values, default_view(TODAY, SETTING)) == view
+    assert widget_values(view, DASHBOARD_KEYS) == {"view_refresh": 12.0}
+
+
+def test_a_date_range_half_picked_keeps_the_shown_range():
+    current = default_view(TODAY, SETTING)
+    picking = {"view_dates": (dt.date(2025, 1, 1),)}
+    assert view_from_widgets(picking, current) == current
+    assert view_from_widgets({"view_tenant": "Unknown", "view_top": True,
+                              "view_refresh": float("nan")}, current) == current
