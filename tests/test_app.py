@@ -9,42 +9,38 @@ from what the test sets: .env files are read from an empty TINYBIRD_ENV_DIR, and
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-import requests
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.testing.v1 import AppTest
 
 from lib import app_wiring
 from lib.charts import LATENCY as LATENCY_CHART
-from lib.charts import TOP_AIRLINES
 from lib.dashboard import LATENCY_HISTORY
 from lib.fake_bookings import AIRLINES
 from lib.settings import SettingsError
 
+from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture here too
+    APP,
+    ISOLATED_SECRETS,
+    LATENCY,
+    SEED_ROWS,
+    SETTING_NAMES,
+    WRONG_KEY,
+    app,
+    assert_no_error,
+    chart_rows,
+    expected_bookings,
+    isolated,
+    point_at,
+    seed,
+    texts,
+)
 from .conftest import PROJECT_DIR, ROOT, start_server
-
-APP = str(ROOT / "streamlit_app.py")
-SEED_ROWS = 5000
-LATENCY = re.compile(r"^Latency: \d+(\.\d+)? ms \(round trip \d+ ms, at \d\d:\d\d:\d\d UTC\)$")
-SETTING_NAMES = ("TINYBIRD_HOST", "NEXT_PUBLIC_TINYBIRD_HOST", "TINYBIRD_WORKSPACE",
-                 "TINYBIRD_SIGNING_TOKEN", "TINYBIRD_PIPE", "TINYBIRD_REFRESH_SECONDS",
-                 "TINYBIRD_JWT_TTL_SECONDS", "TINYBIRD_LOCAL_DATA_DIR", "TINYBIRD_ENV_DIR")
-# A harmless key: a non-empty at.secrets stops AppTest from reading a real secrets.toml.
-WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"
-ISOLATED_SECRETS = {"TOP_AIRLINES_TEST": "isolated"}
-
-
-def seed(server, rows: int = SEED_ROWS) -> None:
-    response = requests.post(f"{server.url}/v0/local/seed", params={"rows": rows},
-                             headers=server.admin_headers(), timeout=60)
-    assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="module")
@@ -54,64 +50,6 @@ def server(tmp_path_factory):
     seed(running)
     yield running
     running.stop(signal.SIGKILL)
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No setting from the real environment or .env files; no embedded server, ever."""
-    for name in SETTING_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    env_dir = tmp_path / "env"
-    env_dir.mkdir()
-    monkeypatch.setenv("TINYBIRD_ENV_DIR", str(env_dir))
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the app test tried to start the embedded Tinybird Local")
-
-    import lib.tinybird_local.embedded as embedded
-
-    monkeypatch.setattr(embedded, "start_embedded", refuse)
-    return env_dir
-
-
-def point_at(monkeypatch, server) -> None:
-    monkeypatch.setenv("TINYBIRD_HOST", server.url)
-    monkeypatch.setenv("TINYBIRD_WORKSPACE", server.workspace.workspace_id)
-    monkeypatch.setenv("TINYBIRD_SIGNING_TOKEN", server.admin_token)
-
-
-def app(secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.secrets.update(secrets or ISOLATED_SECRETS)
-    return at
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
-
-
-def chart_rows(at: AppTest, description: str = TOP_AIRLINES) -> tuple[dict, list[dict]]:
-    """The Vega-Lite spec and rows (decoded from Arrow IPC) of the one chart so described."""
-    found = [(el.proto, json.loads(el.proto.spec)) for el in at.get("vega_lite_chart")]
-    charts = [(proto, spec) for proto, spec in found if spec.get("description") == description]
-    assert len(charts) == 1, f"expected one {description!r} chart, found {len(charts)}"
-    proto, spec = charts[0]
-    datasets = {d.name: d for d in proto.datasets}
-    dataset = datasets[spec["data"]["name"]] if spec.get("data", {}).get("name") \
-        else proto.datasets[0]
-    table = pa.ipc.open_stream(dataset.data.data).read_all()
-    return spec, table.to_pylist()
-
-
-def assert_no_error(at: AppTest) -> None:
-    assert not at.exception, texts(at.exception)
-    assert not at.error, texts(at.error)
-    assert not at.warning, texts(at.warning)
-
-
-def expected_bookings(server) -> dict[str, int]:
-    data = server.sql("SELECT airline, count() AS bookings FROM events GROUP BY airline")["data"]
-    return {row["airline"]: int(row["bookings"]) for row in data}
 
 
 # -- the page on a healthy endpoint ------------------------------------------------------------
@@ -351,7 +289,7 @@ def test_a_signing_token_in_the_wrong_setting_is_not_shown(monkeypatch, server):
     assert not any(server.admin_token in text for text in shown)
 
 
-def test_env_files_are_read_from_tinybird_env_dir(monkeypatch, isolated):
+def test_env_files_are_read_from_tinybird_env_dir(monkeypatch, isolated):  # noqa: F811
     """The copied .env.example is refused, which also proves where .env files come from."""
     (isolated / ".env.local").write_text((ROOT / ".env.example").read_text())
     at = app().run()

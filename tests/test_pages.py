@@ -16,8 +16,7 @@ from streamlit.testing.v1 import AppTest
 from lib.charts import DAILY_BOOKINGS, MEAL_MIX, TOP_ROUTES
 from lib.view_state import utc_today
 
-from .conftest import PROJECT_DIR, ROOT, start_server
-from .test_app import (  # noqa: F401 - `isolated` is an autouse fixture for this module too
+from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture here too
     ISOLATED_SECRETS,
     assert_no_error,
     chart_rows,
@@ -26,6 +25,7 @@ from .test_app import (  # noqa: F401 - `isolated` is an autouse fixture for thi
     seed,
     texts,
 )
+from .conftest import PROJECT_DIR, ROOT, start_server
 
 TENANT_PAGE = "pages/1_Tenant_view.py"
 INSPECTOR_PAGE = "pages/2_Token_inspector.py"
