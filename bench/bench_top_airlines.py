@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from lib.jwt_tokens import mint_jwt  # noqa: E402
 from lib.tinybird_local.engine import pipe_sql  # noqa: E402
 from lib.tinybird_local.seeding import seed_bookings  # noqa: E402
 from lib.tinybird_local.server import LocalServer  # noqa: E402
+from lib.tinybird_local.workspace import load_workspace  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,7 +54,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--pipe", default="top_airlines")
-    parser.add_argument("--ingest-rows", type=int, default=200_000)
+    parser.add_argument("--ingest-rows", type=int, default=400_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--senders", type=int, default=2, help="concurrent Events API clients")
     args = parser.parse_args()
@@ -114,17 +116,28 @@ def main() -> None:
                   f"{statistics.median(series) / statistics.median(raw):.2f}x   "
                   f"p99 {percentile(series, 0.99) / percentile(raw, 0.99):.2f}x")
 
+        server.stop()
+        ingest(Path(tmp) / "ingest", args)
+
+
+def ingest(data_dir: Path, args: argparse.Namespace) -> None:
+    """Events API throughput against `serve` in its own process, as real senders see it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib.tinybird_local", "serve", "--data-dir", str(data_dir),
+         "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = process.stdout.readline().split("listening on ", 1)[1].split()[0]
+        admin = {"Authorization": f"Bearer {load_workspace(data_dir).admin_token}"}
         generator = BookingGenerator(seed=2)
         batches = [to_ndjson(generator.bookings(args.batch))
                    for _ in range(max(1, args.ingest_rows // args.batch))]
-        admin = {"Authorization": f"Bearer {workspace.admin_token}"}
         for senders in sorted({1, args.senders}):
             sent = [0] * senders
 
             def send(i: int, todo: list[bytes], sent: list[int] = sent) -> None:
                 client = requests.Session()
                 for body in todo:
-                    response = client.post(f"{server.url}/v0/events",
+                    response = client.post(f"{url}/v0/events",
                                            params={"name": "events", "wait": "true"},
                                            data=body, headers=admin, timeout=120)
                     response.raise_for_status()
@@ -140,8 +153,10 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             print(f"Events API, {senders} sender(s): {sum(sent):,} rows in {seconds:.2f}s = "
                   f"{sum(sent) / seconds:,.0f} rows/s (NDJSON batches of {args.batch:,}, "
-                  "wait=true)")
-        server.stop()
+                  "wait=true, server in its own process)")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 if __name__ == "__main__":
