@@ -8,27 +8,22 @@ page, not in any websocket frame (and the server's log must not hold it either).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-import requests
 
 from lib.tinybird_local.workspace import load_workspace
 
-from .conftest import ROOT
+from .browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REFRESH_SECONDS,
+    SKIP_WITHOUT_CHROMIUM,
+    clean_env,
+    running_streamlit,
+)
 
-CHROMIUM = shutil.which("chromium")
-REFRESH_SECONDS = 1
 START_TIMEOUT_MS = 90_000
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 LATENCY_JS = """() => {
     const el = [...document.querySelectorAll('[data-testid="stMarkdownContainer"] p')]
         .find(p => p.textContent.startsWith('Latency:'));
@@ -37,69 +32,16 @@ LATENCY_JS = """() => {
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                       "(apt-get install -y chromium); playwright drives it, never its own"),
+    SKIP_WITHOUT_CHROMIUM,
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
-    """The real environment minus every Tinybird setting: the embedded default."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TINYBIRD_", "NEXT_PUBLIC_TINYBIRD", "STREAMLIT_"))}
-    env_dir = tmp_path / "env"  # an empty dir: no developer .env file can interfere
-    env_dir.mkdir()
-    env.update(TINYBIRD_LOCAL_DATA_DIR=str(data_dir), TINYBIRD_ENV_DIR=str(env_dir),
-               TINYBIRD_REFRESH_SECONDS=str(REFRESH_SECONDS), PYTHONUNBUFFERED="1")
-    return env
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log_path: Path,
-                 timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if requests.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)  # polling interval, not a guess at how long start-up takes
-    pytest.fail(f"streamlit was not healthy within {timeout} s:\n{log_path.read_text()}")
 
 
 @pytest.fixture
 def dashboard(tmp_path):
-    """`streamlit run streamlit_app.py` headless on a free port; yields (url, data dir)."""
+    """`streamlit run streamlit_app.py` headless on a free port; yields (url, data dir, log)."""
     data_dir = tmp_path / "tinybird-local"
-    port = free_port()
-    log_path = tmp_path / "streamlit.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-             "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             # no .streamlit/secrets.toml of the developer's either
-             "--secrets.files", str(tmp_path / "no-secrets.toml")],
-            cwd=ROOT, env=clean_env(tmp_path, data_dir), stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log_path)
+    with running_streamlit(tmp_path, clean_env(tmp_path, data_dir)) as (url, log_path):
         yield url, data_dir, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_dashboard_in_chromium_updates_and_never_sees_the_signing_token(dashboard, tmp_path):

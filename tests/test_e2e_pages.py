@@ -9,15 +9,18 @@ A link copied from one browser context opens the same view in a fresh one.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 
 import pytest
 
 from lib.tinybird_local.workspace import load_workspace
 
-from .conftest import ROOT
-from .test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, clean_env, free_port, wait_healthy
+from .browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SKIP_WITHOUT_CHROMIUM,
+    clean_env,
+    running_streamlit,
+)
 
 START_TIMEOUT_MS = 90_000
 STEP_TIMEOUT_MS = 15_000
@@ -26,8 +29,7 @@ METRIC_VALUE = '[data-testid="stMetricValue"]'
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                       "(apt-get install -y chromium); playwright drives it, never its own"),
+    SKIP_WITHOUT_CHROMIUM,
 ]
 
 
@@ -38,27 +40,8 @@ def app(tmp_path_factory):
     data_dir = base / "tinybird-local"
     env = clean_env(base, data_dir)
     env.pop("TINYBIRD_REFRESH_SECONDS")  # the setting's default (5 s); links may override it
-    port = free_port()
-    log_path = base / "streamlit.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-             "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--secrets.files", str(base / "no-secrets.toml")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log_path)
+    with running_streamlit(base, env) as (url, log_path):
         yield url, data_dir, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
