@@ -27,6 +27,19 @@ PROJECT_DIR = ROOT / "tinybird"
 START_TIMEOUT = 60
 
 
+class FakeClock:
+    """A clock a test moves by hand: `clock.now += 61`."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class RunningServer:
     url: str

@@ -13,21 +13,14 @@ from lib.tinybird_local.errors import APIError
 from lib.tinybird_local.ratelimit import RateLimiter
 from lib.tinybird_local.workspace import Workspace
 
-
-class Clock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
+from .conftest import FakeClock
 
 WORKSPACE = Workspace(workspace_id="6f1e8c56-1111-4222-8333-944455556666",
                       admin_token="p.admin-token-for-unit-tests-0123456789abcdef")
 
 
 def test_rate_limit_allows_rate_plus_one_burst_then_refuses_until_time_passes():
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(clock=clock)
     decisions = [limiter.check("k", 3) for _ in range(5)]
     assert [d.allowed for d in decisions] == [True, True, True, True, False]
@@ -42,7 +35,7 @@ def test_rate_limit_allows_rate_plus_one_burst_then_refuses_until_time_passes():
 
 
 def test_cached_jwt_is_refused_once_expired():
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     cache = VerifiedJWTs(clock=clock)
     token = mint_jwt(WORKSPACE.admin_token, WORKSPACE.workspace_id, "top_airlines",
                      ttl_seconds=60, now=clock.now)

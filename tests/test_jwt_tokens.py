@@ -12,21 +12,11 @@ from hypothesis import strategies as st
 
 from lib.jwt_tokens import REFRESH_MARGIN_SECONDS, TokenSource, jwt_payload, mint_jwt
 
+from .conftest import FakeClock
+
 SIGNING = "p.signing-token-for-tests-0123456789abcdef"
 WORKSPACE = "5a8b9c2d-1e3f-4a5b-8c7d-9e0f1a2b3c4d"
 NOW = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 def decode(token: str, key: str = SIGNING, **options) -> dict:
     return jwt.decode(token, key, algorithms=["HS256"],

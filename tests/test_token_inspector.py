@@ -9,17 +9,11 @@ import jwt
 from lib import token_inspector as inspector
 from lib.jwt_tokens import TokenSource, mint_jwt
 
+from .conftest import FakeClock
+
 SIGNING = "p.signing-token-for-tests-0123456789abcdef"
 WORKSPACE = "5a8b9c2d-1e3f-4a5b-8c7d-9e0f1a2b3c4d"
 NOW = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tenant_jwt(**options) -> str:
