@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import chdb
 
 from .datafiles import Datasource, Pipe, Project
-from .ingest import CheckedBatch, QuarantinedRow
+from .ingest import CheckedBatch, QuarantinedRow, encode
 from .sql_template import quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
@@ -268,7 +268,7 @@ class Engine:
                         self._insert_ndjson(datasource.name, single.ndjson())
                         inserted += 1
                     except EngineError as exc:
-                        values = row if isinstance(row, dict) else json.loads(row)
+                        values = json.loads(row)
                         quarantined.append(QuarantinedRow(
                             {c.name: _text(values.get(c.name)) for c in datasource.columns},
                             ["__row__"], [exc.message[:500]]))
@@ -291,8 +291,8 @@ class Engine:
     def _quarantine(self, ds: Datasource, rows: list[QuarantinedRow], import_id: str) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         batch = CheckedBatch(rows=[
-            {**row.values, "c__error_column": row.error_columns, "c__error": row.errors,
-             "c__import_id": import_id, "insertion_date": now}
+            encode({**row.values, "c__error_column": row.error_columns, "c__error": row.errors,
+                    "c__import_id": import_id, "insertion_date": now})
             for row in rows
         ])
         self._insert_ndjson(ds.name + QUARANTINE_SUFFIX, batch.ndjson())
