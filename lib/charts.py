@@ -25,21 +25,28 @@ MEAL_MIX = "Bookings by meal choice"
 SERVER_SERIES, ROUND_TRIP_SERIES = "server (statistics.elapsed)", "round trip"
 
 
-def top_airlines_chart(rows: list[dict[str, Any]], height: int = 360) -> alt.Chart:
-    """Horizontal bars ranked from most to fewest bookings, exact counts in the tooltip."""
-    frame = pd.DataFrame(rows, columns=["airline", "bookings"])
+def _ranked_bars(frame: pd.DataFrame, category: str, title: str, description: str,
+                 height: int, label_limit: int) -> alt.Chart:
+    """Horizontal bars of `bookings` per `category`, most first, exact counts in tooltips."""
     frame["bookings"] = pd.to_numeric(frame["bookings"])
     return (
-        alt.Chart(frame, description=TOP_AIRLINES)
+        alt.Chart(frame, description=description)
         .mark_bar(color=BAR_COLOR, cornerRadiusEnd=3)
         .encode(
             x=alt.X("bookings:Q", title="Bookings"),
-            y=alt.Y("airline:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
-            tooltip=[alt.Tooltip("airline:N", title="Airline"),
+            y=alt.Y(f"{category}:N", sort="-x", title=None,
+                    axis=alt.Axis(labelLimit=label_limit)),
+            tooltip=[alt.Tooltip(f"{category}:N", title=title),
                      alt.Tooltip("bookings:Q", title="Bookings", format=",")],
         )
         .properties(height=height)
     )
+
+
+def top_airlines_chart(rows: list[dict[str, Any]], height: int = 360) -> alt.Chart:
+    """Horizontal bars ranked from most to fewest bookings, exact counts in the tooltip."""
+    frame = pd.DataFrame(rows, columns=["airline", "bookings"])
+    return _ranked_bars(frame, "airline", "Airline", TOP_AIRLINES, height, 220)
 
 
 def latency_chart(samples: Iterable[LatencySample], height: int = 220) -> alt.Chart:
@@ -95,19 +102,9 @@ def top_routes_chart(rows: list[dict[str, Any]], height: int | None = None) -> a
     """Horizontal bars, one per `from → to` route, busiest first."""
     frame = pd.DataFrame(rows, columns=["flight_from", "flight_to", "bookings"])
     frame["route"] = frame["flight_from"].astype(str) + " → " + frame["flight_to"].astype(str)
-    frame["bookings"] = pd.to_numeric(frame["bookings"])
-    return (
-        alt.Chart(frame, description=TOP_ROUTES)
-        .mark_bar(color=BAR_COLOR, cornerRadiusEnd=3)
-        .encode(
-            x=alt.X("bookings:Q", title="Bookings"),
-            y=alt.Y("route:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
-            tooltip=[alt.Tooltip("route:N", title="Route"),
-                     alt.Tooltip("bookings:Q", title="Bookings", format=",")],
-        )
-        # Streamlit fits the axes inside the height: room for them, then a row per route.
-        .properties(height=height or 70 + 26 * max(1, len(frame)))
-    )
+    # Streamlit fits the axes inside the height: room for them, then a row per route.
+    return _ranked_bars(frame, "route", "Route", TOP_ROUTES,
+                        height or 70 + 26 * max(1, len(frame)), 260)
 
 
 def meal_mix_chart(rows: list[dict[str, Any]], height: int = 260) -> alt.Chart:
