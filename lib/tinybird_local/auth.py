@@ -15,7 +15,8 @@ from typing import Any, Callable, Mapping
 
 import jwt
 
-from .errors import APIError, forbidden
+from .errors import LIMITS_DOCS, APIError, forbidden
+from .ratelimit import RateDecision
 from .workspace import Workspace
 
 
@@ -186,8 +187,8 @@ def _reason(exc: Exception) -> str:
     return str(exc).split(":")[0][:120] or type(exc).__name__
 
 
-def raise_for_rate(decision: Any) -> None:
+def raise_for_rate(decision: RateDecision) -> None:
+    """Tinybird's 429 for a refused request, with Retry-After and X-RateLimit-* headers."""
     if not decision.allowed:
         raise APIError(429, f"Too many requests: retry after {decision.retry_after} seconds",
-                       "https://docs.tinybird.co/api-reference/api-reference.html#limits",
-                       headers=decision.headers())
+                       LIMITS_DOCS, headers=decision.headers())

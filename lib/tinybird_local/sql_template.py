@@ -22,8 +22,6 @@ import tornado.template
 
 from .datafiles import IDENTIFIER
 
-TEMPLATE_DOCS = "https://docs.tinybird.co/cli/advanced-templates.html"
-
 
 class TemplateError(ValueError):
     """A request the template cannot render: a 400 for the client, naming the parameter."""
