@@ -29,9 +29,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib.events_api import to_ndjson  # noqa: E402
-from lib.fake_bookings import BookingGenerator  # noqa: E402
-from lib.jwt_tokens import mint_jwt  # noqa: E402
+from lib.bookings.generator import BookingGenerator  # noqa: E402
+from lib.client.events import to_ndjson  # noqa: E402
+from lib.client.tokens import mint_jwt  # noqa: E402
 from lib.tinybird_local.engine import pipe_sql  # noqa: E402
 from lib.tinybird_local.seeding import seed_bookings  # noqa: E402
 from lib.tinybird_local.server import LocalServer  # noqa: E402

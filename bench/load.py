@@ -24,7 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib.jwt_tokens import mint_jwt  # noqa: E402
+from lib.client.tokens import mint_jwt  # noqa: E402
 from lib.tinybird_local.workspace import load_workspace  # noqa: E402
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import panels, view_state
-from lib.app_wiring import (
+from lib.ui import panels, view_state
+from lib.ui.app_wiring import (
     connect,
     dashboard_session,
     keep_view,
@@ -13,7 +13,7 @@ from lib.app_wiring import (
     restore_view,
     widget_view,
 )
-from lib.charts import latency_chart, top_airlines_chart
+from lib.ui.charts import latency_chart, top_airlines_chart
 
 st.set_page_config(page_title="Top airlines by bookings", page_icon=":material/flight:",
                    layout="wide")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import panels, tenant, view_state
-from lib.app_wiring import (
+from lib.ui import panels, tenant, view_state
+from lib.ui.app_wiring import (
     connect,
     keep_view,
     load_page_settings,
@@ -13,7 +13,7 @@ from lib.app_wiring import (
     tenant_client,
     widget_view,
 )
-from lib.charts import daily_bookings_chart, meal_mix_chart, top_routes_chart
+from lib.ui.charts import daily_bookings_chart, meal_mix_chart, top_routes_chart
 
 st.set_page_config(page_title="Tenant view", page_icon=":material/domain:", layout="wide")
 st.title("Tenant view")

@@ -6,8 +6,8 @@ import time
 
 import streamlit as st
 
-from lib import token_inspector
-from lib.app_wiring import connect, load_page_settings, session_token_sources
+from lib.ui import token_inspector
+from lib.ui.app_wiring import connect, load_page_settings, session_token_sources
 
 st.set_page_config(page_title="Token inspector", page_icon=":material/key:", layout="wide")
 st.title("Token inspector")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import explorer, panels
-from lib.app_wiring import connect, explorer_client, load_page_settings, workspace_endpoints
-from lib.tinybird_api import TinybirdError
+from lib.client.pipes import TinybirdError
+from lib.ui import explorer, panels
+from lib.ui.app_wiring import connect, explorer_client, load_page_settings, workspace_endpoints
 
 st.set_page_config(page_title="Endpoint explorer", page_icon=":material/api:", layout="wide")
 st.title("Endpoint explorer")

@@ -12,7 +12,7 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from lib.charts import TOP_AIRLINES
+from lib.ui.charts import TOP_AIRLINES
 
 from .conftest import ROOT
 
@@ -45,7 +45,7 @@ def isolated(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise AssertionError("the app test tried to start the embedded Tinybird Local")
 
-    import lib.tinybird_local.embedded as embedded
+    import lib.ui.embedded as embedded
 
     monkeypatch.setattr(embedded, "start_embedded", refuse)
     return env_dir

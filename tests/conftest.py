@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from lib.jwt_tokens import mint_jwt
+from lib.client.tokens import mint_jwt
 from lib.tinybird_local.workspace import Workspace, load_workspace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from lib.fake_bookings import BookingGenerator
+from lib.bookings.generator import BookingGenerator
 
 from .conftest import make_project, start_server
 

@@ -18,11 +18,11 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.testing.v1 import AppTest
 
-from lib import app_wiring
-from lib.charts import LATENCY as LATENCY_CHART
-from lib.dashboard import LATENCY_HISTORY
-from lib.fake_bookings import AIRLINES
-from lib.settings import SettingsError
+from lib.bookings.distributions import AIRLINES
+from lib.client.settings import SettingsError
+from lib.ui import app_wiring
+from lib.ui.charts import LATENCY as LATENCY_CHART
+from lib.ui.dashboard import LATENCY_HISTORY
 
 from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture here too
     APP,

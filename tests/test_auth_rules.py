@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from lib.jwt_tokens import mint_jwt
+from lib.client.tokens import mint_jwt
 from lib.tinybird_local.auth import VerifiedJWTs, authenticate, token_from_request
 from lib.tinybird_local.errors import APIError
 from lib.tinybird_local.ratelimit import RateLimiter

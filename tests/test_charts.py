@@ -12,10 +12,10 @@ import time
 import pandas as pd
 import pytest
 
-from lib import charts
-from lib.dashboard import LATENCY_HISTORY, DashboardSession, LatencySample
-from lib.jwt_tokens import TokenSource
-from lib.tinybird_api import PipeResult, ServerError
+from lib.client.pipes import PipeResult, ServerError
+from lib.client.tokens import TokenSource
+from lib.ui import charts
+from lib.ui.dashboard import LATENCY_HISTORY, DashboardSession, LatencySample
 
 
 def result(elapsed: float | None, round_trip: float, at: float) -> PipeResult:

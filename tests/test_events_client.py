@@ -17,8 +17,8 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from lib.events_api import EventsClient, EventsError
-from lib.fake_bookings import BookingGenerator
+from lib.bookings.generator import BookingGenerator
+from lib.client.events import EventsClient, EventsError
 
 from .conftest import PROJECT_DIR
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lib import explorer
-from lib.explorer import Endpoint, EndpointParam, call_endpoint, endpoints_from_listing
-from lib.tinybird_api import AuthError, list_pipes
+from lib.client.pipes import AuthError, list_pipes
+from lib.ui import explorer
+from lib.ui.explorer import Endpoint, EndpointParam, call_endpoint, endpoints_from_listing
 
 WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"
 
@@ -56,7 +56,7 @@ def test_param_rows_and_form_values():
 
 
 def test_a_big_response_is_cut_for_the_page():
-    from lib.tinybird_api import PipeResult
+    from lib.client.pipes import PipeResult
 
     rows = [{"n": i} for i in range(explorer.MAX_JSON_ROWS + 5)]
     body = {"meta": [], "data": rows, "rows": len(rows)}

@@ -20,9 +20,10 @@ from collections import Counter
 import pytest
 import requests
 
-from lib.events_api import EventsError, SendResult
-from lib.fake_bookings import AIRLINES, EXTRA_BAGS, MEAL_CHOICES, BookingGenerator
-from lib.fake_bookings_cli import Tally, stream
+from lib.bookings.cli import Tally, stream
+from lib.bookings.distributions import AIRLINES, EXTRA_BAGS, MEAL_CHOICES
+from lib.bookings.generator import BookingGenerator
+from lib.client.events import EventsError, SendResult
 from lib.tinybird_local.datafiles import parse_datasource
 from lib.tinybird_local.ingest import CheckedBatch, RowChecker
 
@@ -201,7 +202,7 @@ def _settings_env(server) -> dict[str, str]:
 
 
 def _cli(*args: str, env: dict[str, str], cwd=ROOT, timeout: float = 60):
-    return subprocess.run([sys.executable, "-m", "lib.fake_bookings", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "lib.bookings", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -260,7 +261,7 @@ def test_no_host_or_token_says_what_is_needed(tmp_path):
 def test_ctrl_c_prints_the_summary_so_far(local_server):
     before = local_server.count("events")
     process = subprocess.Popen(
-        [sys.executable, "-m", "lib.fake_bookings", "--duration", "30", "--rate", "400",
+        [sys.executable, "-m", "lib.bookings", "--duration", "30", "--rate", "400",
          "--batch", "100"],
         cwd=ROOT, env=_settings_env(local_server), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,

@@ -11,10 +11,10 @@ import time
 import pytest
 import requests
 
-from lib.events_api import to_ndjson
-from lib.fake_bookings import BookingGenerator
-from lib.jwt_tokens import TokenSource
-from lib.tinybird_api import PipeClient, Unreachable
+from lib.bookings.generator import BookingGenerator
+from lib.client.events import to_ndjson
+from lib.client.pipes import PipeClient, Unreachable
+from lib.client.tokens import TokenSource
 
 from .conftest import PROJECT_DIR
 

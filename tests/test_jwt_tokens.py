@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.jwt_tokens import REFRESH_MARGIN_SECONDS, TokenSource, jwt_payload, mint_jwt
+from lib.client.tokens import REFRESH_MARGIN_SECONDS, TokenSource, jwt_payload, mint_jwt
 
 from .conftest import FakeClock
 

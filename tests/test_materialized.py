@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from lib.fake_bookings import BookingGenerator
+from lib.bookings.generator import BookingGenerator
 
 from .conftest import make_project
 

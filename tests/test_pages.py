@@ -13,8 +13,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.charts import DAILY_BOOKINGS, MEAL_MIX, TOP_ROUTES
-from lib.view_state import utc_today
+from lib.ui.charts import DAILY_BOOKINGS, MEAL_MIX, TOP_ROUTES
+from lib.ui.view_state import utc_today
 
 from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture here too
     ISOLATED_SECRETS,

@@ -17,10 +17,7 @@ import uuid
 import pytest
 import requests
 
-from lib.dashboard import DashboardSession
-from lib.jwt_tokens import TokenSource
-from lib.settings import Settings
-from lib.tinybird_api import (
+from lib.client.pipes import (
     AuthError,
     BadResponse,
     NotFound,
@@ -31,6 +28,9 @@ from lib.tinybird_api import (
     TinybirdError,
     Unreachable,
 )
+from lib.client.settings import Settings
+from lib.client.tokens import TokenSource
+from lib.ui.dashboard import DashboardSession
 
 from .conftest import PROJECT_DIR, start_server
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lib.settings import (
+from lib.client.settings import (
     DEFAULT_JWT_TTL_SECONDS,
     DEFAULT_PIPE,
     DEFAULT_REFRESH_SECONDS,

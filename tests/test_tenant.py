@@ -11,10 +11,10 @@ import datetime as dt
 import pytest
 import requests
 
-from lib import tenant
-from lib.tenant import PeekOutcome, fetch_report, peek, request_params, tenant_client
-from lib.tinybird_api import BadRequest
-from lib.view_state import ViewState, utc_today
+from lib.client.pipes import BadRequest
+from lib.ui import tenant
+from lib.ui.tenant import PeekOutcome, fetch_report, peek, request_params, tenant_client
+from lib.ui.view_state import ViewState, utc_today
 
 SEED_ROWS = 20000
 
@@ -68,7 +68,7 @@ def test_another_airlines_numbers_are_caught():
 
 
 def test_weighted_meal_averages():
-    from lib.tinybird_api import PipeResult
+    from lib.client.pipes import PipeResult
 
     meals = PipeResult(data=[{"meal_choice": "none", "bookings": 3, "priority_share": 1.0},
                              {"meal_choice": "vegan", "bookings": 1, "priority_share": 0.0}],

@@ -6,8 +6,8 @@ import shlex
 
 import jwt
 
-from lib import token_inspector as inspector
-from lib.jwt_tokens import TokenSource, mint_jwt
+from lib.client.tokens import TokenSource, mint_jwt
+from lib.ui import token_inspector as inspector
 
 from .conftest import FakeClock
 

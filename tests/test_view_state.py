@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import view_state
-from lib.view_state import (
+from lib.ui import view_state
+from lib.ui.view_state import (
     ALL_KEYS,
     DASHBOARD_KEYS,
     TENANT_KEYS,

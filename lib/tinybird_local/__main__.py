@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from lib.jwt_tokens import mint_jwt
+from lib.client.tokens import mint_jwt
 
 from .datafiles import DatafileError, load_project
 from .engine import Engine, EngineError

@@ -1,14 +1,14 @@
 """Bulk-load generated bookings straight into the engine, for `seed` and the demo.
 
-The rows are made by `fake_bookings.seed_select_sql` inside ClickHouse, so a million
-bookings take seconds and share the distributions of the streamed ones.
+The rows are made by `lib.bookings.distributions.seed_select_sql` inside ClickHouse, so a
+million bookings take seconds and share the distributions of the streamed ones.
 """
 
 from __future__ import annotations
 
 import random
 
-from lib.fake_bookings import COLUMNS, seed_select_sql
+from lib.bookings.distributions import COLUMNS, seed_select_sql
 
 from .datafiles import Datasource
 from .engine import NO_TIME_LIMIT, Engine, quote_identifier

@@ -1,4 +1,4 @@
-"""What a flight booking looks like: the one source of truth for generated data.
+"""What a flight booking looks like, as plain data: the one source of truth for generated data.
 
 Mirrors Mockingbird's "Flight Bookings" preset, which the guide uses to fill `events`:
 seven fictional airlines with skewed popularity, weighted meal choices and extra bags,
@@ -6,17 +6,13 @@ ages 18-99, passport numbers 3456789-9876543. The same weights drive both the Py
 generator (streamed events) and the SQL that Tinybird Local's `seed` runs inside the
 engine, so bulk and streamed data agree.
 
-`python -m lib.fake_bookings --help` streams them to an Events API; the command line
-lives in `fake_bookings_cli.py` so that the server, which imports this module, never
-loads it.
+Plain data and one SQL builder, nothing else: Tinybird Local imports this module for its
+in-engine seed, so it must not import the client, argparse or anything heavy.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import random
-import uuid
-from typing import Iterator, Sequence
+from collections.abc import Sequence
 
 AIRLINES: dict[str, int] = {
     "BrianAir": 20, "Fizz": 5, "EasyPlane": 15, "Skittish Airways": 20, "GAS": 15,
@@ -53,47 +49,6 @@ COLUMNS = (
     "age", "airline", "email", "extra_bags", "flight_from", "flight_to", "meal_choice", "name",
     "passport_number", "priority_boarding", "timestamp", "transaction_id",
 )
-
-
-def iso_now(now: dt.datetime | None = None) -> str:
-    """`Date.toISOString()` as Mockingbird sends it: milliseconds and a trailing Z."""
-    now = now or dt.datetime.now(dt.UTC)
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{now.microsecond // 1000:03d}Z"
-
-
-class BookingGenerator:
-    """Realistic bookings; the same `seed` gives the same sequence (timestamps aside)."""
-
-    def __init__(self, seed: int | None = None):
-        self._rng = random.Random(seed)
-        self._airlines, self._airline_weights = zip(*AIRLINES.items(), strict=True)
-        self._meals, self._meal_weights = zip(*MEAL_CHOICES.items(), strict=True)
-        self._bags, self._bag_weights = zip(*EXTRA_BAGS.items(), strict=True)
-
-    def booking(self, timestamp: str | None = None) -> dict:
-        rng = self._rng
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        origin, destination = rng.sample(CITIES, 2)
-        return {
-            "timestamp": timestamp or iso_now(),
-            "transaction_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "name": f"{first} {last}",
-            "email": f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@"
-                     f"{rng.choice(EMAIL_DOMAINS)}",
-            "age": rng.randint(*AGE_RANGE),
-            "passport_number": rng.randint(*PASSPORT_RANGE),
-            "flight_from": origin,
-            "flight_to": destination,
-            "extra_bags": rng.choices(self._bags, self._bag_weights)[0],
-            "priority_boarding": rng.random() < 0.5,
-            "meal_choice": rng.choices(self._meals, self._meal_weights)[0],
-            "airline": rng.choices(self._airlines, self._airline_weights)[0],
-        }
-
-    def bookings(self, count: int) -> Iterator[dict]:
-        for _ in range(count):
-            yield self.booking()
 
 
 def _sql_list(values: Sequence[object]) -> str:
@@ -153,10 +108,3 @@ FROM (
 )
 """
 
-
-if __name__ == "__main__":
-    import sys
-
-    from lib.fake_bookings_cli import main
-
-    sys.exit(main())

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lib.jwt_tokens import TokenSource
-from lib.tinybird_api import PipeClient, PipeResult, TinybirdError, list_pipes
+from lib.client.pipes import PipeClient, PipeResult, TinybirdError, list_pipes
+from lib.client.tokens import TokenSource
 
 # Rows of a response shown in full on the page; the rest are counted, not drawn.
 MAX_JSON_ROWS = 100

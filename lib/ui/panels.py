@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from lib.tenant import TENANT_PIPES, TenantReport
-from lib.tinybird_api import PipeResult, TinybirdError
+from lib.client.pipes import PipeResult, TinybirdError
+from lib.ui.tenant import TENANT_PIPES, TenantReport
 
 
 def latency_text(result: PipeResult) -> str:

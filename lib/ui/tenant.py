@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib.dashboard import check_rows
-from lib.jwt_tokens import TokenSource
-from lib.tinybird_api import PipeClient, PipeResult, TinybirdError
-from lib.view_state import ViewState
+from lib.client.pipes import PipeClient, PipeResult, TinybirdError
+from lib.client.tokens import TokenSource
+from lib.ui.dashboard import check_rows
+from lib.ui.view_state import ViewState
 
 DAILY_PIPE, ROUTES_PIPE, MEALS_PIPE = "airline_daily_bookings", "airline_top_routes", \
     "airline_meal_mix"

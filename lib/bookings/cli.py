@@ -1,8 +1,8 @@
-"""`python -m lib.fake_bookings`: stream generated bookings to an Events API, paced and bounded.
+"""`python -m lib.bookings`: stream generated bookings to an Events API, paced and bounded.
 
 Mockingbird's job for this project: point it at Tinybird Local or a Tinybird region and
 bookings arrive at `--rate` per second until `--duration` or `--count` is reached, then a
-one-line summary. Kept apart from `fake_bookings.py`, the data model Tinybird Local
+one-line summary. Kept apart from `distributions.py`, the data Tinybird Local
 imports, so the server never loads argparse, settings or a progress bar.
 
 Every failure is a readable line on stderr and a non-zero exit, never a traceback; Ctrl-C
@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from lib.events_api import EventsClient, EventsError, SendResult
-from lib.fake_bookings import BookingGenerator
-from lib.settings import SettingsError, load_settings
+from lib.bookings.generator import BookingGenerator
+from lib.client.events import EventsClient, EventsError, SendResult
+from lib.client.settings import SettingsError, load_settings
 
 DEFAULT_DURATION = 60.0
 DEFAULT_RATE = 50.0
@@ -174,7 +174,7 @@ def _positive(kind: type) -> Callable[[str], float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lib.fake_bookings",
+        prog="python -m lib.bookings",
         description="Send realistic flight bookings (Mockingbird's 'Flight Bookings' preset) to "
                     "a Tinybird Events API, paced, until --duration or --count is reached.",
         epilog="Host and token default to TINYBIRD_HOST and TINYBIRD_SIGNING_TOKEN, read as the "

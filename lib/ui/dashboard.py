@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lib.jwt_tokens import TokenSource
-from lib.settings import Settings
-from lib.tinybird_api import BadResponse, PipeClient, PipeResult, TinybirdError
+from lib.client.pipes import BadResponse, PipeClient, PipeResult, TinybirdError
+from lib.client.settings import Settings
+from lib.client.tokens import TokenSource
 
 log = logging.getLogger("top_airlines.dashboard")
 

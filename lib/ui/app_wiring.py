@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from lib import explorer, tenant, view_state
-from lib.dashboard import DashboardSession
-from lib.jwt_tokens import TokenSource
-from lib.settings import Settings, SettingsError, load_settings
-from lib.tinybird_api import PipeClient
-from lib.view_state import ViewState
+from lib.client.pipes import PipeClient
+from lib.client.settings import Settings, SettingsError, load_settings
+from lib.client.tokens import TokenSource
+from lib.ui import explorer, tenant, view_state
+from lib.ui.dashboard import DashboardSession
+from lib.ui.view_state import ViewState
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ def load_page_settings() -> Settings:
 
 @st.cache_resource(show_spinner="Starting the embedded Tinybird Local…")
 def _embedded(data_dir: str) -> Connection:
-    from lib.tinybird_local.embedded import start_embedded
+    from lib.ui.embedded import start_embedded
 
     local = start_embedded(data_dir)
     return Connection(host=local.host, workspace_id=local.workspace_id,

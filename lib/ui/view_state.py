@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lib.fake_bookings import AIRLINES
+from lib.bookings.distributions import AIRLINES
 
 TENANTS: tuple[str, ...] = tuple(AIRLINES)
 DEFAULT_TENANT = TENANTS[0]

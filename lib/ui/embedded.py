@@ -1,6 +1,7 @@
-"""Run Tinybird Local inside another process: the dashboard's no-settings default.
+"""Run Tinybird Local inside the app's process: the dashboard's no-settings default.
 
-`start_embedded` is the one entry point the dashboard may use from this package. It
+The UI's side of the embedded demo: `start_embedded` is the one place the app reaches
+into `lib.tinybird_local` (the server itself knows nothing of the app). It
 serves the datafiles on a loopback port, seeds bookings when `events` is empty, and
 keeps a live trickle of new bookings flowing through the Events API, so the page shows
 a moving chart with no account and no network. The caller gets back only what it would
@@ -15,14 +16,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.events_api import EventsClient, EventsError
-from lib.fake_bookings import BookingGenerator
-
-from .seeding import seed_bookings
-from .server import LocalServer
+from lib.bookings.generator import BookingGenerator
+from lib.client.events import EventsClient, EventsError
+from lib.tinybird_local.seeding import seed_bookings
+from lib.tinybird_local.server import LocalServer
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "tinybird"
-log = logging.getLogger("tinybird_local.embedded")
+log = logging.getLogger("top_airlines.embedded")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import jwt
 
-from lib.panels import age_text
+from lib.ui.panels import age_text
 
 
 def decode_claims(token: str) -> dict[str, Any]:
