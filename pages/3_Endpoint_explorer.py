@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.client.pipes import TinybirdError
+from lib.client.errors import TinybirdError
 from lib.ui import explorer, panels
 from lib.ui.app_wiring import connect, explorer_client, load_page_settings, workspace_endpoints
 

@@ -12,7 +12,8 @@ import time
 import pandas as pd
 import pytest
 
-from lib.client.pipes import PipeResult, ServerError
+from lib.client.errors import ServerError
+from lib.client.pipes import PipeResult
 from lib.client.tokens import TokenSource
 from lib.ui import charts
 from lib.ui.dashboard import LATENCY_HISTORY, DashboardSession, LatencySample

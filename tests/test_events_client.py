@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from lib.bookings.generator import BookingGenerator
-from lib.client.events import EventsClient, EventsError
+from lib.client.errors import TinybirdError
+from lib.client.events import EventsClient
 
 from .conftest import PROJECT_DIR
 
@@ -67,11 +68,11 @@ def test_token_without_append_raises_clearly_and_is_not_retried(local_server):
     before = local_server.count("events")
     session = CountingSession()
     client = EventsClient(local_server.url, read_token, session=session, sleep=_no_sleep)
-    with pytest.raises(EventsError) as caught:
+    with pytest.raises(TinybirdError) as caught:
         client.send("events", list(BookingGenerator(seed=23).bookings(5)))
     assert caught.value.status == 403
     assert "token lacks APPEND on events" in str(caught.value)
-    assert not caught.value.retryable and not caught.value.ambiguous
+    assert not caught.value.retryable and not caught.value.maybe_written
     assert read_token not in str(caught.value)
     assert session.posts == 1
     assert local_server.count("events") == before
@@ -81,7 +82,7 @@ def test_unknown_datasource_is_a_clear_error_not_retried(local_server):
     session = CountingSession()
     client = EventsClient(local_server.url, local_server.admin_token, session=session,
                           sleep=_no_sleep)
-    with pytest.raises(EventsError) as caught:
+    with pytest.raises(TinybirdError) as caught:
         client.send("no_such_datasource", [{"a": 1}])
     assert caught.value.status == 400
     assert "no_such_datasource" in str(caught.value)
@@ -107,7 +108,7 @@ def test_batch_sent_while_server_is_down_arrives_exactly_once_after_restart(serv
     def send() -> None:
         try:
             outcome["result"] = client.send("events", batch)
-        except EventsError as exc:  # reported by the assertions below
+        except TinybirdError as exc:  # reported by the assertions below
             outcome["error"] = exc
 
     sender = threading.Thread(target=send, daemon=True)
@@ -227,7 +228,7 @@ def test_429_waits_for_retry_after_then_sends_again(stub):
 def test_503_is_retried_with_backoff_until_attempts_run_out(stub):
     server = stub(*[_json_reply(503, {"error": "busy"})] * 3)
     slept: list[float] = []
-    with pytest.raises(EventsError) as caught:
+    with pytest.raises(TinybirdError) as caught:
         _client(server, slept, max_attempts=3, backoff_seconds=0.5).send("events", [{"a": 1}])
     assert caught.value.status == 503 and caught.value.retryable
     assert slept == [0.5, 1.0]
@@ -242,9 +243,9 @@ def test_503_is_retried_with_backoff_until_attempts_run_out(stub):
 ], ids=["500", "504", "dropped", "not-json"])
 def test_an_answer_that_may_have_written_the_batch_is_reported_not_retried(stub, reply):
     server = stub(reply, ACCEPTED)
-    with pytest.raises(EventsError) as caught:
+    with pytest.raises(TinybirdError) as caught:
         _client(server).send("events", [{"a": 1}])
-    assert caught.value.ambiguous and not caught.value.retryable
+    assert caught.value.maybe_written and not caught.value.retryable
     assert "may or may not have been written" in str(caught.value)
     assert len(server.requests) == 1
 
@@ -256,8 +257,8 @@ def test_unreachable_host_is_retried_then_named():
     slept: list[float] = []
     client = EventsClient(f"http://127.0.0.1:{port}", "p.t", max_attempts=3,
                           backoff_seconds=0.25, sleep=slept.append)
-    with pytest.raises(EventsError) as caught:
+    with pytest.raises(TinybirdError) as caught:
         client.send("events", [{"a": 1}])
     assert f"cannot reach http://127.0.0.1:{port}" in str(caught.value)
-    assert caught.value.retryable and not caught.value.ambiguous
+    assert caught.value.retryable and not caught.value.maybe_written
     assert slept == [0.25, 0.5]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lib.client.pipes import AuthError, list_pipes
+from lib.client.errors import AuthError
+from lib.client.pipes import list_pipes
 from lib.ui import explorer
 from lib.ui.explorer import Endpoint, EndpointParam, call_endpoint, endpoints_from_listing
 

@@ -23,7 +23,8 @@ import requests
 from lib.bookings.cli import Tally, stream
 from lib.bookings.distributions import AIRLINES, EXTRA_BAGS, MEAL_CHOICES
 from lib.bookings.generator import BookingGenerator
-from lib.client.events import EventsError, SendResult
+from lib.client.errors import OutcomeUnknown
+from lib.client.events import SendResult
 from lib.tinybird_local.datafiles import parse_datasource
 from lib.tinybird_local.ingest import CheckedBatch, RowChecker
 
@@ -177,7 +178,7 @@ def test_a_batch_that_may_have_been_written_is_counted_as_unconfirmed():
     def send(events):
         calls.append(len(events))
         if len(calls) == 2:
-            raise EventsError("connection broke", ambiguous=True)
+            raise OutcomeUnknown("connection broke")
         return SendResult(len(events), 0, 1)
 
     tally = stream(send, BookingGenerator(seed=1), Tally("events"), rate=0, batch=10, count=50)

@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from lib.bookings.generator import BookingGenerator
+from lib.client.errors import Unreachable
 from lib.client.events import to_ndjson
-from lib.client.pipes import PipeClient, Unreachable
+from lib.client.pipes import PipeClient
 from lib.client.tokens import TokenSource
 
 from .conftest import PROJECT_DIR

@@ -17,17 +17,16 @@ import uuid
 import pytest
 import requests
 
-from lib.client.pipes import (
+from lib.client.errors import (
     AuthError,
     BadResponse,
     NotFound,
-    PipeClient,
-    PipeResult,
     RateLimited,
     ServerError,
     TinybirdError,
     Unreachable,
 )
+from lib.client.pipes import PipeClient, PipeResult
 from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
 from lib.ui.dashboard import DashboardSession

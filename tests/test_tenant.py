@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 import requests
 
-from lib.client.pipes import BadRequest
+from lib.client.errors import BadRequest
 from lib.ui import tenant
 from lib.ui.tenant import PeekOutcome, fetch_report, peek, request_params, tenant_client
 from lib.ui.view_state import ViewState, utc_today

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from lib.bookings.generator import BookingGenerator
-from lib.client.events import EventsClient, EventsError, SendResult
+from lib.client.errors import TinybirdError
+from lib.client.events import EventsClient, SendResult
 from lib.client.settings import SettingsError, load_settings
 
 DEFAULT_DURATION = 60.0
@@ -45,7 +46,7 @@ class Tally:
     unknown: int = 0
     seconds: float = 0.0
     interrupted: bool = False
-    error: EventsError | None = None
+    error: TinybirdError | None = None
 
     def add(self, size: int, result: SendResult) -> None:
         self.sent += size
@@ -76,7 +77,7 @@ def stream(send: Callable[[list[dict]], SendResult], generator: BookingGenerator
     (and at most `batch`) per request. So the chart moves every second, a slow request is
     caught up on, and `rate * elapsed` is what was sent. A `duration` run sends
     `rate * duration` events and lasts `duration` seconds (a server too slow to keep up
-    ends it at the deadline). Stops at the first `EventsError` (kept in `tally.error`)
+    ends it at the deadline). Stops at the first `TinybirdError` (kept in `tally.error`)
     or Ctrl-C (`tally.interrupted`), keeping the tally so far.
     """
     start = clock()
@@ -108,9 +109,9 @@ def stream(send: Callable[[list[dict]], SendResult], generator: BookingGenerator
             wait = deadline - clock()
             if wait > 0:  # a duration run lasts its duration, so rows/s is the real rate
                 sleep(wait)
-    except EventsError as exc:
+    except TinybirdError as exc:
         tally.error = exc
-        if exc.ambiguous:
+        if exc.maybe_written:
             tally.unknown += in_flight
     except KeyboardInterrupt:
         tally.interrupted = True
@@ -251,7 +252,7 @@ def _main(argv: list[str] | None, stdout: TextIO, stderr: TextIO) -> int:
 
     bar = ProgressBar(stderr, args.count, duration) if stderr.isatty() else None
 
-    def on_retry(error: EventsError, delay: float, attempt: int) -> None:
+    def on_retry(error: TinybirdError, delay: float, attempt: int) -> None:
         message = f"{error}; retrying in {delay:.1f}s (attempt {attempt} of {args.retries + 1})"
         if bar:
             bar.note(message)

@@ -4,39 +4,39 @@ One persistent session; NDJSON batches to `POST /v0/events?name=...` with the to
 the Authorization header. A batch is sent again only when it certainly was not written:
 the connection was never made (backoff), or the server said so (429, honouring
 `Retry-After`; 503). A connection that breaks mid-request, a read timeout, or a 500, 502
-or 504 may each have written the batch, so they raise `EventsError(ambiguous=True)`
-instead of retrying: a silent retry there is how rows get counted twice. A 4xx that will
-not heal raises at once with the server's message, because retrying a refused token only
-hides the mistake.
+or 504 may each have written the batch, so they raise an error whose `maybe_written` is
+true (`OutcomeUnknown`, `ServerError`) instead of retrying: a silent retry there is how
+rows get counted twice. A 4xx that will not heal raises at once with the server's
+message, because retrying a refused token only hides the mistake.
 """
 
 from __future__ import annotations
 
-import email.utils
+import copy
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from .errors import (
+    AuthError,
+    BadRequest,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    TinybirdError,
+    Unreachable,
+)
+from .http import Bearer, retry_after, server_message
+
 USER_AGENT = "top-airlines-events/1"
 # Statuses that mean "not processed, try again": the server refused before writing.
 RETRY_STATUSES = {429, 503}
-
-
-class EventsError(Exception):
-    """The batch could not be delivered; the message says why, for a person.
-
-    `retryable`: a later attempt may succeed (the host was unreachable, rate limited).
-    `ambiguous`: the batch may or may not have been written; it was not sent again.
-    """
-
-    def __init__(self, message: str, status: int | None = None, retryable: bool = False,
-                 ambiguous: bool = False):
-        super().__init__(message)
-        self.status, self.retryable, self.ambiguous = status, retryable, ambiguous
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class EventsClient:
                  backoff_seconds: float = 0.5, max_backoff_seconds: float = 30.0,
                  session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[EventsError, float, int], None] | None = None):
+                 on_retry: Callable[[TinybirdError, float, int], None] | None = None):
         self.host = host.rstrip("/")
         self._token = token
         self.timeout = timeout
@@ -94,51 +94,65 @@ class EventsClient:
         params = {"name": datasource}
         if wait:
             params["wait"] = "true"
-        headers = {"Authorization": f"Bearer {self._token}",
-                   "Content-Type": "application/x-ndjson", "User-Agent": USER_AGENT}
+        headers = {"Content-Type": "application/x-ndjson", "User-Agent": USER_AGENT}
         delay = self.backoff_seconds
         for attempt in range(1, self.max_attempts + 1):
-            try:
-                response = self.session.post(
-                    f"{self.host}/v0/events", params=params, data=body, headers=headers,
-                    timeout=(self.connect_timeout, self.timeout), allow_redirects=False)
-            except requests.exceptions.SSLError:
-                raise EventsError(f"TLS handshake with {self.host} failed: check the host "
-                                  "name and the certificates") from None
-            except requests.ConnectionError as exc:  # includes ConnectTimeout
-                if not _never_sent(exc):
-                    raise EventsError(f"the connection to {self.host} broke during the "
-                                      "request; the batch may or may not have been written, "
-                                      "so it was not sent again", ambiguous=True) from None
-                error = EventsError(f"cannot reach {self.host} ({_reason(exc)})",
-                                    retryable=True)
+            outcome = self._attempt(datasource, params, body, headers)
+            if isinstance(outcome, SendResult):
+                return SendResult(outcome.successful_rows, outcome.quarantined_rows, attempt)
+            error = outcome
+            wait_for = error.retry_after if isinstance(error, RateLimited) else None
+            if wait_for is None:
                 wait_for = delay
-            except requests.Timeout:  # a read timeout: the server had the whole batch
-                raise EventsError(f"{self.host} did not answer in {self.timeout:g}s; the batch "
-                                  "may or may not have been written, so it was not sent again",
-                                  ambiguous=True) from None
-            except requests.RequestException as exc:  # a bad URL and the like
-                raise EventsError(f"cannot send to {self.host}: {exc}") from None
-            else:
-                if 200 <= response.status_code < 300:
-                    return _result(response, attempt, self.host)
-                error = _refusal(response, datasource, self.host)
-                if response.status_code not in RETRY_STATUSES:
-                    raise error
-                wait_for = _retry_after(response)
-                if wait_for is None:
-                    wait_for = delay
             if attempt == self.max_attempts:
                 tries = "once" if attempt == 1 else f"{attempt} times"
                 if error.status is None:
-                    raise EventsError(f"{error}, tried {tries}; is the server running and the "
-                                      "host right?", retryable=True)
-                raise EventsError(f"{error} (tried {tries})", error.status, retryable=True)
+                    raise _reworded(error, f"{error}, tried {tries}; is the server running and "
+                                           "the host right?")
+                raise _reworded(error, f"{error} (tried {tries})")
             if self._on_retry:
                 self._on_retry(error, wait_for, attempt + 1)
             self._sleep(wait_for)
             delay = min(delay * 2, self.max_backoff_seconds)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, datasource: str, params: dict[str, str], body: bytes,
+                 headers: dict[str, str]) -> SendResult | TinybirdError:
+        """One POST: its result, or the retryable error to wait on; raises the others."""
+        try:
+            response = self.session.post(
+                f"{self.host}/v0/events", params=params, data=body, headers=headers,
+                auth=Bearer(self._token), timeout=(self.connect_timeout, self.timeout),
+                allow_redirects=False)
+        except requests.exceptions.SSLError:
+            raise TinybirdError(f"TLS handshake with {self.host} failed: check the host name "
+                                "and the certificates") from None
+        except requests.ConnectionError as exc:  # includes ConnectTimeout
+            if not _never_sent(exc):
+                raise OutcomeUnknown(f"the connection to {self.host} broke during the request; "
+                                     "the batch may or may not have been written, so it was "
+                                     "not sent again") from None
+            return Unreachable(f"cannot reach {self.host} ({_reason(exc)})")
+        except requests.Timeout:  # a read timeout: the server had the whole batch
+            raise OutcomeUnknown(f"{self.host} did not answer in {self.timeout:g}s; the batch "
+                                 "may or may not have been written, so it was not sent "
+                                 "again") from None
+        except requests.RequestException as exc:  # a bad URL and the like
+            raise TinybirdError(f"cannot send to {self.host}: {exc}") from None
+        if 200 <= response.status_code < 300:
+            return _result(response, self.host)
+        error = _refusal(response, datasource, self.host)
+        if not error.retryable:
+            raise error
+        return error
+
+
+def _reworded(error: TinybirdError, message: str) -> TinybirdError:
+    """The same error (class, status, flags) with a message that says how often we tried."""
+    reworded = copy.copy(error)
+    reworded.args = (message,)
+    reworded.message = message
+    return reworded
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -162,62 +176,38 @@ def _reason(exc: requests.ConnectionError) -> str:
     return "no connection"
 
 
-def _result(response: requests.Response, attempt: int, host: str) -> SendResult:
+def _result(response: requests.Response, host: str) -> SendResult:
     try:
         payload = response.json()
         return SendResult(int(payload["successful_rows"]),
-                          int(payload.get("quarantined_rows", 0)), attempt)
+                          int(payload.get("quarantined_rows", 0)), 1)
     except (ValueError, TypeError, KeyError, AttributeError):
-        raise EventsError(f"{host} answered {response.status_code} without the Events API's "
-                          "body; is it a Tinybird API host? The batch may or may not have been "
-                          "written", response.status_code, ambiguous=True) from None
+        raise OutcomeUnknown(f"{host} answered {response.status_code} without the Events API's "
+                             "body; is it a Tinybird API host? The batch may or may not have "
+                             "been written", response.status_code) from None
 
 
-def _message(response: requests.Response) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and payload.get("error"):
-        return str(payload["error"])
-    return response.text.strip()[:200] or f"HTTP {response.status_code}"
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """`Retry-After` in seconds, given as seconds or as an HTTP date."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def _refusal(response: requests.Response, datasource: str, host: str) -> EventsError:
+def _refusal(response: requests.Response, datasource: str, host: str) -> TinybirdError:
     status = response.status_code
-    message = _message(response)
+    message = server_message(response)
     if status == 429:
-        return EventsError(f"rate limited: {message}", status, retryable=True)
+        return RateLimited(f"rate limited: {message}", status, retry_after(response))
     if status == 503:
-        return EventsError(f"{host} is unavailable (503): {message}", status, retryable=True)
-    if status in (500, 502, 504):
-        return EventsError(f"server error {status}: {message}; the batch may or may not have "
-                           "been written, so it was not sent again", status, ambiguous=True)
+        return ServerError(f"{host} is unavailable (503): {message}", status)
+    if status >= 500:
+        return ServerError(f"server error {status}: {message}; the batch may or may not have "
+                           "been written, so it was not sent again", status)
     if status in (401, 403):
-        return EventsError(f"token lacks APPEND on {datasource} (or is not valid): {message}",
-                           status)
+        return AuthError(f"token lacks APPEND on {datasource} (or is not valid): {message}",
+                         status)
     if status == 404:
-        return EventsError(f"{host} has no Events API for this token (404: {message}); check "
-                           "the host is your workspace's region", status)
+        return NotFound(f"{host} has no Events API for this token (404: {message}); check "
+                        "the host is your workspace's region", status)
     if status == 413:
-        return EventsError(f"batch too large: {message}; send smaller batches", status)
+        return BadRequest(f"batch too large: {message}; send smaller batches", status)
     if 300 <= status < 400:
-        return EventsError(f"{host} redirects to {response.headers.get('Location', '?')}; "
-                           "use that host", status)
-    return EventsError(f"refused ({status}): {message}", status)
+        return TinybirdError(f"{host} redirects to {response.headers.get('Location', '?')}; "
+                             "use that host", status)
+    if 400 <= status < 500:
+        return BadRequest(f"refused ({status}): {message}", status)
+    return TinybirdError(f"refused ({status}): {message}", status)

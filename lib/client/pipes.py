@@ -2,9 +2,8 @@
 
 `PipeClient` sends one request per fetch over one `requests.Session`, measures the
 round trip, and on a 403 asks its token source for a fresh JWT and tries once more (the
-guide's refresh rule). Failures are typed, as in requests' own hierarchy: catch
-`TinybirdError` for all, or one subclass; each carries the status, the server's message
-and a hint for the person reading the page.
+guide's refresh rule). Failures are typed (`errors`): catch `TinybirdError`
+for all, or one subclass.
 
 `list_pipes` is the one call made with the admin token (the endpoint explorer's listing):
 it runs server-side, as the JWT minting does, and its answer holds no token.
@@ -12,93 +11,27 @@ it runs server-side, as the JWT minting does, and its answer holds no token.
 
 from __future__ import annotations
 
-import re
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 from requests.auth import AuthBase
 
+from .errors import BadResponse, Unreachable
+from .http import Bearer, error_for
+
 DEFAULT_TIMEOUT = (3.05, 10.0)  # connect, read
-MAX_MESSAGE_CHARS = 300  # of the server's error message, for the page
-# A JWT (or the start of one): Tinybird's own messages may quote the token they refused.
-JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*){0,2}")
-
-
-class _Bearer(AuthBase):
-    """`Authorization: Bearer <jwt>` as requests auth, not as a plain header.
-
-    requests replaces a plain Authorization header with credentials from ~/.netrc when
-    it finds some for the host; an auth object is never overridden.
-    """
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_Bearer(<jwt>)"
 
 
 class TokenProvider(Protocol):
+    """Where a client gets its JWT: `tokens.TokenSource`, or anything shaped like it."""
+
     def get(self) -> str: ...
 
     def invalidate(self) -> None: ...
-
-
-class TinybirdError(Exception):
-    """Any failure to read the endpoint; `hint` says what the reader can do about it."""
-
-    hint = "Check the settings and try again."
-
-    def __init__(self, message: str, status: int | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        if hint:
-            self.hint = hint
-
-
-class AuthError(TinybirdError):
-    hint = ("The JWT was refused twice. Check that TINYBIRD_SIGNING_TOKEN is the workspace "
-            "admin token (not a personal one), that TINYBIRD_WORKSPACE is that workspace's "
-            "id, and that the JWT's scope names this pipe.")
-
-
-class NotFound(TinybirdError):
-    hint = "Check TINYBIRD_PIPE and that the pipe is published as an API Endpoint."
-
-
-class BadRequest(TinybirdError):
-    hint = "A parameter or the pipe's SQL is wrong; the message says which."
-
-
-class RateLimited(TinybirdError):
-    hint = "Too many requests; the next poll will try again."
-
-    def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None):
-        hint = None
-        if retry_after is not None:
-            hint = f"Too many requests; Tinybird asks to wait {retry_after:g} s before the next."
-        super().__init__(message, status, hint)
-        self.retry_after = retry_after
-
-
-class ServerError(TinybirdError):
-    hint = "Tinybird had a problem answering; the next poll will try again."
-
-
-class Unreachable(TinybirdError):
-    hint = "Check TINYBIRD_HOST and the network; the next poll will try again."
-
-
-class BadResponse(TinybirdError):
-    hint = ("The endpoint answered with something the dashboard cannot draw. Check that "
-            "TINYBIRD_PIPE names an endpoint returning the expected columns.")
 
 
 @dataclass(frozen=True)
@@ -115,25 +48,28 @@ class PipeResult:
     # The JSON body as the server sent it, for a reader who wants to see it whole.
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def check_columns(self, columns: Sequence[str]) -> None:
+        """Raise BadResponse unless every row has `columns` and the last of them is a number.
 
-def _server_message(response: requests.Response) -> str:
-    """The server's `error`, with any JWT in it replaced, short enough for the page."""
-    try:
-        body = response.json()
-        if isinstance(body, dict) and body.get("error"):
-            return JWT_LIKE.sub("<jwt>", str(body["error"]))[:MAX_MESSAGE_CHARS]
-    except ValueError:
-        pass
-    return f"HTTP {response.status_code}"
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
+        Done before a result replaces the last good one, so an endpoint that answers with
+        the wrong shape shows an error panel (and keeps the good chart), never a traceback.
+        """
+        if not columns:
+            return
+        value = columns[-1]
+        for row in self.data:
+            missing = [c for c in columns if c not in row]
+            if missing:
+                raise BadResponse(f"The endpoint's rows lack the column(s) {', '.join(missing)}")
+            number = row[value]
+            if isinstance(number, bool):
+                number = None
+            try:
+                ok = number is not None and math.isfinite(float(number))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise BadResponse(f"The endpoint's column {value} holds a non-number")
 
 
 def _result(body: object, round_trip: float, url: str = "") -> PipeResult:
@@ -143,8 +79,10 @@ def _result(body: object, round_trip: float, url: str = "") -> PipeResult:
     data = body["data"]
     if not all(isinstance(row, dict) for row in data):
         raise BadResponse("The endpoint's 'data' rows are not JSON objects")
-    meta = body.get("meta") if isinstance(body.get("meta"), list) else []
-    stats = body.get("statistics") if isinstance(body.get("statistics"), dict) else {}
+    meta = body.get("meta")
+    stats = body.get("statistics")
+    meta = meta if isinstance(meta, list) else []
+    stats = stats if isinstance(stats, dict) else {}
     elapsed, rows_read = stats.get("elapsed"), stats.get("rows_read")
     rows = body.get("rows")
     return PipeResult(
@@ -156,22 +94,6 @@ def _result(body: object, round_trip: float, url: str = "") -> PipeResult:
         url=url,
         body=body,
     )
-
-
-def error_for(response: requests.Response, auth_hint: str | None = None) -> TinybirdError:
-    """The typed error for a refused request; `auth_hint` replaces the JWT advice on 401/403."""
-    status, message = response.status_code, _server_message(response)
-    if status in (401, 403):
-        return AuthError(message, status, auth_hint)
-    if status == 404:
-        return NotFound(message, status)
-    if status == 429:
-        return RateLimited(message, status, _retry_after(response))
-    if status in (400, 408, 413, 422):
-        return BadRequest(message, status)
-    if status >= 500:
-        return ServerError(message, status)
-    return TinybirdError(message, status)
 
 
 def _get(session: requests.Session, host: str, url: str, params: dict[str, Any] | None,
@@ -205,7 +127,7 @@ def list_pipes(host: str, admin_token: str, *, timeout: Any = DEFAULT_TIMEOUT,
     own = session is None
     session = session or requests.Session()
     try:
-        response = _get(session, host, f"{host}/v0/pipes", None, _Bearer(admin_token), timeout)
+        response = _get(session, host, f"{host}/v0/pipes", None, Bearer(admin_token), timeout)
     finally:
         if own:
             session.close()
@@ -258,6 +180,6 @@ class PipeClient:
         return _result(body, round_trip, response.url)
 
     def _send(self, pipe: str, params: dict[str, Any] | None) -> requests.Response:
-        auth = _Bearer(self.tokens.get())
+        auth = Bearer(self.tokens.get())
         self.requests_sent += 1
         return _get(self.session, self.host, self.url(pipe), params, auth, self.timeout)

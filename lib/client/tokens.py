@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jwt
 
@@ -54,8 +55,12 @@ def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = "top_a
 
 def mint_jwt(signing_token: str, workspace_id: str, pipes: list[str] | str, **options: Any) -> str:
     """A JWT that may read `pipes` only; `options` as for `jwt_payload`."""
-    return jwt.encode(jwt_payload(workspace_id, pipes, **options), signing_token,
-                      algorithm="HS256")
+    return sign_claims(jwt_payload(workspace_id, pipes, **options), signing_token)
+
+
+def sign_claims(claims: Mapping[str, Any], signing_token: str) -> str:
+    """The one place a JWT is signed: HS256 with the workspace admin token, as Tinybird wants."""
+    return jwt.encode(dict(claims), signing_token, algorithm="HS256")
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ class TokenSource:
         payload = jwt_payload(self._workspace_id, self._pipes, name=self._name,
                               ttl_seconds=self._ttl, fixed_params=self._fixed_params,
                               rps=self._rps, now=now)
-        token = jwt.encode(payload, self._signing_token, algorithm="HS256")
+        token = sign_claims(payload, self._signing_token)
         self.mint_count += 1
         return MintedToken(token=token, expires_at=float(payload["exp"]), claims=payload,
                            minted_at=now)

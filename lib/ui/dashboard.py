@@ -7,13 +7,12 @@ own, minted once and re-minted only near expiry or after a 403.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lib.client.pipes import BadResponse, PipeClient, PipeResult, TinybirdError
+from lib.client.errors import TinybirdError
+from lib.client.pipes import PipeClient, PipeResult
 from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
 
@@ -53,30 +52,6 @@ class PollOutcome:
         return max(0.0, time.time() - self.result.fetched_at)
 
 
-def check_rows(result: PipeResult, columns: Sequence[str]) -> None:
-    """Raise BadResponse unless every row has `columns` and the last of them is a number.
-
-    Done before a result replaces the last good one, so an endpoint that answers with the
-    wrong shape shows an error panel (and keeps the good chart), never a chart traceback.
-    """
-    if not columns:
-        return
-    value = columns[-1]
-    for row in result.data:
-        missing = [c for c in columns if c not in row]
-        if missing:
-            raise BadResponse(f"The endpoint's rows lack the column(s) {', '.join(missing)}")
-        number = row[value]
-        if isinstance(number, bool):
-            number = None
-        try:
-            ok = number is not None and math.isfinite(float(number))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise BadResponse(f"The endpoint's column {value} holds a non-number")
-
-
 @dataclass
 class DashboardSession:
     host: str
@@ -104,7 +79,7 @@ class DashboardSession:
         self.polls += 1
         try:
             result = self.client.fetch(self.pipe)
-            check_rows(result, self.columns)
+            result.check_columns(self.columns)
         except TinybirdError as exc:
             return PollOutcome(self.last_good, exc)
         except Exception as exc:  # a bug of ours: say so on the page, log the kind only

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.bookings.generator import BookingGenerator
-from lib.client.events import EventsClient, EventsError
+from lib.client.errors import TinybirdError
+from lib.client.events import EventsClient
 from lib.tinybird_local.seeding import seed_bookings
 from lib.tinybird_local.server import LocalServer
 
@@ -52,7 +53,7 @@ class _Trickle(threading.Thread):
             try:
                 result = self.client.send("events", list(self.generator.bookings(batch)))
                 self.sent += result.successful_rows
-            except EventsError as exc:
+            except TinybirdError as exc:
                 log.warning("live bookings paused: %s", exc)
 
 

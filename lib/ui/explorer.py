@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lib.client.pipes import PipeClient, PipeResult, TinybirdError, list_pipes
+from lib.client.errors import TinybirdError
+from lib.client.pipes import PipeClient, PipeResult, list_pipes
 from lib.client.tokens import TokenSource
 
 # Rows of a response shown in full on the page; the rest are counted, not drawn.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from lib.client.pipes import PipeResult, TinybirdError
+from lib.client.errors import TinybirdError
+from lib.client.pipes import PipeResult
 from lib.ui.tenant import TENANT_PIPES, TenantReport
 
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib.client.pipes import PipeClient, PipeResult, TinybirdError
+from lib.client.errors import TinybirdError
+from lib.client.pipes import PipeClient, PipeResult
 from lib.client.tokens import TokenSource
-from lib.ui.dashboard import check_rows
 from lib.ui.view_state import ViewState
 
 DAILY_PIPE, ROUTES_PIPE, MEALS_PIPE = "airline_daily_bookings", "airline_top_routes", \
@@ -95,7 +95,7 @@ def fetch_report(client: PipeClient, view: ViewState) -> TenantReport:
     for pipe in TENANT_PIPES:
         try:
             result = client.fetch(pipe, request_params(view, pipe))
-            check_rows(result, COLUMNS[pipe])
+            result.check_columns(COLUMNS[pipe])
         except TinybirdError as exc:
             return TenantReport(results.get(DAILY_PIPE), results.get(ROUTES_PIPE),
                                 results.get(MEALS_PIPE), error=exc)

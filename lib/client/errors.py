@@ -1,0 +1,94 @@
+"""Every failure of a Tinybird call, as one hierarchy people can catch at the level they need.
+
+Like requests' own exceptions: catch `TinybirdError` for everything, or one subclass for
+one case. Each carries the HTTP status (None when no answer came), the server's message
+(any JWT in it already replaced) and a one-line `hint` for the person reading it. Two
+questions every caller asks have answers on the error itself: `retryable` (a later
+attempt may succeed: the host was unreachable, or asked to slow down) and `maybe_written`
+(a write may or may not have taken effect, so it must not be sent again blindly).
+"""
+
+from __future__ import annotations
+
+
+class TinybirdError(Exception):
+    """Any failure to talk to Tinybird; `hint` says what the reader can do about it."""
+
+    hint = "Check the settings and try again."
+    retryable = False
+    maybe_written = False
+
+    def __init__(self, message: str, status: int | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        if hint:
+            self.hint = hint
+
+
+class AuthError(TinybirdError):
+    """401/403: the token was refused, or may not do this."""
+
+    hint = ("The JWT was refused twice. Check that TINYBIRD_SIGNING_TOKEN is the workspace "
+            "admin token (not a personal one), that TINYBIRD_WORKSPACE is that workspace's "
+            "id, and that the JWT's scope names this pipe.")
+
+
+class NotFound(TinybirdError):
+    hint = "Check TINYBIRD_PIPE and that the pipe is published as an API Endpoint."
+
+
+class BadRequest(TinybirdError):
+    """400, 408, 413, 422: the request itself is wrong; sending it again will not help."""
+
+    hint = "A parameter or the pipe's SQL is wrong; the message says which."
+
+
+class RateLimited(TinybirdError):
+    """429: `retry_after` is the server's Retry-After in seconds, when it sent one."""
+
+    hint = "Too many requests; the next poll will try again."
+    retryable = True
+
+    def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None):
+        hint = None
+        if retry_after is not None:
+            hint = f"Too many requests; Tinybird asks to wait {retry_after:g} s before the next."
+        super().__init__(message, status, hint)
+        self.retry_after = retry_after
+
+
+class ServerError(TinybirdError):
+    """5xx. A 503 refused before doing anything; any other 5xx may have half-done a write."""
+
+    hint = "Tinybird had a problem answering; the next poll will try again."
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status == 503
+
+    @property
+    def maybe_written(self) -> bool:  # type: ignore[override]
+        return self.status != 503
+
+
+class Unreachable(TinybirdError):
+    """No answer: the connection was never made, or (for a read) timed out."""
+
+    hint = "Check TINYBIRD_HOST and the network; the next poll will try again."
+    retryable = True
+
+
+class OutcomeUnknown(TinybirdError):
+    """A write whose answer never came (the connection broke, or the read timed out).
+
+    The server may have written it; sending it again could count it twice.
+    """
+
+    hint = "Check the data before sending it again: it may or may not have been written."
+    maybe_written = True
+
+
+class BadResponse(TinybirdError):
+    hint = ("The endpoint answered with something the dashboard cannot draw. Check that "
+            "TINYBIRD_PIPE names an endpoint returning the expected columns.")
