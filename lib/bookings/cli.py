@@ -22,18 +22,13 @@ from lib.bookings.generator import BookingGenerator
 from lib.client.errors import TinybirdError
 from lib.client.events import EventsClient, SendResult
 from lib.client.settings import SettingsError, load_settings
+from lib.command_line import EXIT_ERROR, EXIT_INTERRUPTED, UsageError, report
 
 DEFAULT_DURATION = 60.0
 DEFAULT_RATE = 50.0
 DEFAULT_BATCH = 100
 LATE_GRACE_SECONDS = 1.0  # how far behind schedule a --duration run may still send
 MAX_BATCH = 10_000  # about 3 MB of NDJSON, well under the Events API's 10 MB per request
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-
-
-class CLIError(Exception):
-    """A problem with the command line or settings: one line for the user, exit 2."""
-
 
 @dataclass
 class Tally:
@@ -204,26 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_target(args: argparse.Namespace) -> tuple[str, str]:
-    """--host/--token, else the dashboard's settings; CLIError says what is missing."""
+    """--host/--token, else the dashboard's settings; UsageError says what is missing."""
     host, token = args.host, args.token
     if not (host and token):
         try:
             settings = load_settings()
         except SettingsError as exc:
-            raise CLIError(f"{exc} (or pass --host and --token)") from None
+            raise UsageError(f"{exc} (or pass --host and --token)") from None
         if host and settings.host and host.rstrip("/") != settings.host:
             # The configured token belongs to the configured host: never send it elsewhere.
-            raise CLIError(f"--token needed for --host {host} (TINYBIRD_SIGNING_TOKEN is for "
+            raise UsageError(f"--token needed for --host {host} (TINYBIRD_SIGNING_TOKEN is for "
                            f"{settings.host})")
         host = host or settings.host
         token = token or settings.signing_token
     if not host or not token:
         missing = " and ".join(n for n, v in (("--host", host), ("--token", token)) if not v)
-        raise CLIError(f"{missing} needed: pass them, or set TINYBIRD_HOST and "
+        raise UsageError(f"{missing} needed: pass them, or set TINYBIRD_HOST and "
                        "TINYBIRD_SIGNING_TOKEN (environment or .env.local). For Tinybird Local, "
                        "`python -m lib.tinybird_local info` prints its host and admin token")
     if not host.startswith(("http://", "https://")):
-        raise CLIError(f"--host {host!r} is not an http(s) URL, e.g. https://api.tinybird.co")
+        raise UsageError(f"--host {host!r} is not an http(s) URL, e.g. https://api.tinybird.co")
     return host.rstrip("/"), token
 
 
@@ -239,13 +234,12 @@ def _main(argv: list[str] | None, stdout: TextIO, stderr: TextIO) -> int:
     args = build_parser().parse_args(argv)
     try:
         if not 1 <= args.batch <= MAX_BATCH:
-            raise CLIError(f"--batch must be 1..{MAX_BATCH}")
+            raise UsageError(f"--batch must be 1..{MAX_BATCH}")
         if args.duration is not None and args.duration <= 0:
-            raise CLIError("--duration must be more than 0 seconds")
+            raise UsageError("--duration must be more than 0 seconds")
         host, token = resolve_target(args)
-    except CLIError as exc:
-        print(f"error: {exc}", file=stderr)
-        return EXIT_USAGE
+    except UsageError as exc:
+        return report(exc, stderr)
     duration = args.duration if args.count is None else None
     if duration is None and args.count is None:
         duration = DEFAULT_DURATION
@@ -267,7 +261,7 @@ def _main(argv: list[str] | None, stdout: TextIO, stderr: TextIO) -> int:
     if bar:
         bar.clear()
     if tally.error is not None:
-        print(f"error: {tally.error}", file=stderr)
+        report(tally.error, stderr)
     print(tally.summary(), file=stdout, flush=True)
     if tally.interrupted:
         return EXIT_INTERRUPTED
