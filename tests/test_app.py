@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.bookings.distributions import AIRLINES
 from lib.client.settings import SettingsError
-from lib.ui import app_wiring
+from lib.ui import keys, page
 from lib.ui.charts import LATENCY as LATENCY_CHART
 from lib.ui.dashboard import LATENCY_HISTORY
 
@@ -85,14 +85,14 @@ def test_the_page_draws_the_ranked_chart_with_latency(monkeypatch, server):
 def test_one_request_per_poll_and_no_re_mint_between_polls(monkeypatch, server):
     point_at(monkeypatch, server)
     at = app().run()
-    session = at.session_state["dashboard"]
+    session = at.session_state[keys.VIEWER].dashboard
     assert session.client.requests_sent == 1
     assert session.tokens.mint_count == 1
     first_jwt = session.tokens.current.token
     for poll in range(2, 5):
         at.run()
         assert_no_error(at)
-        assert at.session_state["dashboard"] is session  # one session per viewer
+        assert at.session_state[keys.VIEWER].dashboard is session  # one session per viewer
         assert session.client.requests_sent == poll
         assert session.tokens.mint_count == 1
     assert session.tokens.current.token == first_jwt
@@ -119,7 +119,7 @@ def test_latency_over_time_charts_every_good_poll_of_this_session(monkeypatch, s
     assert_no_error(at)
     spec, rows = chart_rows(at, LATENCY_CHART)
     assert spec["mark"]["type"] == "line"
-    history = list(at.session_state["dashboard"].latency_history)
+    history = list(at.session_state[keys.VIEWER].dashboard.latency_history)
     assert len(history) == 3 and history[0].at < history[-1].at
     by_series: dict[str, list[float]] = {}
     for row in rows:
@@ -128,7 +128,7 @@ def test_latency_over_time_charts_every_good_poll_of_this_session(monkeypatch, s
                          "round trip": [s.round_trip_ms for s in history]}
     assert all(0 < ms < 10_000 for ms in by_series["round trip"])
     assert any(c.startswith("Latency of the last 3 good polls") for c in texts(at.caption))
-    assert at.session_state["dashboard"].latency_history.maxlen == LATENCY_HISTORY
+    assert at.session_state[keys.VIEWER].dashboard.latency_history.maxlen == LATENCY_HISTORY
 
 
 # -- the link: ?refresh= -----------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_server_down_shows_the_error_panel_and_keeps_the_stale_chart_then_recove
         assert_no_error(at)
         _, rows = chart_rows(at)
         assert rows == good_rows  # same data dir, same bookings
-        session = at.session_state["dashboard"]
+        session = at.session_state[keys.VIEWER].dashboard
         assert session.tokens.mint_count == 1  # the JWT outlived the outage
         assert session.client.requests_sent == 3
     finally:
@@ -231,7 +231,7 @@ def test_unknown_pipe_from_secrets_shows_not_found_without_a_chart(monkeypatch, 
     assert any("TINYBIRD_PIPE" in c for c in texts(at.caption))
     assert not at.get("vega_lite_chart")
     assert not at.warning  # nothing stale: there was never a good chart
-    assert at.session_state["dashboard"].client.requests_sent == 1  # a 404 is not retried
+    assert at.session_state[keys.VIEWER].dashboard.client.requests_sent == 1  # a 404 is not retried
 
 
 def test_wrong_signing_token_is_retried_once_and_explained(monkeypatch, server):
@@ -242,7 +242,7 @@ def test_wrong_signing_token_is_retried_once_and_explained(monkeypatch, server):
     errors = texts(at.error)
     assert len(errors) == 1 and "HTTP 403" in errors[0]
     assert any("TINYBIRD_SIGNING_TOKEN" in c for c in texts(at.caption))
-    session = at.session_state["dashboard"]
+    session = at.session_state[keys.VIEWER].dashboard
     assert session.client.requests_sent == 2 and session.tokens.mint_count == 2
 
 
@@ -256,7 +256,7 @@ def test_a_corrected_signing_token_takes_effect_on_the_next_run(monkeypatch, ser
     at.run()
     assert_no_error(at)
     assert len(chart_rows(at)[1]) == len(AIRLINES)
-    session = at.session_state["dashboard"]
+    session = at.session_state[keys.VIEWER].dashboard
     assert session.client.requests_sent == 1 and session.tokens.mint_count == 1
 
 
@@ -313,7 +313,7 @@ def test_no_secrets_file_means_no_secrets(monkeypatch):
     missing = StreamlitSecretNotFoundError("No secrets found. Valid paths: {file_paths}",
                                            file_paths="x", error_id="no-secrets-found")
     monkeypatch.setattr(st, "secrets", _RaisingSecrets(missing))
-    assert app_wiring._secrets() == {}
+    assert page.secrets() == {}
 
 
 def test_a_malformed_secrets_file_is_reported_not_ignored(monkeypatch):
@@ -323,5 +323,5 @@ def test_a_malformed_secrets_file_is_reported_not_ignored(monkeypatch):
                                           error_id="failed-parsing-secrets-file")
     monkeypatch.setattr(st, "secrets", _RaisingSecrets(broken))
     with pytest.raises(SettingsError) as caught:
-        app_wiring._secrets()
+        page.secrets()
     assert "secrets.toml" in caught.value.setting

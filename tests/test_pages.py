@@ -13,6 +13,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.ui import keys
 from lib.ui.charts import DAILY_BOOKINGS, MEAL_MIX, TOP_ROUTES
 from lib.ui.view_state import utc_today
 
@@ -27,9 +28,9 @@ from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture 
 )
 from .conftest import PROJECT_DIR, ROOT, start_server
 
-TENANT_PAGE = "pages/1_Tenant_view.py"
-INSPECTOR_PAGE = "pages/2_Token_inspector.py"
-EXPLORER_PAGE = "pages/3_Endpoint_explorer.py"
+TENANT_PAGE = "pages/tenant_view.py"
+INSPECTOR_PAGE = "pages/token_inspector.py"
+EXPLORER_PAGE = "pages/endpoint_explorer.py"
 SEED_ROWS = 8000
 
 
@@ -120,7 +121,7 @@ def test_tenant_page_shows_only_the_chosen_airlines_numbers(page, server):
     assert len(routes) == 4
     assert routes[0]["route"] == f"{routes[0]['flight_from']} → {routes[0]['flight_to']}"
 
-    client = at.session_state["tenant_clients"]["Fizz"]
+    client = at.session_state[keys.VIEWER].tenant_clients["Fizz"]
     scopes = client.tokens.current.claims["scopes"]
     assert {s["resource"] for s in scopes} == {"airline_daily_bookings", "airline_top_routes",
                                                "airline_meal_mix"}
@@ -141,21 +142,21 @@ def test_the_peek_box_shows_the_server_enforcing_the_pin_live(page, server):
     assert f"{fizz:,} bookings" in verdict and f"{gas:,} bookings" not in verdict
     [request] = [c for c in texts(at.code) if c.startswith("GET ")]
     assert "/v0/pipes/airline_daily_bookings.json?" in request and "airline=GAS" in request
-    jwt = at.session_state["tenant_clients"]["Fizz"].tokens.current.token
+    jwt = at.session_state[keys.VIEWER].tenant_clients["Fizz"].tokens.current.token
     assert jwt not in request and "token=" not in request
     assert "Fizz" not in at.selectbox(key="peek_at").options  # peeking at yourself proves nothing
 
 
 def test_one_jwt_per_tenant_per_session_kept_across_switches(page, server):
     at = page(TENANT_PAGE, tenant="Fizz").run()
-    fizz_client = at.session_state["tenant_clients"]["Fizz"]
+    fizz_client = at.session_state[keys.VIEWER].tenant_clients["Fizz"]
     at.selectbox(key="view_tenant").set_value("GAS").run()
     assert_no_error(at)
     assert at.query_params["tenant"] == "GAS"
     first, last = last_days()
     assert metric(at, "Bookings") == f"{sum(sql_per_day(server, 'GAS', first, last).values()):,}"
     at.selectbox(key="view_tenant").set_value("Fizz").run()
-    clients = at.session_state["tenant_clients"]
+    clients = at.session_state[keys.VIEWER].tenant_clients
     assert set(clients) == {"Fizz", "GAS"}
     assert clients["Fizz"] is fizz_client and fizz_client.tokens.mint_count == 1
     assert clients["GAS"].tokens.mint_count == 1
@@ -189,8 +190,8 @@ def test_a_shared_tenant_link_restores_the_view_in_a_new_session(page, server):
     assert metric(fresh, "Bookings") == metric(at, "Bookings")
     assert [s.value for s in fresh.subheader] == [s.value for s in at.subheader]
     # A new session: its own JWT, not the first viewer's.
-    assert fresh.session_state["tenant_clients"]["GAS"] is not \
-        at.session_state["tenant_clients"]["GAS"]
+    assert fresh.session_state[keys.VIEWER].tenant_clients["GAS"] is not \
+        at.session_state[keys.VIEWER].tenant_clients["GAS"]
 
 
 def test_bad_values_in_a_tenant_link_fall_back_with_a_note_each(page, server):
@@ -221,7 +222,7 @@ def dataframe_rows(at: AppTest) -> list[list[dict]]:
 def test_inspector_shows_the_sessions_jwt_and_never_the_signing_token(page, server):
     at = page(INSPECTOR_PAGE).run()
     assert_no_error(at)
-    tokens = at.session_state["dashboard"].tokens
+    tokens = at.session_state[keys.VIEWER].dashboard.tokens
     jwt = tokens.current.token
     claims_table, scopes_table = dataframe_rows(at)
     claims = {row["claim"]: row["value"] for row in claims_table}
@@ -240,7 +241,7 @@ def test_inspector_shows_the_sessions_jwt_and_never_the_signing_token(page, serv
 
 def test_remint_now_replaces_the_jwt(page, server):
     at = page(INSPECTOR_PAGE).run()
-    tokens = at.session_state["dashboard"].tokens
+    tokens = at.session_state[keys.VIEWER].dashboard.tokens
     before = tokens.current
     at.button[0].click().run()
     assert_no_error(at)
@@ -319,7 +320,7 @@ def test_explorer_runs_an_endpoint_with_a_jwt_for_that_endpoint_only(page, serve
         "GROUP BY flight_from, flight_to ORDER BY bookings DESC, flight_from, flight_to "
         "LIMIT 3")["data"]
     assert body["data"] == fizz_routes
-    client = at.session_state["explorer_clients"]["airline_top_routes"]
+    client = at.session_state[keys.VIEWER].explorer_clients["airline_top_routes"]
     assert client.tokens.current.claims["scopes"] == [{"type": "PIPES:READ",
                                                        "resource": "airline_top_routes"}]
     assert client.tokens.current.token not in request

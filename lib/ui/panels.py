@@ -1,8 +1,15 @@
-"""The words around the charts: latency, staleness and what to do about an error."""
+"""The words around the charts: latency, staleness, and the one panel that shows an error.
+
+Every page draws a failure with `error_panel`, so a viewer reads the same thing
+everywhere: what failed and its HTTP status, the server's own message, what to do about
+it, and how old the data still on screen is.
+"""
 
 from __future__ import annotations
 
 import time
+
+import streamlit as st
 
 from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeResult
@@ -32,10 +39,21 @@ def age_text(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
-def error_title(error: TinybirdError) -> str:
-    """What failed, with the HTTP status when there was one."""
-    status = f" (HTTP {error.status})" if error.status else ""
-    return f"Could not refresh the chart{status}: {error.message}"
+def error_text(error: TinybirdError, what: str | None = None) -> str:
+    """`<what> (HTTP n): <server's message>`, or `HTTP n: <message>` for a call shown as is."""
+    if what is None:
+        return f"{f'HTTP {error.status}: ' if error.status else ''}{error.message}"
+    return f"{what}{f' (HTTP {error.status})' if error.status else ''}: {error.message}"
+
+
+def error_panel(error: TinybirdError, what: str | None = None,
+                stale_seconds: float | None = None) -> None:
+    """Draw a failure: what failed, the hint, and the age of the data still shown."""
+    with st.container(border=True):
+        st.error(error_text(error, what), icon=":material/error:")
+        st.caption(error.hint)
+        if stale_seconds is not None:
+            st.warning(stale_caption(stale_seconds))
 
 
 def stale_caption(age_seconds: float) -> str:
@@ -59,9 +77,3 @@ def tenant_caption(report: TenantReport, refresh_seconds: float) -> str:
 
 def ms_text(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
-
-
-def call_error_text(error: TinybirdError) -> str:
-    """A refused call: the status and the server's own message, which names the problem."""
-    status = f"HTTP {error.status}: " if error.status else ""
-    return f"{status}{error.message}"

@@ -17,6 +17,8 @@ from typing import Any
 
 from lib.bookings.distributions import AIRLINES
 
+from . import keys
+
 TENANTS: tuple[str, ...] = tuple(AIRLINES)
 DEFAULT_TENANT = TENANTS[0]
 DEFAULT_DAYS = 30  # the seeded bookings span the last 30 days
@@ -36,7 +38,7 @@ TENANT_KEYS = ALL_KEYS
 
 # Session-state keys of the widgets that show (and change) each part of the view.
 WIDGET_TENANT, WIDGET_DATES, WIDGET_TOP, WIDGET_REFRESH = (
-    "view_tenant", "view_dates", "view_top", "view_refresh")
+    keys.WIDGET_TENANT, keys.WIDGET_DATES, keys.WIDGET_TOP, keys.WIDGET_REFRESH)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,18 @@
-"""Top airlines by bookings: the live dashboard page (layout and wiring only)."""
+"""Top airlines by bookings: the live dashboard page (layout only)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from lib.ui import panels, view_state
-from lib.ui.app_wiring import (
-    connect,
-    dashboard_session,
-    keep_view,
-    load_page_settings,
-    restore_view,
-    widget_view,
-)
 from lib.ui.charts import latency_chart, top_airlines_chart
+from lib.ui.page import page_preamble
+from lib.ui.session import viewer_session
+from lib.ui.view_link import keep_view, restore_view, widget_view
 
-st.set_page_config(page_title="Top airlines by bookings", page_icon=":material/flight:",
-                   layout="wide")
-st.title("Top airlines by bookings")
-st.caption("Ranked from highest to lowest")
-
-settings = load_page_settings()
-connection = connect(settings)
+page = page_preamble("Top airlines by bookings", ":material/flight:",
+                     "Ranked from highest to lowest")
+settings, connection = page.settings, page.connection
 if connection.is_local_demo:
     st.info(
         "Showing **local demo data** from the embedded Tinybird Local, with live generated "
@@ -35,7 +26,7 @@ with st.sidebar:
                     key=view_state.WIDGET_REFRESH, help="Kept in the page's link as `refresh`.")
 view = widget_view(view, view_state.DASHBOARD_KEYS)
 keep_view("dashboard", view_state.DASHBOARD_KEYS, view)
-session = dashboard_session(connection, settings)
+session = viewer_session(connection, settings).dashboard
 
 
 @st.fragment(run_every=view.refresh_seconds)
@@ -43,11 +34,7 @@ def live_chart() -> None:
     """One poll of the endpoint; Streamlit reruns only this part every refresh interval."""
     outcome = session.poll()
     if outcome.error is not None:
-        with st.container(border=True):
-            st.error(panels.error_title(outcome.error), icon=":material/error:")
-            st.caption(outcome.error.hint)
-            if outcome.stale_seconds is not None:
-                st.warning(panels.stale_caption(outcome.stale_seconds))
+        panels.error_panel(outcome.error, "Could not refresh the chart", outcome.stale_seconds)
     if outcome.result is not None:
         if not outcome.result.data:
             st.info("No bookings yet: the chart appears with the first ones.")

@@ -1,27 +1,22 @@
-"""What one airline partner sees: its own bookings, through a JWT pinned to its airline."""
+"""What one airline partner sees: its own bookings, through a JWT pinned to its airline.
+
+Layout only."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import panels, tenant, view_state
-from lib.ui.app_wiring import (
-    connect,
-    keep_view,
-    load_page_settings,
-    restore_view,
-    tenant_client,
-    widget_view,
-)
+from lib.ui import keys, panels, tenant, view_state
 from lib.ui.charts import daily_bookings_chart, meal_mix_chart, top_routes_chart
+from lib.ui.page import page_preamble
+from lib.ui.session import viewer_session
+from lib.ui.view_link import keep_view, restore_view, widget_view
 
-st.set_page_config(page_title="Tenant view", page_icon=":material/domain:", layout="wide")
-st.title("Tenant view")
-st.caption("An airline partner's dashboard: every request carries a JWT whose fixed_params "
-           "pin `airline`, so the server answers with that airline's bookings only.")
-
-settings = load_page_settings()
-connection = connect(settings)
+page = page_preamble("Tenant view", ":material/domain:",
+                     "An airline partner's dashboard: every request carries a JWT whose "
+                     "fixed_params pin `airline`, so the server answers with that airline's "
+                     "bookings only.")
+settings, connection = page.settings, page.connection
 view = restore_view("tenant", view_state.TENANT_KEYS, settings)
 with st.sidebar:
     st.selectbox("You are", view_state.TENANTS, key=view_state.WIDGET_TENANT,
@@ -34,11 +29,11 @@ with st.sidebar:
     st.caption("This view is in the page's link: copy the address to share it.")
 view = widget_view(view, view_state.TENANT_KEYS)
 keep_view("tenant", view_state.TENANT_KEYS, view)
-client = tenant_client(connection, settings, view.tenant)
+client = viewer_session(connection, settings).tenant_client(view.tenant)
 
 others = [airline for airline in view_state.TENANTS if airline != view.tenant]
-if st.session_state.get("peek_at") not in others:
-    st.session_state["peek_at"] = others[0]
+if st.session_state.get(keys.PEEK_AT) not in others:
+    st.session_state[keys.PEEK_AT] = others[0]
 
 st.subheader(f"{view.tenant} · {view.date_from:%b %d, %Y} – {view.date_to:%b %d, %Y}")
 
@@ -47,8 +42,7 @@ st.subheader(f"{view.tenant} · {view.date_from:%b %d, %Y} – {view.date_to:%b 
 def live_report() -> None:
     report = tenant.fetch_report(client, view)
     if report.error is not None:
-        st.error(panels.error_title(report.error), icon=":material/error:")
-        st.caption(report.error.hint)
+        panels.error_panel(report.error, "Could not refresh the chart")
         return
     priority = report.meal_average("priority_share")
     bags = report.meal_average("avg_extra_bags")
@@ -69,10 +63,10 @@ def live_report() -> None:
 
     with st.container(border=True):
         st.markdown("**Try to peek at another airline**")
-        st.selectbox("Ask for the bookings of", others, key="peek_at",
+        st.selectbox("Ask for the bookings of", others, key=keys.PEEK_AT,
                      help=f"Sends the trend request again with this airline in the URL, on "
                           f"{view.tenant}'s JWT; checked again on every refresh.")
-        outcome = tenant.peek(client, view, st.session_state["peek_at"], own=report.daily)
+        outcome = tenant.peek(client, view, st.session_state[keys.PEEK_AT], own=report.daily)
         st.code(f"GET {outcome.url}\nAuthorization: Bearer <{view.tenant}'s JWT>",
                 language="http")
         if outcome.pinned:

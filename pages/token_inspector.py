@@ -6,18 +6,17 @@ import time
 
 import streamlit as st
 
-from lib.ui import token_inspector
-from lib.ui.app_wiring import connect, load_page_settings, session_token_sources
+from lib.ui import keys, token_inspector
+from lib.ui.page import page_preamble
+from lib.ui.session import viewer_session
 
-st.set_page_config(page_title="Token inspector", page_icon=":material/key:", layout="wide")
-st.title("Token inspector")
-st.caption("The short-lived JWTs this browser session reads Tinybird with. They are signed "
-           "on the server with the workspace admin token, which never leaves it.")
-
-settings = load_page_settings()
-connection = connect(settings)
-sources = session_token_sources(connection, settings)
-label = st.selectbox("JWT", list(sources), key="inspected_jwt",
+page = page_preamble("Token inspector", ":material/key:",
+                     "The short-lived JWTs this browser session reads Tinybird with. They are "
+                     "signed on the server with the workspace admin token, which never leaves "
+                     "it.")
+connection = page.connection
+sources = viewer_session(connection, page.settings).token_sources()
+label = st.selectbox("JWT", list(sources), key=keys.INSPECTED_JWT,
                      help="The dashboard's, plus one per tenant or endpoint you opened.")
 tokens = sources[label]
 

@@ -1,0 +1,107 @@
+"""What every page does first: its title, the settings, and where it reads Tinybird from.
+
+`page_preamble` is the one call at the top of each page. Each failure here ends the page
+with a readable message naming what to fix, never a traceback. The embedded Tinybird
+Local is started once per process (`st.cache_resource`), so a hundred viewers share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from lib.client.settings import Settings, SettingsError, load_settings
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the page reads from and the token it signs JWTs with (kept server-side)."""
+
+    host: str
+    workspace_id: str
+    signing_token: str
+    is_local_demo: bool
+
+    def __repr__(self) -> str:  # the signing token must never reach a log through a repr
+        return f"Connection(host={self.host!r}, workspace_id={self.workspace_id!r})"
+
+    @property
+    def fingerprint(self) -> tuple[str, str, str]:
+        """Enough to notice a changed host, workspace or signing token, without the token."""
+        digest = hashlib.sha256(self.signing_token.encode()).hexdigest()[:16]
+        return (self.host, self.workspace_id, digest)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    settings: Settings
+    connection: Connection
+
+
+def _no_secrets_file(exc: Exception) -> bool:
+    """True when st.secrets failed only because there is no secrets file at all.
+
+    Streamlit raises the same FileNotFoundError subclass for "no file" and for "the file
+    does not parse"; only the first means "no secrets", the second must be reported.
+    """
+    return (getattr(exc, "error_id", None) == "no-secrets-found"
+            or str(exc).startswith("No secrets found"))
+
+
+def secrets() -> dict[str, Any]:
+    """The plain values of `st.secrets`; a secrets.toml that does not parse is an error."""
+    try:
+        return {k: v for k, v in st.secrets.items() if isinstance(v, (str, int, float))}
+    except Exception as exc:  # a malformed secrets.toml: say so, name the file
+        if _no_secrets_file(exc):
+            return {}
+        raise SettingsError(".streamlit/secrets.toml", f"cannot be read ({type(exc).__name__}); "
+                            "fix the TOML or remove the file") from None
+
+
+def load_page_settings() -> Settings:
+    """The settings, or a message naming the bad one and the end of this run."""
+    try:
+        return load_settings(secrets=secrets())
+    except SettingsError as exc:
+        st.error(f"**Setting `{exc.setting}`** {exc.problem}", icon=":material/settings:")
+        st.caption("See `.env.example` for every setting and what it should hold.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
+@st.cache_resource(show_spinner="Starting the embedded Tinybird Local…")
+def _embedded(data_dir: str) -> Connection:
+    from lib.ui.embedded import start_embedded
+
+    local = start_embedded(data_dir)
+    return Connection(host=local.host, workspace_id=local.workspace_id,
+                      signing_token=local.signing_token, is_local_demo=True)
+
+
+def connect(settings: Settings) -> Connection:
+    """The configured workspace, or the embedded Tinybird Local when no host is set."""
+    if not settings.embedded:
+        return Connection(host=settings.host or "", workspace_id=settings.workspace_id or "",
+                          signing_token=settings.signing_token or "", is_local_demo=False)
+    try:
+        return _embedded(settings.local_data_dir)
+    except Exception as exc:
+        st.error(f"The embedded Tinybird Local could not start: {exc}", icon=":material/block:")
+        st.caption("Another process may be using the data directory "
+                   f"`{settings.local_data_dir}`; set TINYBIRD_LOCAL_DATA_DIR to another one, "
+                   "or set TINYBIRD_HOST to use a real workspace.")
+        st.stop()
+        raise
+
+
+def page_preamble(title: str, icon: str, caption: str) -> PageContext:
+    """The page's frame and what it reads from; a bad setting ends the run with a message."""
+    st.set_page_config(page_title=title, page_icon=icon, layout="wide")
+    st.title(title)
+    st.caption(caption)
+    settings = load_page_settings()
+    return PageContext(settings, connect(settings))

@@ -1,0 +1,62 @@
+"""The view a page shows, kept in its URL: a copied link opens the same view.
+
+`restore_view` reads the link before the widgets are drawn (bad values become warnings
+naming the parameter); `keep_view` writes the widgets' view back, so the address bar is
+always a link to what is on screen. The parsing itself is `view_state`, free of Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import streamlit as st
+
+from lib.client.settings import Settings
+
+from . import view_state
+from .keys import link_key, view_key
+from .view_state import ViewState
+
+
+def restore_view(page: str, keys: Iterable[str], settings: Settings) -> ViewState:
+    """The view this page shows, from its link when the link says something new.
+
+    Called before the page's widgets are drawn. When the URL's parameters are not the ones
+    this page last wrote (a link was opened), they are checked, each bad value becomes a
+    warning naming the parameter, and the widgets are set to show the view. Otherwise the
+    widgets keep what the viewer chose; a page opened again without parameters shows the
+    viewer's last view on it.
+    """
+    keys = tuple(keys)
+    query = {key: st.query_params[key] for key in keys if key in st.query_params}
+    view, problems = view_state.parse_view(query, keys, today=view_state.utc_today(),
+                                           default_refresh=settings.refresh_seconds)
+    widgets = view_state.widget_values(view, keys)
+    link_changed = st.session_state.get(link_key(page)) != query
+    if link_changed or any(key not in st.session_state for key in widgets):
+        for problem in problems:
+            st.warning(problem.message, icon=":material/link_off:")
+        remembered = st.session_state.get(view_key(page))
+        if not query and isinstance(remembered, ViewState):
+            view = remembered
+        for key, value in view_state.widget_values(view, keys).items():
+            st.session_state[key] = value
+    return view
+
+
+def keep_view(page: str, keys: Iterable[str], view: ViewState) -> None:
+    """Write `view` into the URL, so the address bar is always a link to what is shown."""
+    keys = tuple(keys)
+    query = view_state.to_query(view, keys)
+    for key, value in query.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+    st.session_state[link_key(page)] = query
+    st.session_state[view_key(page)] = view
+
+
+def widget_view(current: ViewState, keys: Iterable[str]) -> ViewState:
+    """The view this page's widgets (those for `keys`) hold now; see `view_from_widgets`."""
+    widgets = view_state.widget_values(current, keys)
+    return view_state.view_from_widgets({key: st.session_state.get(key) for key in widgets},
+                                        current)
