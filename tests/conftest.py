@@ -1,127 +1,20 @@
-"""Shared fixtures: real Tinybird Local servers in subprocesses, on free loopback ports.
+"""The fixtures every layer shares: real Tinybird Local servers in subprocesses.
 
-chDB lets one process open one data directory in its whole life, so the test process
-never opens one itself: every server is a `python -m lib.tinybird_local serve`
-subprocess with its own temporary data directory, reached over HTTP.
+`server` is the one server of a test module, started once for the module. A module
+shapes it with module-level names: `SERVER_FILES` (extra datafiles, {relative path:
+text}, added to a copy of `tinybird/`) and `SERVER_SEED_ROWS` / `SERVER_SEED` (bookings
+bulk-loaded before the first test). `server_factory` starts servers a test owns itself
+(restarts, kills, its own data directory).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
-from lib.client.tokens import mint_jwt
-from lib.tinybird_local.workspace import Workspace, load_workspace
-
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT_DIR = ROOT / "tinybird"
-START_TIMEOUT = 60
-
-
-class FakeClock:
-    """A clock a test moves by hand: `clock.now += 61`."""
-
-    def __init__(self, now: float = 1_700_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class RunningServer:
-    url: str
-    project_dir: Path
-    data_dir: Path
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def workspace(self) -> Workspace:
-        workspace = load_workspace(self.data_dir)
-        assert workspace is not None
-        return workspace
-
-    @property
-    def admin_token(self) -> str:
-        return self.workspace.admin_token
-
-    def jwt(self, pipes: str | list[str] = "top_airlines", **options) -> str:
-        return mint_jwt(self.admin_token, self.workspace.workspace_id, pipes, **options)
-
-    def admin_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.admin_token}"}
-
-    def sql(self, q: str) -> dict:
-        response = requests.get(f"{self.url}/v0/sql", params={"q": q},
-                                headers=self.admin_headers(), timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def count(self, table: str) -> int:
-        return int(self.sql(f"SELECT count() AS n FROM {table}")["data"][0]["n"])
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                return self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                return self.process.wait(timeout=10)
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-
-def start_server(project_dir: Path, data_dir: Path, port: int = 0,
-                 env: dict[str, str] | None = None) -> RunningServer:
-    """Start `serve` and wait for its 'listening on' line (the socket is bound by then)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{data_dir.name}-server.log"
-    log_file = open(log_path, "a")  # noqa: SIM115 - the subprocess owns it
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lib.tinybird_local", "serve", "--project-dir", str(project_dir),
-         "--data-dir", str(data_dir), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=log_file, text=True,
-        env={**os.environ, **(env or {})},
-    )
-    deadline = time.monotonic() + START_TIMEOUT
-    line = ""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if "listening on" in line or not line:
-            break
-    if "listening on" not in line:
-        process.kill()
-        raise RuntimeError(f"Tinybird Local did not start: {line!r}\n{log_path.read_text()}")
-    url = line.split("listening on ", 1)[1].split()[0]
-    return RunningServer(url=url, project_dir=project_dir, data_dir=data_dir,
-                         process=process, log_path=log_path)
-
-
-def make_project(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
-    """A copy of the real datafiles plus `extra` files ({relative path: text})."""
-    project = tmp_path / "project"
-    shutil.copytree(PROJECT_DIR, project)
-    for relative, text in (extra or {}).items():
-        path = project / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return project
+from tests.support.servers import PROJECT_DIR, RunningServer, make_project, start_server
 
 
 @pytest.fixture
@@ -141,9 +34,14 @@ def server_factory(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def local_server(tmp_path_factory):
-    """One server on the real datafiles for a whole module, for tests that only read."""
-    base = tmp_path_factory.mktemp("local")
-    server = start_server(PROJECT_DIR, base / "data")
-    yield server
-    server.stop(signal.SIGKILL)
+def server(request, tmp_path_factory):
+    """This module's Tinybird Local, shaped by its SERVER_FILES and SERVER_SEED_ROWS."""
+    base = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    files = getattr(request.module, "SERVER_FILES", None)
+    project = make_project(base, files) if files else PROJECT_DIR
+    running = start_server(project, base / "data")
+    rows = getattr(request.module, "SERVER_SEED_ROWS", 0)
+    if rows:
+        running.seed(rows, getattr(request.module, "SERVER_SEED", None))
+    yield running
+    running.stop(signal.SIGKILL)

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.client.tokens import REFRESH_MARGIN_SECONDS, TokenSource, jwt_payload, mint_jwt
-
-from .conftest import FakeClock
+from tests.support.clock import FakeClock
 
 SIGNING = "p.signing-token-for-tests-0123456789abcdef"
 WORKSPACE = "5a8b9c2d-1e3f-4a5b-8c7d-9e0f1a2b3c4d"

@@ -76,9 +76,9 @@ def client_for(server, pipe: str):
                                     server.admin_token, pipe, ttl_seconds=600)
 
 
-def test_the_workspace_lists_its_endpoints_and_their_parameters(local_server):
-    endpoints = {e.name: e for e in explorer.load_endpoints(local_server.url,
-                                                            local_server.admin_token)}
+def test_the_workspace_lists_its_endpoints_and_their_parameters(server):
+    endpoints = {e.name: e for e in explorer.load_endpoints(server.url,
+                                                            server.admin_token)}
     assert set(endpoints) == {"top_airlines", "airline_daily_bookings", "airline_top_routes",
                               "airline_meal_mix"}  # the materialized pipe is not an endpoint
     routes = endpoints["airline_top_routes"]
@@ -89,21 +89,21 @@ def test_the_workspace_lists_its_endpoints_and_their_parameters(local_server):
     assert endpoints["top_airlines"].params == ()
 
 
-def test_a_wrong_admin_token_is_an_auth_error_that_says_which_token(local_server):
+def test_a_wrong_admin_token_is_an_auth_error_that_says_which_token(server):
     with pytest.raises(AuthError) as caught:
-        list_pipes(local_server.url, WRONG_KEY)
+        list_pipes(server.url, WRONG_KEY)
     assert caught.value.status == 403
     assert "TINYBIRD_SIGNING_TOKEN" in caught.value.hint
     assert WRONG_KEY not in caught.value.message
 
 
-def test_a_call_returns_rows_stats_and_a_url_without_the_token(local_server):
+def test_a_call_returns_rows_stats_and_a_url_without_the_token(server):
     endpoint = Endpoint("airline_top_routes", "", (
         EndpointParam("airline", "String", required=True), EndpointParam("limit", "Int32", 10)))
-    client = client_for(local_server, endpoint.name)
+    client = client_for(server, endpoint.name)
     call = call_endpoint(client, endpoint, {"airline": "Fizz", "limit": "2"})
     assert call.error is None, call.error
-    assert call.url == (f"{local_server.url}/v0/pipes/airline_top_routes.json"
+    assert call.url == (f"{server.url}/v0/pipes/airline_top_routes.json"
                         "?airline=Fizz&limit=2")
     assert call.result.url == call.url
     assert call.result.elapsed_seconds is not None and call.result.rows_read is not None
@@ -114,20 +114,20 @@ def test_a_call_returns_rows_stats_and_a_url_without_the_token(local_server):
     assert client.tokens.current.token not in call.url
 
 
-def test_a_bad_parameter_is_the_servers_400_message(local_server):
+def test_a_bad_parameter_is_the_servers_400_message(server):
     endpoint = Endpoint("airline_top_routes", "", (
         EndpointParam("airline", "String", required=True), EndpointParam("limit", "Int32", 10)))
-    call = call_endpoint(client_for(local_server, endpoint.name), endpoint,
+    call = call_endpoint(client_for(server, endpoint.name), endpoint,
                          {"airline": "Fizz", "limit": "lots"})
     assert call.result is None
     assert call.error.status == 400
     assert call.error.message == "Error validating 'lots' to type Int32 (parameter 'limit')"
     assert "limit=lots" in call.url
-    missing = call_endpoint(client_for(local_server, endpoint.name), endpoint, {})
+    missing = call_endpoint(client_for(server, endpoint.name), endpoint, {})
     assert missing.error.status == 400 and "'airline'" in missing.error.message
 
 
-def test_the_explorer_jwt_cannot_read_another_endpoint(local_server):
-    client = client_for(local_server, "airline_meal_mix")
+def test_the_explorer_jwt_cannot_read_another_endpoint(server):
+    client = client_for(server, "airline_meal_mix")
     with pytest.raises(AuthError):
         client.fetch("top_airlines")

@@ -5,12 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 
-import pytest
 import requests
 
 from lib.bookings.generator import BookingGenerator
-
-from .conftest import make_project, start_server
 
 TOTALS_DATASOURCE = """
 SCHEMA >
@@ -61,20 +58,13 @@ ENGINE_SORTING_KEY "item"
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("events")
-    project = make_project(base, {
-        "datasources/airline_totals.datasource": TOTALS_DATASOURCE,
-        "datasources/notes.datasource": APPEND_DATASOURCE,
-        "datasources/prices.datasource": PRICES_DATASOURCE,
-        "pipes/airline_totals_mv.pipe": TOTALS_PIPE,
-        "pipes/airline_totals_api.pipe": TOTALS_ENDPOINT,
-    })
-    running = start_server(project, base / "data")
-    yield running
-    running.stop()
-
+SERVER_FILES = {
+    "datasources/airline_totals.datasource": TOTALS_DATASOURCE,
+    "datasources/notes.datasource": APPEND_DATASOURCE,
+    "datasources/prices.datasource": PRICES_DATASOURCE,
+    "pipes/airline_totals_mv.pipe": TOTALS_PIPE,
+    "pipes/airline_totals_api.pipe": TOTALS_ENDPOINT,
+}
 
 def post_events(server, name, body, token=None, headers=None, **params):
     headers = {"Authorization": f"Bearer {token or server.admin_token}", **(headers or {})}

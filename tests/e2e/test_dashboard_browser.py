@@ -13,8 +13,7 @@ import re
 import pytest
 
 from lib.tinybird_local.workspace import load_workspace
-
-from .browser_support import (
+from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     REFRESH_SECONDS,

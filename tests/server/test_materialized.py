@@ -7,8 +7,7 @@ import json
 import requests
 
 from lib.bookings.generator import BookingGenerator
-
-from .conftest import make_project
+from tests.support.servers import make_project
 
 RAW = "SELECT airline, count() AS bookings FROM events GROUP BY airline"
 
@@ -68,8 +67,8 @@ def test_existing_events_are_back_filled_and_changed_views_rebuilt(server_factor
     assert endpoint_counts(third) == expected
 
 
-def test_endpoint_reads_far_fewer_rows_than_events(local_server):
-    seed(local_server, 50_000)
-    response = requests.get(f"{local_server.url}/v0/pipes/top_airlines.json",
-                            params={"token": local_server.jwt()}, timeout=30)
+def test_endpoint_reads_far_fewer_rows_than_events(server):
+    seed(server, 50_000)
+    response = requests.get(f"{server.url}/v0/pipes/top_airlines.json",
+                            params={"token": server.jwt()}, timeout=30)
     assert response.json()["statistics"]["rows_read"] < 1000

@@ -16,17 +16,14 @@ from streamlit.testing.v1 import AppTest
 from lib.ui import keys
 from lib.ui.charts import DAILY_BOOKINGS, MEAL_MIX, TOP_ROUTES
 from lib.ui.view_state import utc_today
-
-from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture here too
+from tests.support.apptest import (
     ISOLATED_SECRETS,
     assert_no_error,
     chart_rows,
-    isolated,
     point_at,
-    seed,
     texts,
 )
-from .conftest import PROJECT_DIR, ROOT, start_server
+from tests.support.servers import ROOT
 
 TENANT_PAGE = "pages/tenant_view.py"
 INSPECTOR_PAGE = "pages/token_inspector.py"
@@ -34,13 +31,7 @@ EXPLORER_PAGE = "pages/endpoint_explorer.py"
 SEED_ROWS = 8000
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(PROJECT_DIR, tmp_path_factory.mktemp("pages") / "data")
-    seed(running, SEED_ROWS)
-    yield running
-    running.stop()
-
+SERVER_SEED_ROWS = SEED_ROWS
 
 @pytest.fixture
 def page(monkeypatch, server):

@@ -13,8 +13,7 @@ from lib.tinybird_local.datafiles import (
     parse_pipe,
 )
 from lib.tinybird_local.engine import create_table_sql, pipe_sql
-
-from .conftest import PROJECT_DIR
+from tests.support.servers import PROJECT_DIR
 
 
 def test_real_events_datasource_has_the_guides_twelve_columns():

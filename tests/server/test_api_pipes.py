@@ -10,7 +10,7 @@ import jwt
 import pytest
 import requests
 
-from .conftest import make_project, start_server
+from tests.support.servers import make_project
 
 TENANT_PIPE = """
 TOKEN "airline_bookings_read" READ
@@ -44,20 +44,11 @@ SQL >
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("pipes")
-    project = make_project(base, {
-        "pipes/airline_bookings.pipe": TENANT_PIPE,
-        "pipes/not_an_endpoint.pipe": PLAIN_PIPE,
-    })
-    running = start_server(project, base / "data")
-    response = requests.post(f"{running.url}/v0/local/seed", params={"rows": 20000, "seed": 7},
-                             headers=running.admin_headers(), timeout=60)
-    assert response.status_code == 200, response.text
-    yield running
-    running.stop()
-
+SERVER_FILES = {
+    "pipes/airline_bookings.pipe": TENANT_PIPE,
+    "pipes/not_an_endpoint.pipe": PLAIN_PIPE,
+}
+SERVER_SEED_ROWS, SERVER_SEED = 20000, 7
 
 def get(server, path, token=None, **params):
     if token is not None:

@@ -20,8 +20,7 @@ import requests
 from lib.bookings.generator import BookingGenerator
 from lib.client.errors import TinybirdError
 from lib.client.events import EventsClient
-
-from .conftest import PROJECT_DIR
+from tests.support.servers import PROJECT_DIR
 
 
 class CountingSession(requests.Session):
@@ -38,36 +37,36 @@ class CountingSession(requests.Session):
 
 # --- against a real Tinybird Local -------------------------------------------------------
 
-def test_batch_is_written_once_and_counted(local_server):
-    before = local_server.count("events")
+def test_batch_is_written_once_and_counted(server):
+    before = server.count("events")
     session = CountingSession()
     batch = list(BookingGenerator(seed=21).bookings(250))
-    with EventsClient(local_server.url, local_server.admin_token, session=session) as client:
+    with EventsClient(server.url, server.admin_token, session=session) as client:
         result = client.send("events", batch)
     assert (result.successful_rows, result.quarantined_rows, result.attempts) == (250, 0, 1)
     assert session.posts == 1
-    assert local_server.count("events") == before + 250
+    assert server.count("events") == before + 250
     ids = ",".join(f"'{b['transaction_id']}'" for b in batch[:50])
-    assert local_server.count(f"events WHERE transaction_id IN ({ids})") == 50
+    assert server.count(f"events WHERE transaction_id IN ({ids})") == 50
 
 
-def test_rows_that_do_not_fit_are_reported_as_quarantined(local_server):
-    before = local_server.count("events")
-    before_q = local_server.count("events_quarantine")
+def test_rows_that_do_not_fit_are_reported_as_quarantined(server):
+    before = server.count("events")
+    before_q = server.count("events_quarantine")
     batch = list(BookingGenerator(seed=22).bookings(3))
     batch.append({**batch[0], "age": "very old", "transaction_id": "bad-row"})
-    with EventsClient(local_server.url, local_server.admin_token) as client:
+    with EventsClient(server.url, server.admin_token) as client:
         result = client.send("events", batch)
     assert (result.successful_rows, result.quarantined_rows) == (3, 1)
-    assert local_server.count("events") == before + 3
-    assert local_server.count("events_quarantine") == before_q + 1
+    assert server.count("events") == before + 3
+    assert server.count("events_quarantine") == before_q + 1
 
 
-def test_token_without_append_raises_clearly_and_is_not_retried(local_server):
-    read_token = local_server.workspace.tokens["top_airlines_read_static"].token
-    before = local_server.count("events")
+def test_token_without_append_raises_clearly_and_is_not_retried(server):
+    read_token = server.workspace.tokens["top_airlines_read_static"].token
+    before = server.count("events")
     session = CountingSession()
-    client = EventsClient(local_server.url, read_token, session=session, sleep=_no_sleep)
+    client = EventsClient(server.url, read_token, session=session, sleep=_no_sleep)
     with pytest.raises(TinybirdError) as caught:
         client.send("events", list(BookingGenerator(seed=23).bookings(5)))
     assert caught.value.status == 403
@@ -75,12 +74,12 @@ def test_token_without_append_raises_clearly_and_is_not_retried(local_server):
     assert not caught.value.retryable and not caught.value.maybe_written
     assert read_token not in str(caught.value)
     assert session.posts == 1
-    assert local_server.count("events") == before
+    assert server.count("events") == before
 
 
-def test_unknown_datasource_is_a_clear_error_not_retried(local_server):
+def test_unknown_datasource_is_a_clear_error_not_retried(server):
     session = CountingSession()
-    client = EventsClient(local_server.url, local_server.admin_token, session=session,
+    client = EventsClient(server.url, server.admin_token, session=session,
                           sleep=_no_sleep)
     with pytest.raises(TinybirdError) as caught:
         client.send("no_such_datasource", [{"a": 1}])

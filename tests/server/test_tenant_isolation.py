@@ -9,12 +9,12 @@ TENANT_PIPES = ["airline_daily_bookings", "airline_top_routes", "airline_meal_mi
 
 
 @pytest.fixture(scope="module")
-def seeded(local_server):
-    response = requests.post(f"{local_server.url}/v0/local/seed",
+def seeded(server):
+    response = requests.post(f"{server.url}/v0/local/seed",
                              params={"rows": 30000, "seed": 11},
-                             headers=local_server.admin_headers(), timeout=60)
+                             headers=server.admin_headers(), timeout=60)
     assert response.status_code == 200
-    return local_server
+    return server
 
 
 def tenant_token(server, airline="Fizz"):

@@ -23,34 +23,20 @@ from lib.client.settings import SettingsError
 from lib.ui import keys, page
 from lib.ui.charts import LATENCY as LATENCY_CHART
 from lib.ui.dashboard import LATENCY_HISTORY
-
-from .apptest_support import (  # noqa: F401 - `isolated` is an autouse fixture here too
-    APP,
-    ISOLATED_SECRETS,
+from tests.support.apptest import (
     LATENCY,
     SEED_ROWS,
-    SETTING_NAMES,
     WRONG_KEY,
     app,
     assert_no_error,
     chart_rows,
     expected_bookings,
-    isolated,
     point_at,
-    seed,
     texts,
 )
-from .conftest import PROJECT_DIR, ROOT, start_server
+from tests.support.servers import PROJECT_DIR, ROOT, start_server
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("app")
-    running = start_server(PROJECT_DIR, base / "data")
-    seed(running)
-    yield running
-    running.stop(signal.SIGKILL)
-
+SERVER_SEED_ROWS = SEED_ROWS
 
 # -- the page on a healthy endpoint ------------------------------------------------------------
 
@@ -104,7 +90,7 @@ def test_new_bookings_show_on_the_next_poll(monkeypatch, server):
     point_at(monkeypatch, server)
     at = app().run()
     _, before = chart_rows(at)
-    seed(server, 700)
+    server.seed(700)
     at.run()
     _, after = chart_rows(at)
     assert sum(r["bookings"] for r in after) == sum(r["bookings"] for r in before) + 700
@@ -189,7 +175,7 @@ def test_server_down_shows_the_error_panel_and_keeps_the_stale_chart_then_recove
         monkeypatch, tmp_path):
     own = start_server(PROJECT_DIR, tmp_path / "data")
     try:
-        seed(own, 1000)
+        own.seed(1000)
         point_at(monkeypatch, own)
         at = app().run()
         assert_no_error(at)
@@ -289,7 +275,7 @@ def test_a_signing_token_in_the_wrong_setting_is_not_shown(monkeypatch, server):
     assert not any(server.admin_token in text for text in shown)
 
 
-def test_env_files_are_read_from_tinybird_env_dir(monkeypatch, isolated):  # noqa: F811
+def test_env_files_are_read_from_tinybird_env_dir(monkeypatch, isolated):
     """The copied .env.example is refused, which also proves where .env files come from."""
     (isolated / ".env.local").write_text((ROOT / ".env.example").read_text())
     at = app().run()

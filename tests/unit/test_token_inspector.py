@@ -8,8 +8,7 @@ import jwt
 
 from lib.client.tokens import TokenSource, mint_jwt
 from lib.ui import token_inspector as inspector
-
-from .conftest import FakeClock
+from tests.support.clock import FakeClock
 
 SIGNING = "p.signing-token-for-tests-0123456789abcdef"
 WORKSPACE = "5a8b9c2d-1e3f-4a5b-8c7d-9e0f1a2b3c4d"

@@ -16,8 +16,7 @@ from lib.client.errors import Unreachable
 from lib.client.events import to_ndjson
 from lib.client.pipes import PipeClient
 from lib.client.tokens import TokenSource
-
-from .conftest import PROJECT_DIR
+from tests.support.servers import PROJECT_DIR
 
 BATCH = 500
 

@@ -8,11 +8,6 @@ import pytest
 import requests
 
 
-@pytest.fixture(scope="module")
-def server(local_server):
-    return local_server
-
-
 @pytest.mark.parametrize("path", [
     "/v0/pipes/..%2Fdatasources.json",
     "/v0/pipes/../datasources.json",
@@ -24,6 +19,7 @@ def server(local_server):
     "/v0/pipes/top_airlines;DROP TABLE events.json",
 ])
 def test_pipe_names_with_path_tricks_are_refused(server, path):
+    before = server.count("events")
     # requests would normalise "..": send the path exactly as written.
     session = requests.Session()
     prepared = requests.Request("GET", f"{server.url}/v0/pipes/x.json",
@@ -32,7 +28,7 @@ def test_pipe_names_with_path_tricks_are_refused(server, path):
     response = session.send(prepared, timeout=30)
     assert response.status_code in (400, 403, 404), response.text
     assert set(response.json()) == {"error", "documentation"}
-    assert server.count("events") >= 0  # the table is still there
+    assert server.count("events") == before  # the table is still there, untouched
 
 
 @pytest.mark.parametrize("name", ["../events", "events_quarantine", "system.tables",
@@ -58,8 +54,10 @@ def test_no_error_body_contains_the_admin_token(server):
         requests.get(f"{server.url}/v0/pipes/top_airlines.json",
                      params={"token": server.jwt(), "q": admin}, timeout=30),
     ]
+    # Two bad tokens, SQL over a missing table, an unknown datasource, and the admin token
+    # sent as a template parameter (ignored by the endpoint, so answered normally).
+    assert [response.status_code for response in cases] == [403, 403, 400, 400, 200]
     for response in cases:
-        assert response.status_code >= 400 or response.status_code == 200
         assert admin not in response.text
 
 

@@ -10,7 +10,7 @@ import sys
 import jwt
 import requests
 
-from .conftest import PROJECT_DIR, ROOT, make_project
+from tests.support.servers import PROJECT_DIR, ROOT, make_project
 
 
 def cli(*args, timeout=120) -> subprocess.CompletedProcess:

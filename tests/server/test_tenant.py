@@ -82,12 +82,12 @@ def test_weighted_meal_averages():
 
 
 @pytest.fixture(scope="module")
-def seeded(local_server):
-    response = requests.post(f"{local_server.url}/v0/local/seed",
+def seeded(server):
+    response = requests.post(f"{server.url}/v0/local/seed",
                              params={"rows": SEED_ROWS, "seed": 5},
-                             headers=local_server.admin_headers(), timeout=60)
+                             headers=server.admin_headers(), timeout=60)
     assert response.status_code == 200, response.text
-    return local_server
+    return server
 
 
 def client_for(server, airline: str):

@@ -27,8 +27,7 @@ from lib.client.errors import OutcomeUnknown
 from lib.client.events import SendResult
 from lib.tinybird_local.datafiles import parse_datasource
 from lib.tinybird_local.ingest import CheckedBatch, RowChecker
-
-from .conftest import PROJECT_DIR, ROOT
+from tests.support.servers import PROJECT_DIR, ROOT
 
 EVENTS_DATASOURCE = PROJECT_DIR / "datasources" / "events.datasource"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -112,19 +111,19 @@ def _group_counts(server, column: str) -> Counter:
     return Counter({row["k"]: int(row["n"]) for row in result["data"]})
 
 
-def test_seed_in_the_engine_has_the_same_shares(local_server):
-    before = {c: _group_counts(local_server, c) for c in ("airline", "meal_choice")}
-    response = requests.post(f"{local_server.url}/v0/local/seed",
+def test_seed_in_the_engine_has_the_same_shares(server):
+    before = {c: _group_counts(server, c) for c in ("airline", "meal_choice")}
+    response = requests.post(f"{server.url}/v0/local/seed",
                              params={"rows": 20000, "seed": 11},
-                             headers=local_server.admin_headers(), timeout=60)
+                             headers=server.admin_headers(), timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["successful_rows"] == 20000
-    after = {c: _group_counts(local_server, c) for c in ("airline", "meal_choice")}
+    after = {c: _group_counts(server, c) for c in ("airline", "meal_choice")}
     airline_delta = after["airline"] - before["airline"]
     assert sum(airline_delta.values()) == 20000
     _assert_shares(airline_delta, AIRLINES)
     _assert_shares(after["meal_choice"] - before["meal_choice"], MEAL_CHOICES)
-    assert local_server.count("events WHERE flight_from = flight_to") == 0
+    assert server.count("events WHERE flight_from = flight_to") == 0
 
 
 # --- the pacing loop, on a fake clock -----------------------------------------------------
@@ -207,14 +206,14 @@ def _cli(*args: str, env: dict[str, str], cwd=ROOT, timeout: float = 60):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_count_run_lands_exactly_that_many_rows(local_server):
-    before, before_q = local_server.count("events"), local_server.count("events_quarantine")
+def test_count_run_lands_exactly_that_many_rows(server):
+    before, before_q = server.count("events"), server.count("events_quarantine")
     run = _cli("--count", "10000", "--rate", "0", "--batch", "1000", "--seed", "42",
-               env=_settings_env(local_server))
+               env=_settings_env(server))
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert local_server.count("events") == before + 10000
-    assert local_server.count("events_quarantine") == before_q
+    assert server.count("events") == before + 10000
+    assert server.count("events_quarantine") == before_q
     summary = SUMMARY.search(run.stdout)
     assert summary, run.stdout
     assert summary.group(1, 2, 4, 5) == ("10000", "events", "10000", "0")
@@ -222,20 +221,20 @@ def test_count_run_lands_exactly_that_many_rows(local_server):
     # --seed reached the generator: every 50th booking of that seed is in the table.
     sample = list(BookingGenerator(42).bookings(10000))[::50]
     ids = ",".join(f"'{b['transaction_id']}'" for b in sample)
-    assert local_server.count(f"events WHERE transaction_id IN ({ids})") == len(sample)
+    assert server.count(f"events WHERE transaction_id IN ({ids})") == len(sample)
 
 
-def test_token_without_append_stops_with_a_clear_message(local_server):
-    before = local_server.count("events")
-    read_token = local_server.workspace.tokens["top_airlines_read_static"].token
-    run = _cli("--host", local_server.url, "--token", read_token, "--count", "100",
+def test_token_without_append_stops_with_a_clear_message(server):
+    before = server.count("events")
+    read_token = server.workspace.tokens["top_airlines_read_static"].token
+    run = _cli("--host", server.url, "--token", read_token, "--count", "100",
                "--rate", "0", env=_env())
     assert run.returncode == 1
     assert "token lacks APPEND on events" in run.stderr
     assert "Traceback" not in run.stderr
     assert read_token not in run.stderr + run.stdout
     assert SUMMARY.search(run.stdout).group(4) == "0"
-    assert local_server.count("events") == before
+    assert server.count("events") == before
 
 
 def test_stopped_server_is_named_and_exits_non_zero():
@@ -259,18 +258,18 @@ def test_no_host_or_token_says_what_is_needed(tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_ctrl_c_prints_the_summary_so_far(local_server):
-    before = local_server.count("events")
+def test_ctrl_c_prints_the_summary_so_far(server):
+    before = server.count("events")
     process = subprocess.Popen(
         [sys.executable, "-m", "lib.bookings", "--duration", "30", "--rate", "400",
          "--batch", "100"],
-        cwd=ROOT, env=_settings_env(local_server), stdout=subprocess.PIPE,
+        cwd=ROOT, env=_settings_env(server), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         # A shell that started pytest in the background may have left SIGINT ignored.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 20
-        while local_server.count("events") < before + 200 and time.monotonic() < deadline:
+        while server.count("events") < before + 200 and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
@@ -284,7 +283,7 @@ def test_ctrl_c_prints_the_summary_so_far(local_server):
     summary = SUMMARY.search(stdout)
     accepted = int(summary.group(4))
     unconfirmed = int((re.search(r"(\d+) unconfirmed", stdout) or [0, 0])[1])
-    landed = local_server.count("events") - before
+    landed = server.count("events") - before
     assert accepted + unconfirmed >= 200
     assert accepted <= landed <= accepted + unconfirmed
 

@@ -12,8 +12,7 @@ from lib.tinybird_local.auth import VerifiedJWTs, authenticate, token_from_reque
 from lib.tinybird_local.errors import APIError
 from lib.tinybird_local.ratelimit import RateLimiter
 from lib.tinybird_local.workspace import Workspace
-
-from .conftest import FakeClock
+from tests.support.clock import FakeClock
 
 WORKSPACE = Workspace(workspace_id="6f1e8c56-1111-4222-8333-944455556666",
                       admin_token="p.admin-token-for-unit-tests-0123456789abcdef")

@@ -20,6 +20,7 @@ from lib.client.settings import (
     SettingsError,
     load_settings,
 )
+from tests.support.servers import ROOT
 
 WORKSPACE = "5a8b9c2d-1e3f-4a5b-8c7d-9e0f1a2b3c4d"
 TOKEN = "p.the-admin-token-that-must-stay-secret-0123456789"
@@ -28,7 +29,7 @@ GOOD = {
     "TINYBIRD_WORKSPACE": WORKSPACE,
     "TINYBIRD_SIGNING_TOKEN": TOKEN,
 }
-EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+EXAMPLE = ROOT / ".env.example"
 
 
 def write_env(directory: Path, name: str, values: dict[str, str]) -> None:

@@ -106,8 +106,8 @@ def test_quote_string_escapes_backslash_before_quote():
 # --- property-based: what a hostile value renders to runs, and comes back unchanged ---
 
 @pytest.fixture(scope="module")
-def engine_sql(local_server):
-    return local_server.sql
+def engine_sql(server):
+    return server.sql
 
 
 @settings(max_examples=150, deadline=None,

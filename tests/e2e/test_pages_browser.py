@@ -13,8 +13,7 @@ import datetime as dt
 import pytest
 
 from lib.tinybird_local.workspace import load_workspace
-
-from .browser_support import (
+from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SKIP_WITHOUT_CHROMIUM,

@@ -8,13 +8,10 @@ import json
 import re
 
 import pyarrow as pa
-import pytest
-import requests
 from streamlit.testing.v1 import AppTest
 
 from lib.ui.charts import TOP_AIRLINES
-
-from .conftest import ROOT
+from tests.support.servers import ROOT
 
 APP = str(ROOT / "streamlit_app.py")
 SEED_ROWS = 5000
@@ -25,30 +22,6 @@ SETTING_NAMES = ("TINYBIRD_HOST", "NEXT_PUBLIC_TINYBIRD_HOST", "TINYBIRD_WORKSPA
 # A harmless key: a non-empty at.secrets stops AppTest from reading a real secrets.toml.
 WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"
 ISOLATED_SECRETS = {"TOP_AIRLINES_TEST": "isolated"}
-
-
-def seed(server, rows: int = SEED_ROWS) -> None:
-    response = requests.post(f"{server.url}/v0/local/seed", params={"rows": rows},
-                             headers=server.admin_headers(), timeout=60)
-    assert response.status_code == 200, response.text
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No setting from the real environment or .env files; no embedded server, ever."""
-    for name in SETTING_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    env_dir = tmp_path / "env"
-    env_dir.mkdir()
-    monkeypatch.setenv("TINYBIRD_ENV_DIR", str(env_dir))
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the app test tried to start the embedded Tinybird Local")
-
-    import lib.ui.embedded as embedded
-
-    monkeypatch.setattr(embedded, "start_embedded", refuse)
-    return env_dir
 
 
 def point_at(monkeypatch, server) -> None:

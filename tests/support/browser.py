@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ROOT
+from tests.support.servers import ROOT
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
