@@ -44,6 +44,8 @@ def live_report() -> None:
     if report.error is not None:
         panels.error_panel(report.error, "Could not refresh the chart")
         return
+    if report.daily is None or report.meals is None or report.routes is None:
+        return  # not reached: without an error all three answered
     priority = report.meal_average("priority_share")
     bags = report.meal_average("avg_extra_bags")
     total, priority_col, bags_col = st.columns(3)

@@ -41,9 +41,9 @@ with claims_col:
 @st.fragment(run_every=1)
 def countdown() -> None:
     """Time left, redrawn every second; a re-mint near exp redraws the whole page."""
-    if tokens.get() != token:
+    minted = tokens.minted()
+    if minted.token != token:
         st.rerun()
-    minted = tokens.current
     now = time.time()
     left = token_inspector.time_left(minted.expires_at, now)
     st.metric("Time left", token_inspector.countdown_text(left))

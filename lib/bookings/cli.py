@@ -77,6 +77,7 @@ def stream(send: Callable[[list[dict]], SendResult], generator: BookingGenerator
     """
     start = clock()
     deadline = None if duration is None else start + duration
+    cap: float  # how many to send in all; infinite for an unbounded run
     if rate > 0:
         chunk = max(1, min(batch, math.ceil(rate)))
         cap = count if count is not None else math.floor(rate * (duration or 0) + 1e-9)

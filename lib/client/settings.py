@@ -8,6 +8,7 @@ value raises `SettingsError` naming the setting, for the page to show instead of
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import uuid
@@ -138,7 +139,8 @@ def load_settings(secrets: Mapping[str, Any] | None = None,
     if not PIPE_NAME.fullmatch(pipe):
         raise SettingsError("TINYBIRD_PIPE", f"{_shown(pipe)} is not a pipe name (letters, "
                             "digits and underscores, e.g. top_airlines)")
-    common = dict(
+    common = Settings(
+        host=None, signing_token=None, workspace_id=None,
         pipe=pipe,
         refresh_seconds=_number(layers, "TINYBIRD_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS,
                                 1, 3600),
@@ -148,7 +150,7 @@ def load_settings(secrets: Mapping[str, Any] | None = None,
                         or ("", DEFAULT_LOCAL_DATA_DIR))[1],
     )
     if host_found is None:
-        return Settings(host=None, signing_token=None, workspace_id=None, **common)
+        return common
     host_name, host = host_found
     if _is_placeholder(host):
         raise SettingsError(host_name, "still holds the placeholder from .env.example; set your "
@@ -172,8 +174,8 @@ def load_settings(secrets: Mapping[str, Any] | None = None,
     except ValueError:
         raise SettingsError("TINYBIRD_WORKSPACE", f"{_shown(workspace_found[1])} is not a "
                             "workspace UUID (like 2f8d1a3c-…, 36 characters)") from None
-    return Settings(host=host.rstrip("/"), signing_token=token_found[1],
-                    workspace_id=workspace_id, **common)
+    return dataclasses.replace(common, host=host.rstrip("/"), signing_token=token_found[1],
+                               workspace_id=workspace_id)
 
 
 def _check_host(name: str, host: str) -> None:

@@ -113,12 +113,16 @@ class TokenSource:
 
     def get(self) -> str:
         """The cached JWT, or a new one if there is none or it expires within the margin."""
+        return self.minted().token
+
+    def minted(self) -> MintedToken:
+        """`get()`'s token with its claims and times, for a reader who shows them."""
         with self._lock:
             now = self._clock()
             margin = self.margin_seconds
             if self._current is None or now >= self._current.expires_at - margin:
                 self._current = self._mint(now)
-            return self._current.token
+            return self._current
 
     def remint(self) -> MintedToken:
         """A new JWT now, whatever the cached one's age (the token inspector's button)."""

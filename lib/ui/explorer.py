@@ -9,7 +9,7 @@ the server's own message, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,7 @@ def _params(pipe: Mapping[str, Any]) -> tuple[EndpointParam, ...]:
     return tuple(seen.values())
 
 
-def endpoints_from_listing(pipes: list[Mapping[str, Any]]) -> list[Endpoint]:
+def endpoints_from_listing(pipes: Sequence[Mapping[str, Any]]) -> list[Endpoint]:
     """The published API Endpoints among `pipes` (materialized and copy pipes left out)."""
     endpoints = []
     for pipe in pipes:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from lib.client.pipes import PipeClient, TokenProvider
+from lib.client.pipes import PipeClient
 from lib.client.settings import Settings
+from lib.client.tokens import TokenSource
 
 from . import explorer, keys, tenant
 from .dashboard import DashboardSession
@@ -51,14 +52,16 @@ class ViewerSession:
                 self.connection.signing_token, pipe, ttl_seconds=self.settings.jwt_ttl_seconds)
         return self.explorer_clients[pipe]
 
-    def token_sources(self) -> dict[str, TokenProvider]:
+    def token_sources(self) -> dict[str, TokenSource]:
         """Every JWT source of this viewer, labelled for a menu: the dashboard's first."""
-        sources: dict[str, TokenProvider] = {
-            f"Dashboard ({self.settings.pipe})": self.dashboard.tokens}
-        for airline, client in self.tenant_clients.items():
-            sources[f"Tenant view: {airline}"] = client.tokens
-        for pipe, client in self.explorer_clients.items():
-            sources[f"Endpoint explorer: {pipe}"] = client.tokens
+        sources = {f"Dashboard ({self.settings.pipe})": self.dashboard.tokens}
+        labelled = [*((f"Tenant view: {airline}", client)
+                      for airline, client in self.tenant_clients.items()),
+                    *((f"Endpoint explorer: {pipe}", client)
+                      for pipe, client in self.explorer_clients.items())]
+        for label, client in labelled:
+            if isinstance(client.tokens, TokenSource):
+                sources[label] = client.tokens
         return sources
 
     def workspace_endpoints(self, reload: bool = False) -> list[explorer.Endpoint]:
