@@ -29,7 +29,8 @@ with st.sidebar:
     st.caption("This view is in the page's link: copy the address to share it.")
 view = widget_view(view, view_state.TENANT_KEYS)
 keep_view("tenant", view_state.TENANT_KEYS, view)
-client = viewer_session(connection, settings).tenant_client(view.tenant)
+viewer = viewer_session(connection, settings)
+client = viewer.tenant_client(view.tenant)
 
 others = [airline for airline in view_state.TENANTS if airline != view.tenant]
 if st.session_state.get(keys.PEEK_AT) not in others:
@@ -40,7 +41,7 @@ st.subheader(f"{view.tenant} · {view.date_from:%b %d, %Y} – {view.date_to:%b 
 
 @st.fragment(run_every=view.refresh_seconds)
 def live_report() -> None:
-    report = tenant.fetch_report(client, view)
+    report = viewer.tenant_report(view)
     if report.error is not None:
         panels.error_panel(report.error, "Could not refresh the chart")
         return

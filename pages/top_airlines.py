@@ -32,7 +32,7 @@ session = viewer_session(connection, settings).dashboard
 @st.fragment(run_every=view.refresh_seconds)
 def live_chart() -> None:
     """One poll of the endpoint; Streamlit reruns only this part every refresh interval."""
-    outcome = session.poll()
+    outcome = session.poll(view.refresh_seconds)
     if outcome.error is not None:
         panels.error_panel(outcome.error, "Could not refresh the chart", outcome.stale_seconds)
     if outcome.result is not None:

@@ -33,6 +33,11 @@ class TokenProvider(Protocol):
 
     def invalidate(self) -> None: ...
 
+    @property
+    def scope(self) -> str:
+        """What the JWTs may read, as stable text: clients with equal scopes may share answers."""
+        ...
+
 
 @dataclass(frozen=True)
 class PipeResult:

@@ -9,6 +9,7 @@ when the server refused it, never once per poll.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -101,6 +102,17 @@ class TokenSource:
     @property
     def current(self) -> MintedToken | None:
         return self._current
+
+    @property
+    def scope(self) -> str:
+        """What this source's JWTs may read, as JSON: the pipes and their fixed_params.
+
+        Two sources with the same scope may share answers; a different `fixed_params`
+        (another tenant) is a different scope.
+        """
+        pipes = [self._pipes] if isinstance(self._pipes, str) else sorted(self._pipes)
+        return json.dumps({"pipes": pipes, "fixed_params": dict(self._fixed_params or {})},
+                          sort_keys=True, default=str)
 
     @property
     def ttl_seconds(self) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from lib.ui.dashboard import LatencySample
+from lib.ui.shared_fetch import LatencySample
 
 BAR_COLOR = "#27F795"  # the first colour of the guide's palette
 SERIES_COLORS = ["#27F795", "#5B6CFF"]

@@ -1,7 +1,8 @@
-"""One viewer's connection to the endpoint: its JWT, its client and its last good answer.
+"""One viewer's dashboard: its JWT, its client, and the answer it shares with other viewers.
 
-Lives in `st.session_state`, one per browser session, so each viewer has a JWT of their
-own, minted once and re-minted only near expiry or after a 403.
+Lives in the viewer's session (`st.session_state`), so each viewer has a JWT of their
+own, minted once and re-minted only near expiry or after a 403. The rows themselves come
+through `shared_fetch`, so viewers of the same view cost one request per interval.
 """
 
 from __future__ import annotations
@@ -16,27 +17,17 @@ from lib.client.pipes import PipeClient, PipeResult
 from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
 
+from .shared_fetch import (
+    LatencySample,
+    SharedFetches,
+    connection_key,
+    view_key,
+)
+
 log = logging.getLogger("top_airlines.dashboard")
 
 # The columns the page's chart needs from the endpoint's rows.
 CHART_COLUMNS = ("airline", "bookings")
-# Polls whose latency the page keeps and charts: five minutes at the default interval.
-LATENCY_HISTORY = 60
-
-
-@dataclass(frozen=True)
-class LatencySample:
-    """One good poll's timings: the server's statistics.elapsed and the round trip."""
-
-    at: float  # when the answer arrived (Unix seconds)
-    elapsed_ms: float | None
-    round_trip_ms: float
-
-    @classmethod
-    def of(cls, result: PipeResult) -> LatencySample:
-        elapsed = None if result.elapsed_seconds is None else result.elapsed_seconds * 1000
-        return cls(at=result.fetched_at, elapsed_ms=elapsed,
-                   round_trip_ms=result.round_trip_seconds * 1000)
 
 
 @dataclass
@@ -54,39 +45,65 @@ class PollOutcome:
 
 @dataclass
 class DashboardSession:
+    """One viewer's dashboard: its own JWT source and client, the process's shared answers."""
+
     host: str
     pipe: str
     tokens: TokenSource
     client: PipeClient
+    fetches: SharedFetches
+    connection: tuple[str, ...]
     last_good: PipeResult | None = None
     polls: int = field(default=0)
     columns: tuple[str, ...] = CHART_COLUMNS
-    # Bounded, so a page left open for days holds the same few samples.
-    latency_history: deque[LatencySample] = field(
-        default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
 
     @classmethod
-    def create(cls, host: str, workspace_id: str, signing_token: str,
-               settings: Settings) -> DashboardSession:
-        """A session with its own token source, so each viewer mints their own JWT."""
+    def create(cls, host: str, workspace_id: str, signing_token: str, settings: Settings,
+               fetches: SharedFetches | None = None) -> DashboardSession:
+        """A session with its own token source, so each viewer mints their own JWT.
+
+        `fetches` is the process-wide cache viewers share; without one the session
+        fetches on every poll.
+        """
         tokens = TokenSource(signing_token, workspace_id, settings.pipe,
                              ttl_seconds=settings.jwt_ttl_seconds)
-        return cls(host=host, pipe=settings.pipe, tokens=tokens,
-                   client=PipeClient(host, tokens))
+        return cls(host=host, pipe=settings.pipe, tokens=tokens, client=PipeClient(host, tokens),
+                   fetches=fetches or SharedFetches(),
+                   connection=connection_key(host, workspace_id, signing_token))
 
-    def poll(self) -> PollOutcome:
-        """One read of the endpoint; never raises, so no traceback can reach the page."""
+    @property
+    def key(self) -> tuple[object, ...]:
+        """This dashboard's view in the shared cache: the same for every viewer of it."""
+        return view_key(connection=self.connection, pipe=self.pipe, params=None,
+                        scope=self.tokens.scope)
+
+    @property
+    def latency_history(self) -> deque[LatencySample]:
+        """The view's recent good fetches (shared by its viewers), oldest first."""
+        return self.fetches.view(self.key).latency_history
+
+    def poll(self, interval_seconds: float = 0.0) -> PollOutcome:
+        """The view's answer at most a share of `interval_seconds` old; never raises.
+
+        No traceback can reach the page: a failure is a typed error for the panel.
+        """
         self.polls += 1
+        key = self.key
         try:
-            result = self.client.fetch(self.pipe)
-            result.check_columns(self.columns)
-        except TinybirdError as exc:
-            return PollOutcome(self.last_good, exc)
+            outcome = self.fetches.fetch(key, interval_seconds, self._fetch)
         except Exception as exc:  # a bug of ours: say so on the page, log the kind only
             log.error("poll of %s failed: %s", self.pipe, type(exc).__name__)
             return PollOutcome(self.last_good, TinybirdError(
                 f"Unexpected {type(exc).__name__} while reading the endpoint",
                 hint="This is a bug in the dashboard; the next poll will try again."))
-        self.last_good = result
-        self.latency_history.append(LatencySample.of(result))
-        return PollOutcome(result, None)
+        if outcome.error is not None:
+            return PollOutcome(self.last_good or self.fetches.view(key).last_good,
+                               outcome.error)
+        self.last_good = outcome.result
+        return PollOutcome(outcome.result, None)
+
+    def _fetch(self) -> PipeResult:
+        """The one request, with this viewer's JWT; rows checked before anyone sees them."""
+        result = self.client.fetch(self.pipe)
+        result.check_columns(self.columns)
+        return result

@@ -7,13 +7,14 @@ Local is started once per process (`st.cache_resource`), so a hundred viewers sh
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from lib.client.settings import Settings, SettingsError, load_settings
+
+from .shared_fetch import SharedFetches, connection_key
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,7 @@ class Connection:
     @property
     def fingerprint(self) -> tuple[str, str, str]:
         """Enough to notice a changed host, workspace or signing token, without the token."""
-        digest = hashlib.sha256(self.signing_token.encode()).hexdigest()[:16]
-        return (self.host, self.workspace_id, digest)
+        return connection_key(self.host, self.workspace_id, self.signing_token)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,12 @@ def _embedded(data_dir: str) -> Connection:
     local = start_embedded(data_dir)
     return Connection(host=local.host, workspace_id=local.workspace_id,
                       signing_token=local.signing_token, is_local_demo=True)
+
+
+@st.cache_resource
+def shared_fetches() -> SharedFetches:
+    """The process's one cache of answers, shared by every viewer (see `shared_fetch`)."""
+    return SharedFetches()
 
 
 def connect(settings: Settings) -> Connection:

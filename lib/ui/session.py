@@ -19,7 +19,8 @@ from lib.client.tokens import TokenSource
 
 from . import explorer, keys, tenant
 from .dashboard import DashboardSession
-from .page import Connection
+from .page import Connection, shared_fetches
+from .view_state import ViewState
 
 
 @dataclass
@@ -43,6 +44,11 @@ class ViewerSession:
                 self.connection.signing_token, airline,
                 ttl_seconds=self.settings.jwt_ttl_seconds)
         return self.tenant_clients[airline]
+
+    def tenant_report(self, view: ViewState) -> tenant.TenantReport:
+        """The tenant's three charts for `view`, shared with other viewers of that view."""
+        return tenant.fetch_report(self.tenant_client(view.tenant), view,
+                                   self.dashboard.fetches, self.connection.fingerprint)
 
     def explorer_client(self, pipe: str) -> PipeClient:
         """The client for trying `pipe`, with a JWT that may read that pipe only."""
@@ -86,7 +92,8 @@ def viewer_session(connection: Connection, settings: Settings) -> ViewerSession:
     if not isinstance(session, ViewerSession) or \
             session.made_from != made_from(connection, settings):
         session = ViewerSession(connection, settings, DashboardSession.create(
-            connection.host, connection.workspace_id, connection.signing_token, settings))
+            connection.host, connection.workspace_id, connection.signing_token, settings,
+            shared_fetches()))
         st.session_state[keys.VIEWER] = session
     return session
 

@@ -17,6 +17,7 @@ from typing import Any
 from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeClient, PipeResult
 from lib.client.tokens import TokenSource
+from lib.ui.shared_fetch import SharedFetches
 from lib.ui.view_state import ViewState
 
 DAILY_PIPE, ROUTES_PIPE, MEALS_PIPE = "airline_daily_bookings", "airline_top_routes", \
@@ -89,13 +90,25 @@ class TenantReport:
         return max(elapsed) if elapsed else None
 
 
-def fetch_report(client: PipeClient, view: ViewState) -> TenantReport:
-    """The three endpoints for `view`, one after the other; never raises TinybirdError."""
+def fetch_report(client: PipeClient, view: ViewState,
+                 shared: SharedFetches | None = None,
+                 connection: tuple[str, ...] = ()) -> TenantReport:
+    """The three endpoints for `view`, one after the other; never raises TinybirdError.
+
+    With `shared` (and the `connection` it is keyed by), viewers of the same tenant view
+    share each answer for most of the refresh interval; the JWT's fixed_params are part
+    of the key, so no other tenant's viewer is ever handed these rows.
+    """
     results: dict[str, PipeResult] = {}
     for pipe in TENANT_PIPES:
+        params = request_params(view, pipe)
         try:
-            result = client.fetch(pipe, request_params(view, pipe))
-            result.check_columns(COLUMNS[pipe])
+            if shared is None:
+                result = client.fetch(pipe, params)
+                result.check_columns(COLUMNS[pipe])
+            else:
+                result = shared.fetch_pipe(client, connection, pipe, params,
+                                           view.refresh_seconds, COLUMNS[pipe])
         except TinybirdError as exc:
             return TenantReport(results.get(DAILY_PIPE), results.get(ROUTES_PIPE),
                                 results.get(MEALS_PIPE), error=exc)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from pathlib import Path
 
+import jwt as pyjwt
 import pytest
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
@@ -22,7 +24,7 @@ from lib.bookings.distributions import AIRLINES
 from lib.client.settings import SettingsError
 from lib.ui import keys, page
 from lib.ui.charts import LATENCY as LATENCY_CHART
-from lib.ui.dashboard import LATENCY_HISTORY
+from lib.ui.shared_fetch import LATENCY_HISTORY
 from tests.support.apptest import (
     LATENCY,
     SEED_ROWS,
@@ -68,7 +70,7 @@ def test_the_page_draws_the_ranked_chart_with_latency(monkeypatch, server):
     assert not at.info
 
 
-def test_one_request_per_poll_and_no_re_mint_between_polls(monkeypatch, server):
+def test_one_request_per_poll_and_no_re_mint_between_polls(monkeypatch, server, fetch_clock):
     point_at(monkeypatch, server)
     at = app().run()
     session = at.session_state[keys.VIEWER].dashboard
@@ -76,6 +78,7 @@ def test_one_request_per_poll_and_no_re_mint_between_polls(monkeypatch, server):
     assert session.tokens.mint_count == 1
     first_jwt = session.tokens.current.token
     for poll in range(2, 5):
+        fetch_clock.advance(5)
         at.run()
         assert_no_error(at)
         assert at.session_state[keys.VIEWER].dashboard is session  # one session per viewer
@@ -86,21 +89,53 @@ def test_one_request_per_poll_and_no_re_mint_between_polls(monkeypatch, server):
     assert server.admin_token not in repr(session)  # nothing to leak through a log line
 
 
-def test_new_bookings_show_on_the_next_poll(monkeypatch, server):
+def test_viewers_of_one_link_share_one_request_per_interval(monkeypatch, server, fetch_clock):
+    point_at(monkeypatch, server)
+    viewers = [app().run() for _ in range(5)]
+    sessions = [at.session_state[keys.VIEWER].dashboard for at in viewers]
+    assert [s.client.requests_sent for s in sessions] == [1, 0, 0, 0, 0]
+    # The fetch went out with the JWT of the session that made it; the others mint their
+    # own only when a fetch of theirs is due.
+    assert [s.tokens.mint_count for s in sessions] == [1, 0, 0, 0, 0]
+    first = chart_rows(viewers[0])[1]
+    assert all(chart_rows(at)[1] == first for at in viewers)
+    fetch_clock.advance(5)  # one interval later: the first poll fetches, for all of them
+    for at in reversed(viewers):
+        at.run()
+        assert_no_error(at)
+    assert [s.client.requests_sent for s in sessions] == [1, 0, 0, 0, 1]
+    assert sessions[4].tokens.current.token != sessions[0].tokens.current.token
+
+
+def test_the_jwt_lifetime_setting_reaches_the_minted_jwts_exp(monkeypatch, server):
+    point_at(monkeypatch, server)
+    monkeypatch.setenv("TINYBIRD_JWT_TTL_SECONDS", "120")
+    before = time.time()
+    at = app().run()
+    assert_no_error(at)
+    claims = pyjwt.decode(at.session_state[keys.VIEWER].dashboard.tokens.current.token,
+                          options={"verify_signature": False})
+    assert before + 120 <= claims["exp"] <= time.time() + 121
+
+
+def test_new_bookings_show_on_the_next_poll(monkeypatch, server, fetch_clock):
     point_at(monkeypatch, server)
     at = app().run()
     _, before = chart_rows(at)
     server.seed(700)
+    fetch_clock.advance(5)
     at.run()
     _, after = chart_rows(at)
     assert sum(r["bookings"] for r in after) == sum(r["bookings"] for r in before) + 700
     assert {r["airline"]: r["bookings"] for r in after} == expected_bookings(server)
 
 
-def test_latency_over_time_charts_every_good_poll_of_this_session(monkeypatch, server):
+def test_latency_over_time_charts_every_good_fetch_of_this_view(monkeypatch, server,
+                                                               fetch_clock):
     point_at(monkeypatch, server)
     at = app().run()
     for _ in range(2):
+        fetch_clock.advance(5)
         at.run()
     assert_no_error(at)
     spec, rows = chart_rows(at, LATENCY_CHART)
@@ -172,7 +207,7 @@ def test_a_bad_refresh_in_the_link_falls_back_to_the_setting_with_a_note(monkeyp
 
 
 def test_server_down_shows_the_error_panel_and_keeps_the_stale_chart_then_recovers(
-        monkeypatch, tmp_path):
+        monkeypatch, tmp_path, fetch_clock):
     own = start_server(PROJECT_DIR, tmp_path / "data")
     try:
         own.seed(1000)
@@ -183,6 +218,7 @@ def test_server_down_shows_the_error_panel_and_keeps_the_stale_chart_then_recove
         port = int(own.url.rsplit(":", 1)[1])
 
         own.stop()
+        fetch_clock.advance(5)
         at.run()
         assert not at.exception
         errors = texts(at.error)
@@ -195,6 +231,7 @@ def test_server_down_shows_the_error_panel_and_keeps_the_stale_chart_then_recove
         assert stale_rows == good_rows
 
         own = start_server(PROJECT_DIR, own.data_dir, port=port)
+        fetch_clock.advance(5)
         at.run()
         assert_no_error(at)
         _, rows = chart_rows(at)

@@ -16,7 +16,8 @@ from lib.client.errors import ServerError
 from lib.client.pipes import PipeResult
 from lib.client.tokens import TokenSource
 from lib.ui import charts
-from lib.ui.dashboard import LATENCY_HISTORY, DashboardSession, LatencySample
+from lib.ui.dashboard import DashboardSession
+from lib.ui.shared_fetch import LATENCY_HISTORY, LatencySample, SharedFetches
 
 
 def result(elapsed: float | None, round_trip: float, at: float) -> PipeResult:
@@ -41,7 +42,8 @@ class ScriptedClient:
 def session_with(script) -> DashboardSession:
     tokens = TokenSource("p.unused-signing-key-for-a-scripted-client", "ws", "top_airlines")
     return DashboardSession(host="http://scripted", pipe="top_airlines", tokens=tokens,
-                            client=ScriptedClient(script))
+                            client=ScriptedClient(script), fetches=SharedFetches(),
+                            connection=("http://scripted", "ws", "fingerprint"))
 
 
 def test_latency_history_keeps_the_last_polls_only():

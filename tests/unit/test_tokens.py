@@ -115,6 +115,19 @@ def test_token_source_caches_one_token():
     assert source.current is not None and source.current.token == first
 
 
+def test_a_token_29_seconds_from_exp_is_replaced_before_use():
+    # Pinned in plain numbers, not the module's constant: a margin of 0 must fail here.
+    clock = FakeClock()
+    source = TokenSource(SIGNING, WORKSPACE, "top_airlines", ttl_seconds=600, clock=clock)
+    first = source.get()
+    exp = decode(first)["exp"]
+    clock.now = exp - 31
+    assert source.get() == first
+    clock.now = exp - 29
+    replacement = source.get()
+    assert replacement != first and decode(replacement)["exp"] - clock.now >= 599
+
+
 def test_token_source_re_mints_shortly_before_exp():
     clock = FakeClock()
     source = TokenSource(SIGNING, WORKSPACE, "top_airlines", ttl_seconds=600, clock=clock)
