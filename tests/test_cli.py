@@ -10,6 +10,10 @@ import sys
 import jwt
 import requests
 
+from lib.client.tokens import jwt_payload, mint_jwt
+from lib.tinybird_local.auth import issue_jwt
+from lib.tinybird_local.workspace import load_workspace
+
 from .conftest import PROJECT_DIR, ROOT, make_project
 
 
@@ -104,3 +108,44 @@ def test_admin_token_never_reaches_the_server_log(server_factory, tmp_path):
     log = server.log()
     assert "/v0/sql" in log  # the access log is there, without query strings
     assert admin not in log
+
+
+def test_jwt_command_claims_match_what_the_client_mints(tmp_path):
+    """The server issues the same claims the dashboard's client mints, so either token
+    reads the same; `exp` is rounded up, and a bad option is a usage error (exit 2)."""
+    assert cli("info", "--data-dir", tmp_path / "d").returncode == 0
+    workspace = load_workspace(tmp_path / "d")
+    result = cli("jwt", "--data-dir", tmp_path / "d", "--pipe", "airline_bookings",
+                 "--ttl", 90.5, "--name", "kiosk", "--rps", 4, "--fixed-param", "airline=Fizz")
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), workspace.admin_token, algorithms=["HS256"])
+    expected = jwt_payload(workspace.workspace_id, "airline_bookings", name="kiosk",
+                           ttl_seconds=90.5, fixed_params={"airline": "Fizz"}, rps=4,
+                           now=claims["exp"] - 91)
+    assert claims == expected
+    assert issue_jwt(workspace, ["a", "b"], name="n", ttl_seconds=0.2, now=10.0) == \
+        mint_jwt(workspace.admin_token, workspace.workspace_id, ["a", "b"], name="n",
+                 ttl_seconds=0.2, now=10.0)
+    bad = cli("jwt", "--data-dir", tmp_path / "d", "--fixed-param", "airline")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: --fixed-param takes key=value")
+    assert cli("jwt", "--data-dir", tmp_path / "d", "--ttl", 0).returncode == 2
+
+
+def test_jwt_command_without_a_workspace_fails_in_one_line(tmp_path):
+    result = cli("jwt", "--data-dir", tmp_path / "empty")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no workspace in ")
+    assert "Traceback" not in result.stderr
+
+
+def test_tinybird_local_imports_only_its_plain_data_leaves():
+    """Tinybird Local must stay liftable out of this project: of the rest of `lib` it may
+    use only the bookings distributions and the CLI error convention."""
+    probe = ("import sys, lib.tinybird_local.__main__, lib.tinybird_local.server; "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('lib.'))))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    outside = {m for m in result.stdout.split() if not m.startswith("lib.tinybird_local")}
+    assert outside <= {"lib.bookings", "lib.bookings.distributions", "lib.command_line"}

@@ -1,6 +1,8 @@
 """`python -m lib.tinybird_local serve|info|seed|jwt`: the interface scripts and people use.
 
-Every failure is one readable line on stderr and a non-zero exit, never a traceback.
+Every failure is one readable line on stderr and a non-zero exit, never a traceback, by
+the project's one convention (`lib.command_line`): 1 for a failure, 2 for a usage
+mistake, 130 for Ctrl-C, so a script can tell them apart.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import requests
 
-from lib.client.tokens import mint_jwt
+from lib.command_line import EXIT_INTERRUPTED, CLIError, UsageError, report
 
+from .auth import issue_jwt
 from .datafiles import DatafileError, load_project
 from .engine import Engine, EngineError
 from .seeding import SeedError, seed_bookings
@@ -25,10 +28,6 @@ from .workspace import ensure_workspace, load_workspace
 
 DEFAULT_PROJECT_DIR = "tinybird"
 DEFAULT_DATA_DIR = ".tinybird-local"
-
-
-class CLIError(Exception):
-    pass
 
 
 def _running_host(data_dir: Path) -> str | None:
@@ -123,10 +122,12 @@ def cmd_jwt(args: argparse.Namespace) -> int:
     for item in args.fixed_param or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CLIError(f"--fixed-param takes key=value, not {item!r}")
+            raise UsageError(f"--fixed-param takes key=value, not {item!r}")
         fixed[key] = value
-    print(mint_jwt(workspace.admin_token, workspace.workspace_id, args.pipe, name=args.name,
-                   ttl_seconds=args.ttl, fixed_params=fixed or None, rps=args.rps))
+    if not args.ttl > 0:
+        raise UsageError(f"--ttl must be more than 0 seconds, not {args.ttl:g}")
+    print(issue_jwt(workspace, args.pipe, name=args.name, ttl_seconds=args.ttl,
+                    fixed_params=fixed or None, rps=args.rps))
     return 0
 
 
@@ -174,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CLIError, DatafileError, EngineError, SeedError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        # CLIError carries its own code (UsageError: 2); the others are failures (1).
+        return report(exc)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
