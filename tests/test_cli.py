@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import jwt
 import requests
@@ -149,3 +152,54 @@ def test_tinybird_local_imports_only_its_plain_data_leaves():
     assert result.returncode == 0, result.stderr
     outside = {m for m in result.stdout.split() if not m.startswith("lib.tinybird_local")}
     assert outside <= {"lib.bookings", "lib.bookings.distributions", "lib.command_line"}
+
+
+@contextmanager
+def serving(data_dir, *args, env=None):
+    """`serve` with extra options (conftest's start_server takes none); yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib.tinybird_local", "serve", "--project-dir", str(PROJECT_DIR),
+         "--data-dir", str(data_dir), "--port", "0", *map(str, args)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, **(env or {})})
+    try:
+        line = "x"
+        while line and "listening on" not in line:
+            line = process.stdout.readline()
+        assert "listening on" in line, "serve did not start"
+        yield line.split("listening on ", 1)[1].split()[0]
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def post_events(url, data_dir, size):
+    body = (b'{"n":1}\n' * (size // 8 + 1))[:size]
+    return requests.post(f"{url}/v0/events", params={"name": "events"}, data=body,
+                         headers={"Authorization":
+                                  f"Bearer {load_workspace(data_dir).admin_token}"},
+                         timeout=30)
+
+
+def test_serve_limits_come_from_the_option_then_the_environment(tmp_path):
+    """`--max-events-bytes` wins over TB_LOCAL_MAX_EVENTS_BYTES, which wins over 10 MiB;
+    both are read when the server starts."""
+    small = {"TB_LOCAL_MAX_EVENTS_BYTES": "500"}
+    with serving(tmp_path / "a", "--max-events-bytes", 2000, env=small) as url:
+        assert post_events(url, tmp_path / "a", 1000).status_code == 202
+        assert post_events(url, tmp_path / "a", 3000).status_code == 413
+    with serving(tmp_path / "b", env=small) as url:
+        assert post_events(url, tmp_path / "b", 1000).status_code == 413
+        assert post_events(url, tmp_path / "b", 400).status_code == 202
+
+
+def test_serve_refuses_an_unreadable_limit_as_a_usage_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.tinybird_local", "serve", "--data-dir", tmp_path / "d",
+         "--port", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TB_LOCAL_QUERY_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert result.stderr == "error: TB_LOCAL_QUERY_TIMEOUT='soon' is not a number\n"
+    zero = cli("serve", "--data-dir", tmp_path / "d", "--port", 0, "--max-events-bytes", 0)
+    assert zero.returncode == 2
+    assert zero.stderr.startswith("error: the Events API body limit must be more than 0")

@@ -22,6 +22,13 @@ from lib.command_line import EXIT_INTERRUPTED, CLIError, UsageError, report
 from .auth import issue_jwt
 from .datafiles import DatafileError, load_project
 from .engine import Engine, EngineError
+from .limits import (
+    DEFAULT_MAX_EVENTS_BYTES,
+    DEFAULT_QUERY_TIMEOUT,
+    MAX_EVENTS_BYTES_ENV,
+    QUERY_TIMEOUT_ENV,
+    Limits,
+)
 from .seeding import SeedError, seed_bookings
 from .server import DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE, LocalServer, configure_logging
 from .workspace import ensure_workspace, load_workspace
@@ -44,8 +51,13 @@ def _running_host(data_dir: Path) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        limits = Limits.resolve(args.query_timeout, args.max_events_bytes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     configure_logging()
-    server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port)
+    server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port,
+                         limits=limits)
     # uvicorn catches SIGINT/SIGTERM while it serves, drains requests, then re-raises the
     # signal to the handlers that were there before: make those a no-op, so a clean
     # shutdown (engine flushed and closed) exits 0.
@@ -145,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(serve)
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--query-timeout", type=float, metavar="SECONDS",
+        help=f"stop a pipe or /v0/sql query after this long, with a 408 (default: "
+             f"${QUERY_TIMEOUT_ENV}, else {DEFAULT_QUERY_TIMEOUT:g})")
+    serve.add_argument(
+        "--max-events-bytes", type=int, metavar="BYTES",
+        help=f"refuse a larger Events API body, compressed or not, with a 413 (default: "
+             f"${MAX_EVENTS_BYTES_ENV}, else {DEFAULT_MAX_EVENTS_BYTES} = 10 MiB)")
     serve.set_defaults(func=cmd_serve)
 
     info = sub.add_parser("info", help="print host, workspace id and tokens as JSON")
