@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from contextlib import contextmanager
 
 import jwt
+import pytest
 import requests
 
 from lib.client.tokens import jwt_payload, mint_jwt
@@ -203,3 +205,37 @@ def test_serve_refuses_an_unreadable_limit_as_a_usage_error(tmp_path):
     zero = cli("serve", "--data-dir", tmp_path / "d", "--port", 0, "--max-events-bytes", 0)
     assert zero.returncode == 2
     assert zero.stderr.startswith("error: the Events API body limit must be more than 0")
+
+
+def help_entries(command: str) -> dict[str, str]:
+    """{option: its help text} from `COMMAND --help`; help may wrap or start a line below."""
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    entries: dict[str, str] = {}
+    option = None
+    for line in result.stdout.split("options:", 1)[1].splitlines():
+        start = re.match(r"^  (-[^ ]*(?: [A-Z_=]+)?(?:, -[^ ]*(?: [A-Z_=]+)?)*)(?:  +(.*))?$",
+                         line)
+        if start:
+            option = start.group(1).split()[0].rstrip(",")
+            entries[option] = start.group(2) or ""
+        elif option and line.strip():
+            entries[option] = f"{entries[option]} {line.strip()}".strip()
+    return entries
+
+
+@pytest.mark.parametrize("command, options", [
+    ("serve", {"--project-dir", "--data-dir", "--host", "--port", "--query-timeout",
+               "--max-events-bytes"}),
+    ("info", {"--project-dir", "--data-dir"}),
+    ("seed", {"--project-dir", "--data-dir", "--rows", "--host", "--datasource", "--seed"}),
+    ("jwt", {"--project-dir", "--data-dir", "--pipe", "--ttl", "--name", "--rps",
+             "--fixed-param"}),
+])
+def test_every_option_has_help_with_its_default(command, options):
+    entries = help_entries(command)
+    assert set(entries) == options | {"-h"}
+    for option in options:
+        text = " ".join(entries[option].split())
+        assert len(text) > 20, f"{command} {option} has no help"
+        assert "(default:" in text or "required" in text, f"{command} {option}: {text}"

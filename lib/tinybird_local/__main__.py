@@ -144,19 +144,25 @@ def cmd_jwt(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every option says what it does and its default, so `--help` is the reference."""
     parser = argparse.ArgumentParser(
         prog="python -m lib.tinybird_local",
         description="Tinybird Local: a Tinybird-compatible API on chDB")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--project-dir", default=DEFAULT_PROJECT_DIR)
-        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    def common(p: argparse.ArgumentParser, project_use: str) -> None:
+        p.add_argument("--project-dir", default=DEFAULT_PROJECT_DIR, metavar="DIR",
+                       help=f"{project_use} (default: {DEFAULT_PROJECT_DIR})")
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
+                       help="the workspace and its data; one server at a time may open it "
+                            f"(default: {DEFAULT_DATA_DIR})")
 
     serve = sub.add_parser("serve", help="serve the API until SIGINT/SIGTERM")
-    common(serve)
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    common(serve, "the datafiles (.datasource, .pipe) to serve")
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help=f"address to listen on (default: {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port to listen on, 0 for any free one (default: {DEFAULT_PORT})")
     serve.add_argument(
         "--query-timeout", type=float, metavar="SECONDS",
         help=f"stop a pipe or /v0/sql query after this long, with a 408 (default: "
@@ -168,24 +174,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     info = sub.add_parser("info", help="print host, workspace id and tokens as JSON")
-    common(info)
+    common(info, "the datafiles whose TOKENs a new workspace gets, if the folder exists")
     info.set_defaults(func=cmd_info)
 
     seed = sub.add_parser("seed", help="bulk-load generated bookings")
-    common(seed)
-    seed.add_argument("--rows", type=int, required=True)
-    seed.add_argument("--host", help="seed through this running server")
-    seed.add_argument("--datasource", default="events")
-    seed.add_argument("--seed", type=int, help="make the generated rows reproducible")
+    common(seed, "the datafiles that define the datasource; unused with --host")
+    seed.add_argument("--rows", type=int, required=True,
+                      help="how many bookings to generate (required, no default)")
+    seed.add_argument("--host", metavar="URL",
+                      help="seed through this running server (default: none, open the data "
+                           "dir directly; refused while a server uses it)")
+    seed.add_argument("--datasource", default="events",
+                      help="the datasource to fill (default: events)")
+    seed.add_argument("--seed", type=int,
+                      help="make the generated rows reproducible (default: none, random)")
     seed.set_defaults(func=cmd_seed)
 
     token = sub.add_parser("jwt", help="print a JWT that may read one pipe")
-    common(token)
-    token.add_argument("--pipe", default="top_airlines")
-    token.add_argument("--ttl", type=float, default=600)
-    token.add_argument("--name", default="cli_jwt")
-    token.add_argument("--rps", type=float)
-    token.add_argument("--fixed-param", action="append", metavar="KEY=VALUE")
+    common(token, "unused: a JWT needs only the workspace in --data-dir")
+    token.add_argument("--pipe", default="top_airlines",
+                       help="the pipe the JWT may read, by name or id (default: top_airlines)")
+    token.add_argument("--ttl", type=float, default=600, metavar="SECONDS",
+                       help="lifetime; exp is rounded up to a whole second (default: 600)")
+    token.add_argument("--name", default="cli_jwt",
+                       help="the JWT's name claim, which keys its rate limit "
+                            "(default: cli_jwt)")
+    token.add_argument("--rps", type=float,
+                       help="requests per second allowed, as limits.rps (default: none, no "
+                            "limit)")
+    token.add_argument("--fixed-param", action="append", metavar="KEY=VALUE",
+                       help="a pipe parameter the JWT forces, whatever the request says; "
+                            "repeat for more (default: none)")
     token.set_defaults(func=cmd_jwt)
     return parser
 
