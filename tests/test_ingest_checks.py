@@ -290,3 +290,16 @@ def test_a_bare_nan_gets_a_reason_not_invalid_json(full):
     full.check_line(encode(FULL_CLEAN)[:-1] + b', "f": NaN}', batch)
     [row] = batch.quarantined
     assert row.errors == ["value 'NaN' on column 'f' is not a number (Float64)"]
+
+
+@pytest.mark.parametrize("column_type", ["Int128", "UInt256", "Array(Nullable(Int128))"])
+def test_integers_over_64_bits_arrive_whole(column_type):
+    """orjson would read 2**100 + 1 as a float and write 2**100: the digits must survive."""
+    checker = RowChecker(datasource(f"`big` {column_type}, `s` String"))
+    value = 2**100 + 1
+    given = [value] if column_type.startswith("Array") else value
+    batch = CheckedBatch()
+    checker.check_line(encode({"big": given, "s": "x"}), batch)
+    assert batch.quarantined == []
+    assert batch.rows == [encode({"big": given, "s": "x"})]
+    assert str(value).encode() in batch.rows[0]

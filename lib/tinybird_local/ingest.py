@@ -22,6 +22,7 @@ from .datafiles import Column, Datasource
 
 _MISSING = object()
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
+_WIDE_INT = re.compile(r"\bU?Int(128|256)\b")
 # ISO 8601 forms the engine reads itself: naive, or UTC with a trailing Z (Mockingbird's).
 _ENGINE_READS_AS_IS = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,9})?Z?$")
 
@@ -273,12 +274,16 @@ class RowChecker:
             self._columns.append((column, column.json_keys, converter, nullable))
         flat = all(column.json_keys == (column.name,) for column in datasource.columns)
         self._quick = _quick_check(datasource) if flat else None
+        # orjson reads an integer over 64 bits as a float, silently losing digits, so a
+        # datasource that can hold one (Int128, UInt256...) parses every line with json.
+        wide = any(_WIDE_INT.search(column.type) for column in datasource.columns)
+        self._loads: Callable[[bytes | str], Any] = json.loads if wide else orjson.loads
 
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            try:  # orjson refuses a few things json takes (NaN, integers over 64 bits)
+            event = self._loads(line)
+        except ValueError:  # orjson.JSONDecodeError is one
+            try:  # orjson refuses a few things json takes (NaN, Infinity)
                 event = json.loads(line)
             except (ValueError, UnicodeDecodeError) as exc:
                 text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
