@@ -23,7 +23,7 @@ from .datafiles import load_project
 from .engine import Engine
 from .limits import Limits
 from .state import LocalState
-from .workspace import ensure_workspace
+from .workspace import Workspace, ensure_workspace
 
 SERVER_FILE = "server.json"
 DEFAULT_HOST = "127.0.0.1"
@@ -79,7 +79,7 @@ class LocalServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def workspace(self):  # noqa: ANN201 - a Workspace, typed in workspace.py
+    def workspace(self) -> Workspace:
         return self.state.workspace
 
     def _write_server_file(self) -> None:
