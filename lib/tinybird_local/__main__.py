@@ -1,6 +1,8 @@
 """`python -m lib.tinybird_local serve|info|seed|jwt`: the interface scripts and people use.
 
-Every failure is one readable line on stderr and a non-zero exit, never a traceback.
+Every failure is one readable line on stderr and a non-zero exit, never a traceback, by
+the project's one convention (`lib.command_line`): 1 for a failure, 2 for a usage
+mistake, 130 for Ctrl-C, so a script can tell them apart.
 """
 
 from __future__ import annotations
@@ -15,20 +17,24 @@ from pathlib import Path
 
 import requests
 
-from lib.client.tokens import mint_jwt
+from lib.command_line import EXIT_INTERRUPTED, CLIError, UsageError, report
 
+from .auth import issue_jwt
 from .datafiles import DatafileError, load_project
 from .engine import Engine, EngineError
+from .limits import (
+    DEFAULT_MAX_EVENTS_BYTES,
+    DEFAULT_QUERY_TIMEOUT,
+    MAX_EVENTS_BYTES_ENV,
+    QUERY_TIMEOUT_ENV,
+    Limits,
+)
 from .seeding import SeedError, seed_bookings
 from .server import DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE, LocalServer, configure_logging
 from .workspace import ensure_workspace, load_workspace
 
 DEFAULT_PROJECT_DIR = "tinybird"
 DEFAULT_DATA_DIR = ".tinybird-local"
-
-
-class CLIError(Exception):
-    pass
 
 
 def _running_host(data_dir: Path) -> str | None:
@@ -45,8 +51,13 @@ def _running_host(data_dir: Path) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        limits = Limits.resolve(args.query_timeout, args.max_events_bytes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     configure_logging()
-    server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port)
+    server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port,
+                         limits=limits)
     # uvicorn catches SIGINT/SIGTERM while it serves, drains requests, then re-raises the
     # signal to the handlers that were there before: make those a no-op, so a clean
     # shutdown (engine flushed and closed) exits 0.
@@ -123,48 +134,77 @@ def cmd_jwt(args: argparse.Namespace) -> int:
     for item in args.fixed_param or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CLIError(f"--fixed-param takes key=value, not {item!r}")
+            raise UsageError(f"--fixed-param takes key=value, not {item!r}")
         fixed[key] = value
-    print(mint_jwt(workspace.admin_token, workspace.workspace_id, args.pipe, name=args.name,
-                   ttl_seconds=args.ttl, fixed_params=fixed or None, rps=args.rps))
+    if not args.ttl > 0:
+        raise UsageError(f"--ttl must be more than 0 seconds, not {args.ttl:g}")
+    print(issue_jwt(workspace, args.pipe, name=args.name, ttl_seconds=args.ttl,
+                    fixed_params=fixed or None, rps=args.rps))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every option says what it does and its default, so `--help` is the reference."""
     parser = argparse.ArgumentParser(
         prog="python -m lib.tinybird_local",
         description="Tinybird Local: a Tinybird-compatible API on chDB")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--project-dir", default=DEFAULT_PROJECT_DIR)
-        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    def common(p: argparse.ArgumentParser, project_use: str) -> None:
+        p.add_argument("--project-dir", default=DEFAULT_PROJECT_DIR, metavar="DIR",
+                       help=f"{project_use} (default: {DEFAULT_PROJECT_DIR})")
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
+                       help="the workspace and its data; one server at a time may open it "
+                            f"(default: {DEFAULT_DATA_DIR})")
 
     serve = sub.add_parser("serve", help="serve the API until SIGINT/SIGTERM")
-    common(serve)
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    common(serve, "the datafiles (.datasource, .pipe) to serve")
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help=f"address to listen on (default: {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port to listen on, 0 for any free one (default: {DEFAULT_PORT})")
+    serve.add_argument(
+        "--query-timeout", type=float, metavar="SECONDS",
+        help=f"stop a pipe or /v0/sql query after this long, with a 408 (default: "
+             f"${QUERY_TIMEOUT_ENV}, else {DEFAULT_QUERY_TIMEOUT:g})")
+    serve.add_argument(
+        "--max-events-bytes", type=int, metavar="BYTES",
+        help=f"refuse a larger Events API body, compressed or not, with a 413 (default: "
+             f"${MAX_EVENTS_BYTES_ENV}, else {DEFAULT_MAX_EVENTS_BYTES} = 10 MiB)")
     serve.set_defaults(func=cmd_serve)
 
     info = sub.add_parser("info", help="print host, workspace id and tokens as JSON")
-    common(info)
+    common(info, "the datafiles whose TOKENs a new workspace gets, if the folder exists")
     info.set_defaults(func=cmd_info)
 
     seed = sub.add_parser("seed", help="bulk-load generated bookings")
-    common(seed)
-    seed.add_argument("--rows", type=int, required=True)
-    seed.add_argument("--host", help="seed through this running server")
-    seed.add_argument("--datasource", default="events")
-    seed.add_argument("--seed", type=int, help="make the generated rows reproducible")
+    common(seed, "the datafiles that define the datasource; unused with --host")
+    seed.add_argument("--rows", type=int, required=True,
+                      help="how many bookings to generate (required, no default)")
+    seed.add_argument("--host", metavar="URL",
+                      help="seed through this running server (default: none, open the data "
+                           "dir directly; refused while a server uses it)")
+    seed.add_argument("--datasource", default="events",
+                      help="the datasource to fill (default: events)")
+    seed.add_argument("--seed", type=int,
+                      help="make the generated rows reproducible (default: none, random)")
     seed.set_defaults(func=cmd_seed)
 
     token = sub.add_parser("jwt", help="print a JWT that may read one pipe")
-    common(token)
-    token.add_argument("--pipe", default="top_airlines")
-    token.add_argument("--ttl", type=float, default=600)
-    token.add_argument("--name", default="cli_jwt")
-    token.add_argument("--rps", type=float)
-    token.add_argument("--fixed-param", action="append", metavar="KEY=VALUE")
+    common(token, "unused: a JWT needs only the workspace in --data-dir")
+    token.add_argument("--pipe", default="top_airlines",
+                       help="the pipe the JWT may read, by name or id (default: top_airlines)")
+    token.add_argument("--ttl", type=float, default=600, metavar="SECONDS",
+                       help="lifetime; exp is rounded up to a whole second (default: 600)")
+    token.add_argument("--name", default="cli_jwt",
+                       help="the JWT's name claim, which keys its rate limit "
+                            "(default: cli_jwt)")
+    token.add_argument("--rps", type=float,
+                       help="requests per second allowed, as limits.rps (default: none, no "
+                            "limit)")
+    token.add_argument("--fixed-param", action="append", metavar="KEY=VALUE",
+                       help="a pipe parameter the JWT forces, whatever the request says; "
+                            "repeat for more (default: none)")
     token.set_defaults(func=cmd_jwt)
     return parser
 
@@ -174,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CLIError, DatafileError, EngineError, SeedError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        # CLIError carries its own code (UsageError: 2); the others are failures (1).
+        return report(exc)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

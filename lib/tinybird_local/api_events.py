@@ -7,7 +7,6 @@ the bulk way in.
 
 from __future__ import annotations
 
-import os
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +21,9 @@ from .ingest import CheckedBatch, split_events
 from .seeding import SeedError, seed_bookings
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
-MAX_EVENTS_BODY = int(os.environ.get("TB_LOCAL_MAX_EVENTS_BYTES", 10 * 1024 * 1024))
 EVENTS_RPS_PER_DATASOURCE = 1000
 CHUNK_ROWS = 5000
+
 
 def _read_gzip(raw: bytes, limit: int) -> bytes:
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -69,9 +68,10 @@ async def events(request: Request) -> Response:
     decision = state.limiter.check(f"events_{state.workspace.workspace_id}_{ds.name}",
                                    EVENTS_RPS_PER_DATASOURCE)
     raise_for_rate(decision)
-    raw = await _bounded_body(request, MAX_EVENTS_BODY)
+    limit = state.limits.max_events_bytes
+    raw = await _bounded_body(request, limit)
     if request.headers.get("content-encoding", "").lower() == "gzip" or raw[:2] == b"\x1f\x8b":
-        raw = _read_gzip(raw, MAX_EVENTS_BODY)
+        raw = _read_gzip(raw, limit)
     wait = request.query_params.get("wait", "false").lower() == "true"
     successful, quarantined = await run_in_threadpool(_ingest, state, ds.name, raw)
     body = {"successful_rows": successful, "quarantined_rows": quarantined}

@@ -27,15 +27,9 @@ CONTENT_TYPES = {
     "ndjson": "application/x-ndjson",
     "parquet": "application/octet-stream",
 }
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Requested-With, X-Tb-Warning",
-    "Access-Control-Expose-Headers": "X-Tb-Warning",
-    "Access-Control-Max-Age": "86400",
-}
 # Parameters that steer the request rather than the template.
 RESERVED_PARAMS = {"token", "q", "from"}
+
 
 async def _params(request: Request) -> dict[str, str]:
     params = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
@@ -60,8 +54,6 @@ async def _params(request: Request) -> dict[str, str]:
 
 async def pipe_data(request: Request) -> Response:
     state = state_of(request)
-    if request.method == "OPTIONS":
-        return Response(status_code=204, headers=CORS_HEADERS)
     grant = grant_for(request, state)
     filename = request.path_params["filename"]
     name, _, fmt = filename.rpartition(".")

@@ -14,15 +14,16 @@ import secrets
 import time
 
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api_events import events, seed
-from .api_pipes import CORS_HEADERS, list_pipes, pipe_data
+from .api_pipes import list_pipes, pipe_data
 from .api_query import list_datasources, sql_query
 from .errors import APIError
 from .state import LocalState, json_response, state_of
@@ -62,7 +63,7 @@ async def _render_error(request: Request, exc: Exception) -> Response:
 
 
 class HeadersAndAccessLog:
-    """Request id and CORS headers on every response; an access log without query strings."""
+    """A request id on every response; an access log without query strings."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -75,18 +76,12 @@ class HeadersAndAccessLog:
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 500
-        cors = scope["path"].startswith("/v0/")
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = rid
-                if cors:
-                    for key, value in CORS_HEADERS.items():
-                        if key not in headers:
-                            headers[key] = value
+                MutableHeaders(scope=message)["X-Request-ID"] = rid
             await send(message)
 
         try:
@@ -97,17 +92,61 @@ class HeadersAndAccessLog:
                      (time.perf_counter() - started) * 1000)
 
 
+class TinybirdCORS(CORSMiddleware):
+    """Starlette's CORS with Tinybird's answers where they differ.
+
+    Tinybird's API is open to every origin and answers any OPTIONS with 204 and the CORS
+    headers; Starlette answers a preflight 200, passes an OPTIONS that is not a full
+    preflight (no Origin or no Access-Control-Request-Method) on to the routes, and adds
+    nothing to a response whose request had no Origin. Clients and tests read
+    `Access-Control-Allow-Origin: *` on every response, browser or not, so keep that too.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" not in headers or "access-control-request-method" not in headers:
+                await Response(status_code=204, headers=self.preflight_headers)(
+                    scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 200:
+            return response  # a refused preflight keeps Starlette's 400 and its reason
+        # The same headers without the "OK" body's own, as 204 has no body.
+        headers = {key: value for key, value in response.headers.items()
+                   if key not in ("content-length", "content-type")}
+        return Response(status_code=204, headers=headers)
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        if message["type"] == "http.response.start" and "origin" not in request_headers:
+            message.setdefault("headers", [])
+            MutableHeaders(scope=message).update(self.simple_headers)
+        await super().send(message, send, request_headers)
+
+
 def create_app(state: LocalState) -> Starlette:
     routes = [
         Route("/", index),
         Route("/v0/pipes", list_pipes),
-        Route("/v0/pipes/{filename:path}", pipe_data, methods=["GET", "POST", "OPTIONS"]),
+        Route("/v0/pipes/{filename:path}", pipe_data, methods=["GET", "POST"]),
         Route("/v0/datasources", list_datasources),
         Route("/v0/sql", sql_query, methods=["GET", "POST"]),
         Route("/v0/events", events, methods=["POST"]),
         Route("/v0/local/seed", seed, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(HeadersAndAccessLog)],
+    # HeadersAndAccessLog first (outermost), so preflights get a request id and a log line.
+    middleware = [
+        Middleware(HeadersAndAccessLog),
+        Middleware(TinybirdCORS, allow_origins=["*"],
+                   allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                   allow_headers=["Authorization", "Content-Type", "X-Requested-With",
+                                  "X-Tb-Warning"],
+                   expose_headers=["X-Tb-Warning"], max_age=86400),
+    ]
+    app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={Exception: _render_error, APIError: _render_error})
     app.state.local = state
 

@@ -7,11 +7,12 @@ anything else is read as a JWT signed with the admin token (HS256 only). The res
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jwt
 
@@ -180,6 +181,41 @@ def _jwt_grant(token: str, workspace: Workspace, pipe_ids: Mapping[str, str]) ->
         rps = float(limits["rps"]) if limits["rps"] > 0 else None
     return Grant(kind="jwt", name=name, read_pipes=read, rps=rps,
                  expires_at=float(int(claims["exp"])))
+
+
+def issue_jwt(workspace: Workspace, pipes: str | Sequence[str], *, name: str,
+              ttl_seconds: float, fixed_params: Mapping[str, Any] | None = None,
+              rps: float | None = None, now: float | None = None) -> str:
+    """A JWT that may read `pipes` only, as Tinybird's Tokens API issues it.
+
+    The server side of the tokens `authenticate` accepts: the same claims (workspace_id,
+    name, exp, PIPES:READ scopes with optional fixed_params, optional limits.rps), HS256
+    with the workspace admin token. It lives here, not in a client library, so Tinybird
+    Local can issue tokens (the `jwt` command) without importing the rest of the project.
+    `exp` is rounded up to a whole second so a token never lives shorter than asked.
+    """
+    if not ttl_seconds > 0:
+        raise ValueError("ttl_seconds must be positive")
+    if not name:
+        raise ValueError("a JWT needs a name")
+    now = time.time() if now is None else now
+    scopes: list[dict[str, Any]] = []
+    for pipe in [pipes] if isinstance(pipes, str) else list(pipes):
+        scope: dict[str, Any] = {"type": "PIPES:READ", "resource": pipe}
+        if fixed_params:
+            scope["fixed_params"] = dict(fixed_params)
+        scopes.append(scope)
+    if not scopes:
+        raise ValueError("a JWT needs at least one pipe")
+    claims: dict[str, Any] = {
+        "workspace_id": workspace.workspace_id,
+        "name": name,
+        "exp": math.ceil(now + ttl_seconds),
+        "scopes": scopes,
+    }
+    if rps:
+        claims["limits"] = {"rps": rps}
+    return jwt.encode(claims, workspace.admin_token, algorithm="HS256")
 
 
 def _reason(exc: Exception) -> str:

@@ -21,34 +21,43 @@ import uvicorn
 from .app import create_app
 from .datafiles import load_project
 from .engine import Engine
+from .limits import Limits
 from .state import LocalState
-from .workspace import ensure_workspace
+from .workspace import Workspace, ensure_workspace
 
 SERVER_FILE = "server.json"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7181
 
 
-def open_state(project_dir: Path | str, data_dir: Path | str) -> LocalState:
+def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) -> LocalState:
     """Datafiles, workspace and engine, ready to serve; raises DatafileError/EngineError."""
     project = load_project(project_dir)
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     workspace = ensure_workspace(data, project)
-    engine = Engine(data, query_timeout=float(os.environ.get("TB_LOCAL_QUERY_TIMEOUT", "10")))
+    engine = Engine(data, query_timeout=limits.query_timeout)
     try:
         engine.apply_project(project)
     except Exception:
         engine.close()
         raise
-    return LocalState(project=project, workspace=workspace, engine=engine)
+    return LocalState(project=project, workspace=workspace, engine=engine, limits=limits)
 
 
 class LocalServer:
+    """One Tinybird Local server on a bound socket.
+
+    `limits` None means `Limits.resolve()`: the environment, else Tinybird's limits, read
+    now, so the app's embedded start and bench scripts get the defaults `serve` has.
+    """
+
     def __init__(self, project_dir: Path | str, data_dir: Path | str,
-                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
+                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 limits: Limits | None = None):
         self.data_dir = Path(data_dir)
-        self.state = open_state(project_dir, data_dir)
+        self.limits = Limits.resolve() if limits is None else limits
+        self.state = open_state(project_dir, data_dir, self.limits)
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only
         # then, and without it every keep-alive response waits ~40 ms on delayed ACKs.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -70,7 +79,7 @@ class LocalServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def workspace(self):  # noqa: ANN201 - a Workspace, typed in workspace.py
+    def workspace(self) -> Workspace:
         return self.state.workspace
 
     def _write_server_file(self) -> None:

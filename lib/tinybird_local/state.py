@@ -18,6 +18,7 @@ from .datafiles import Project
 from .engine import Engine, EngineError
 from .errors import PIPE_DOCS, APIError, no_access
 from .ingest import RowChecker
+from .limits import Limits
 from .ratelimit import RateLimiter
 from .workspace import Workspace
 
@@ -27,6 +28,7 @@ class LocalState:
     project: Project
     workspace: Workspace
     engine: Engine
+    limits: Limits = field(default_factory=Limits)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     checkers: dict[str, RowChecker] = field(default_factory=dict)
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)

@@ -270,6 +270,33 @@ def test_options_preflight_is_204_with_cors(server):
     assert "GET" in response.headers["Access-Control-Allow-Methods"]
 
 
+def test_browser_preflight_and_cross_origin_get(server):
+    """What a browser sends: a full preflight is 204 with the CORS headers (Tinybird's
+    status, not Starlette's 200), and the GET after it is readable from any origin."""
+    origin = "https://dashboard.example"
+    for path in ("/v0/pipes/top_airlines.json", "/v0/events"):
+        preflight = requests.options(
+            f"{server.url}{path}", timeout=30,
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, content-type"})
+        assert preflight.status_code == 204, preflight.text
+        assert preflight.content == b""
+        assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+        assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        assert preflight.headers["Access-Control-Max-Age"] == "86400"
+        assert len(preflight.headers["X-Request-ID"]) == 26
+    response = requests.get(f"{server.url}/v0/pipes/top_airlines.json", timeout=30,
+                            headers={"Origin": origin,
+                                     "Authorization": f"Bearer {server.jwt()}"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Expose-Headers"] == "X-Tb-Warning"
+    refused = get(server, "/v0/pipes/top_airlines.json", "not-a-token")
+    assert refused.status_code == 403
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+
+
 def test_jwt_rate_limit_gives_429_with_retry_after(server):
     token = server.jwt(name="limited", rps=2)
     statuses = []

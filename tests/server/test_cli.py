@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import jwt
+import pytest
 import requests
 
+from lib.client.tokens import jwt_payload, mint_jwt
+from lib.tinybird_local.auth import issue_jwt
+from lib.tinybird_local.workspace import load_workspace
 from tests.support.servers import PROJECT_DIR, ROOT, make_project
 
 
@@ -104,3 +112,129 @@ def test_admin_token_never_reaches_the_server_log(server_factory, tmp_path):
     log = server.log()
     assert "/v0/sql" in log  # the access log is there, without query strings
     assert admin not in log
+
+
+def test_jwt_command_claims_match_what_the_client_mints(tmp_path):
+    """The server issues the same claims the dashboard's client mints, so either token
+    reads the same; `exp` is rounded up, and a bad option is a usage error (exit 2)."""
+    assert cli("info", "--data-dir", tmp_path / "d").returncode == 0
+    workspace = load_workspace(tmp_path / "d")
+    result = cli("jwt", "--data-dir", tmp_path / "d", "--pipe", "airline_bookings",
+                 "--ttl", 90.5, "--name", "kiosk", "--rps", 4, "--fixed-param", "airline=Fizz")
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), workspace.admin_token, algorithms=["HS256"])
+    expected = jwt_payload(workspace.workspace_id, "airline_bookings", name="kiosk",
+                           ttl_seconds=90.5, fixed_params={"airline": "Fizz"}, rps=4,
+                           now=claims["exp"] - 91)
+    assert claims == expected
+    assert issue_jwt(workspace, ["a", "b"], name="n", ttl_seconds=0.2, now=10.0) == \
+        mint_jwt(workspace.admin_token, workspace.workspace_id, ["a", "b"], name="n",
+                 ttl_seconds=0.2, now=10.0)
+    bad = cli("jwt", "--data-dir", tmp_path / "d", "--fixed-param", "airline")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: --fixed-param takes key=value")
+    assert cli("jwt", "--data-dir", tmp_path / "d", "--ttl", 0).returncode == 2
+
+
+def test_jwt_command_without_a_workspace_fails_in_one_line(tmp_path):
+    result = cli("jwt", "--data-dir", tmp_path / "empty")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no workspace in ")
+    assert "Traceback" not in result.stderr
+
+
+def test_tinybird_local_imports_only_its_plain_data_leaves():
+    """Tinybird Local must stay liftable out of this project: of the rest of `lib` it may
+    use only the bookings distributions and the CLI error convention."""
+    probe = ("import sys, lib.tinybird_local.__main__, lib.tinybird_local.server; "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('lib.'))))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    outside = {m for m in result.stdout.split() if not m.startswith("lib.tinybird_local")}
+    assert outside <= {"lib.bookings", "lib.bookings.distributions", "lib.command_line"}
+
+
+@contextmanager
+def serving(data_dir, *args, env=None):
+    """`serve` with extra options (conftest's start_server takes none); yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib.tinybird_local", "serve", "--project-dir", str(PROJECT_DIR),
+         "--data-dir", str(data_dir), "--port", "0", *map(str, args)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, **(env or {})})
+    try:
+        line = "x"
+        while line and "listening on" not in line:
+            line = process.stdout.readline()
+        assert "listening on" in line, "serve did not start"
+        yield line.split("listening on ", 1)[1].split()[0]
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def post_events(url, data_dir, size):
+    body = (b'{"n":1}\n' * (size // 8 + 1))[:size]
+    return requests.post(f"{url}/v0/events", params={"name": "events"}, data=body,
+                         headers={"Authorization":
+                                  f"Bearer {load_workspace(data_dir).admin_token}"},
+                         timeout=30)
+
+
+def test_serve_limits_come_from_the_option_then_the_environment(tmp_path):
+    """`--max-events-bytes` wins over TB_LOCAL_MAX_EVENTS_BYTES, which wins over 10 MiB;
+    both are read when the server starts."""
+    small = {"TB_LOCAL_MAX_EVENTS_BYTES": "500"}
+    with serving(tmp_path / "a", "--max-events-bytes", 2000, env=small) as url:
+        assert post_events(url, tmp_path / "a", 1000).status_code == 202
+        assert post_events(url, tmp_path / "a", 3000).status_code == 413
+    with serving(tmp_path / "b", env=small) as url:
+        assert post_events(url, tmp_path / "b", 1000).status_code == 413
+        assert post_events(url, tmp_path / "b", 400).status_code == 202
+
+
+def test_serve_refuses_an_unreadable_limit_as_a_usage_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.tinybird_local", "serve", "--data-dir", tmp_path / "d",
+         "--port", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TB_LOCAL_QUERY_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert result.stderr == "error: TB_LOCAL_QUERY_TIMEOUT='soon' is not a number\n"
+    zero = cli("serve", "--data-dir", tmp_path / "d", "--port", 0, "--max-events-bytes", 0)
+    assert zero.returncode == 2
+    assert zero.stderr.startswith("error: the Events API body limit must be more than 0")
+
+
+def help_entries(command: str) -> dict[str, str]:
+    """{option: its help text} from `COMMAND --help`; help may wrap or start a line below."""
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    entries: dict[str, str] = {}
+    option = None
+    for line in result.stdout.split("options:", 1)[1].splitlines():
+        start = re.match(r"^  (-[^ ]*(?: [A-Z_=]+)?(?:, -[^ ]*(?: [A-Z_=]+)?)*)(?:  +(.*))?$",
+                         line)
+        if start:
+            option = start.group(1).split()[0].rstrip(",")
+            entries[option] = start.group(2) or ""
+        elif option and line.strip():
+            entries[option] = f"{entries[option]} {line.strip()}".strip()
+    return entries
+
+
+@pytest.mark.parametrize("command, options", [
+    ("serve", {"--project-dir", "--data-dir", "--host", "--port", "--query-timeout",
+               "--max-events-bytes"}),
+    ("info", {"--project-dir", "--data-dir"}),
+    ("seed", {"--project-dir", "--data-dir", "--rows", "--host", "--datasource", "--seed"}),
+    ("jwt", {"--project-dir", "--data-dir", "--pipe", "--ttl", "--name", "--rps",
+             "--fixed-param"}),
+])
+def test_every_option_has_help_with_its_default(command, options):
+    entries = help_entries(command)
+    assert set(entries) == options | {"-h"}
+    for option in options:
+        text = " ".join(entries[option].split())
+        assert len(text) > 20, f"{command} {option} has no help"
+        assert "(default:" in text or "required" in text, f"{command} {option}: {text}"

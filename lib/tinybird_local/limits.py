@@ -1,0 +1,69 @@
+"""The server's limits, settled once when a server starts and then fixed for its life.
+
+They used to be read from the environment at import time, so a value set after the
+first import (a test, a script, the app's embedded start) was silently ignored, and two
+servers in one process could not differ. Now the `serve` command and `LocalServer`
+resolve them when they start: an explicit value first, then the environment variable,
+then Tinybird's own limit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+QUERY_TIMEOUT_ENV = "TB_LOCAL_QUERY_TIMEOUT"
+MAX_EVENTS_BYTES_ENV = "TB_LOCAL_MAX_EVENTS_BYTES"
+# Tinybird's: endpoint queries stop after 10 s (408); an Events API body is at most 10 MiB.
+DEFAULT_QUERY_TIMEOUT = 10.0
+DEFAULT_MAX_EVENTS_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`query_timeout`: seconds a pipe or /v0/sql query may run before a 408.
+    `max_events_bytes`: the largest Events API body, before and after gunzip (413)."""
+
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
+    max_events_bytes: int = DEFAULT_MAX_EVENTS_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.query_timeout > 0:
+            raise ValueError(f"the query timeout must be more than 0 seconds, "
+                             f"not {self.query_timeout:g}")
+        if not self.max_events_bytes > 0:
+            raise ValueError(f"the Events API body limit must be more than 0 bytes, "
+                             f"not {self.max_events_bytes}")
+
+    @classmethod
+    def resolve(cls, query_timeout: float | None = None, max_events_bytes: int | None = None,
+                environ: Mapping[str, str] | None = None) -> Limits:
+        """Each limit from its argument, else its environment variable, else the default.
+
+        A variable that is set but unreadable is a ValueError naming it, not a silent
+        fallback to the default.
+        """
+        env = os.environ if environ is None else environ
+        if query_timeout is None:
+            text = _setting(env, QUERY_TIMEOUT_ENV)
+            query_timeout = DEFAULT_QUERY_TIMEOUT if text is None else _number(
+                QUERY_TIMEOUT_ENV, text, float)
+        if max_events_bytes is None:
+            text = _setting(env, MAX_EVENTS_BYTES_ENV)
+            max_events_bytes = DEFAULT_MAX_EVENTS_BYTES if text is None else int(_number(
+                MAX_EVENTS_BYTES_ENV, text, int))
+        return cls(query_timeout=query_timeout, max_events_bytes=max_events_bytes)
+
+
+def _setting(env: Mapping[str, str], name: str) -> str | None:
+    text = env.get(name, "").strip()
+    return text or None
+
+
+def _number(name: str, text: str, kind: type[int] | type[float]) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not {'a whole number' if kind is int else 'a number'}"
+                         ) from None

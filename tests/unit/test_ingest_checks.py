@@ -1,0 +1,305 @@
+"""The Events API's row checks, called directly: every column type, nulls and defaults,
+the quarantine reasons, and the generated quick check.
+
+The quick check is code built as text per datasource and exec'd (it is measurably faster
+than the same tests written as loops, and it runs once per event). Generated code is
+easy to leave untested, so it is tested here on its own, and against its one promise:
+an event it passes is one the full check would have accepted unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lib.tinybird_local.datafiles import Datasource, parse_datasource
+from lib.tinybird_local.ingest import CheckedBatch, RowChecker, _quick_check, encode
+
+
+def datasource(schema: str, name: str = "checks") -> Datasource:
+    return parse_datasource(Path(f"{name}.datasource"), f"SCHEMA >\n    {schema}\n")
+
+
+# --- the quick check ----------------------------------------------------------------------
+
+QUICK_SCHEMA = """`i8` Int8, `u8` UInt8, `i16` Int16, `u16` UInt16, `i32` Int32, `u32` UInt32,
+    `i64` Int64, `u64` UInt64 `json:$.u64`, `s` String, `lc` LowCardinality(String),
+    `ns` Nullable(String), `t` DateTime, `t64` DateTime64(3, 'UTC')"""
+INT_BOUNDS = {
+    "i8": (-128, 127), "u8": (0, 255), "i16": (-32768, 32767), "u16": (0, 65535),
+    "i32": (-(2**31), 2**31 - 1), "u32": (0, 2**32 - 1),
+    "i64": (-(2**63), 2**63 - 1), "u64": (0, 2**64 - 1),
+}
+CLEAN: dict[str, Any] = {
+    "i8": -5, "u8": 1, "i16": 300, "u16": 60000, "i32": -70000, "u32": 4_000_000_000,
+    "i64": -(2**40), "u64": 2**63, "s": "text", "lc": "", "ns": "maybe",
+    "t": "2024-06-01 12:00:00", "t64": "2024-06-01T12:00:00.000Z",
+}
+# Values the quick check must refuse (the full check decides what they become).
+NOT_QUICK_INT = [1.0, "1", None, [], {}, "x"]
+NOT_QUICK_STR = [1, 1.5, True, None, [], {"a": 1}]
+NOT_QUICK_TIME = [
+    1_700_000_000, None, "",
+    "2024-06-01T12:00:00+02:00",  # an offset: the full check rewrites it to UTC
+    "2024-W22-6T12:00:00.000Z",  # a week date of Mockingbird's length: rewritten too
+    "2024-06-01T12:00:00.000+0",
+    "1899-12-31 23:59:59", "2300-01-01T00:00:00.000Z",  # outside the engine's range
+    "2024-02-30 00:00:00", "2024-06-01T25:00:00.000Z", " 2024-06-01 12:00:00",
+    "2024-06-01 12:00:00\n", "yesterday",
+]
+
+
+@pytest.fixture(scope="module")
+def quick():
+    check = _quick_check(datasource(QUICK_SCHEMA))
+    assert check is not None
+    return check
+
+
+def test_quick_check_exists_only_for_its_types():
+    for column in ["`f` Float64", "`b` Bool", "`d` Date", "`id` UUID", "`a` Array(Int8)",
+                   "`big` Int128", "`e` Enum8('a' = 1)", "`fs` FixedString(2)"]:
+        assert _quick_check(datasource(f"`s` String, {column}")) is None, column
+    # A nested JSONPath reads the event differently: the RowChecker skips the quick check.
+    nested = RowChecker(datasource("`s` String `json:$.a.b`"))
+    batch = CheckedBatch()
+    nested.check_line(b'{"a": {"b": "x"}, "s": 1}', batch)
+    assert batch.rows == [b'{"s":"x"}']
+
+
+def test_quick_check_passes_a_clean_event(quick):
+    assert quick(CLEAN) is True
+    assert quick({**CLEAN, "extra": object()}) is True  # keys outside the schema are not read
+
+
+@pytest.mark.parametrize("column", sorted(INT_BOUNDS))
+def test_quick_check_integer_bounds_and_types(quick, column):
+    low, high = INT_BOUNDS[column]
+    for ok in (low, high, True, False):
+        assert quick({**CLEAN, column: ok}) is True, ok
+    for bad in (low - 1, high + 1, *NOT_QUICK_INT):
+        assert quick({**CLEAN, column: bad}) is False, bad
+    assert quick({k: v for k, v in CLEAN.items() if k != column}) is False
+
+
+@pytest.mark.parametrize("column", ["s", "lc", "ns"])
+def test_quick_check_strings(quick, column):
+    for bad in NOT_QUICK_STR:
+        assert quick({**CLEAN, column: bad}) is False, bad
+    assert quick({k: v for k, v in CLEAN.items() if k != column}) is False
+
+
+@pytest.mark.parametrize("column", ["t", "t64"])
+def test_quick_check_times(quick, column):
+    for ok in ("2024-06-01 12:00:00", "2024-06-01T12:00:00", "2024-06-01T12:00:00Z",
+               "2024-06-01T12:00:00.123456789Z", "1900-01-01 00:00:00",
+               "2299-12-31T23:59:59.999Z"):
+        assert quick({**CLEAN, column: ok}) is True, ok
+    for bad in NOT_QUICK_TIME:
+        assert quick({**CLEAN, column: bad}) is False, bad
+
+
+def test_an_event_the_quick_check_passes_is_one_the_full_check_keeps(quick):
+    """The quick check's promise, over every combination of tricky values: passing means
+    the full check accepts the event and writes the same values."""
+    checker = RowChecker(datasource(QUICK_SCHEMA))
+    pools: dict[str, list[Any]] = {
+        "u8": [0, 255, 256, True, 1.0, "1"],
+        "i64": [-(2**63), 2**63, False, None],
+        "ns": ["", None, 5],
+        "t": ["2024-06-01 12:00:00", *NOT_QUICK_TIME],
+        "t64": ["2024-06-01T12:00:00.000Z", "2024-06-01T12:00:00Z",
+                "2024-06-01T12:00:00+00:00", "2024-W22-6T12:00:00.000Z"],
+    }
+    passed = 0
+    for values in itertools.product(*pools.values()):
+        event = {**CLEAN, **dict(zip(pools, values, strict=True))}
+        if not quick(event):
+            continue
+        passed += 1
+        batch = CheckedBatch()
+        checker.check_event(event, batch)
+        assert batch.quarantined == [], event
+        assert batch.rows == [encode(event)], event
+    assert passed > 10
+
+
+# --- the full check, column type by column type ----------------------------------------
+
+FULL_SCHEMA = """`i` Int32, `u` UInt8, `big` Int128, `f` Float64, `s` String,
+    `fs` FixedString(4), `e` Enum8('a' = 1, 'b' = 2), `t` DateTime64(3), `d` Date,
+    `b` Bool, `id` UUID, `arr` Array(Int16), `narr` Array(Nullable(String)),
+    `n` Nullable(Int32), `lc` LowCardinality(Nullable(String)), `dflt` Int32 DEFAULT 7,
+    `nested` String `json:$.a.b`, `m` Map(String, String)"""
+FULL_CLEAN: dict[str, Any] = {
+    "i": 1, "u": 2, "big": 3, "f": 1.5, "s": "s", "fs": "abcd", "e": "a",
+    "t": "2024-06-01T12:00:00.000Z", "d": "2024-06-01", "b": True,
+    "id": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "arr": [1], "narr": ["x"], "n": 4,
+    "lc": "l", "dflt": 8, "a": {"b": "deep"}, "m": {"k": "v"},
+}
+
+
+@pytest.fixture(scope="module")
+def full() -> RowChecker:
+    return RowChecker(datasource(FULL_SCHEMA))
+
+
+def full_row(**changes: Any) -> bytes:
+    """FULL_CLEAN as the checker writes it: schema columns in schema order."""
+    values = {**FULL_CLEAN, "nested": "deep", **changes}
+    return encode({c.name: values[c.name] for c in datasource(FULL_SCHEMA).columns})
+
+
+def check(checker: RowChecker, event: Any) -> CheckedBatch:
+    batch = CheckedBatch()
+    checker.check_event(event, batch)
+    return batch
+
+
+def test_the_full_check_has_no_quick_path_for_this_schema(full):
+    assert _quick_check(full.datasource) is None
+
+
+def test_a_clean_event_becomes_one_row_of_the_schema_columns(full):
+    batch = check(full, FULL_CLEAN)
+    assert batch.quarantined == []
+    assert batch.rows == [full_row()]
+
+
+@pytest.mark.parametrize("column, given, written", [
+    ("i", 5.0, 5), ("i", " -12 ", -12), ("i", True, True), ("i", "+7", 7),
+    ("u", 255, 255),
+    ("big", 2**100, 2**100), ("big", str(-(2**120)), -(2**120)),
+    ("f", "1.25", 1.25), ("f", 2, 2.0), ("f", "-1e3", -1000.0),
+    ("s", 1, "1"), ("s", 1.5, "1.5"), ("s", False, "false"), ("s", {"x": [1]}, '{"x":[1]}'),
+    ("fs", "ab", "ab"), ("e", "b", "b"),
+    ("t", "2024-06-01 12:00:00", "2024-06-01 12:00:00"),
+    ("t", "2024-06-01T12:00:00+02:00", "2024-06-01 10:00:00.000000"),
+    ("t", "2024-W22-6T12:00:00.000Z", "2024-06-01 12:00:00.000000"),
+    ("t", 1_700_000_000, 1_700_000_000), ("t", 1.7e9, 1.7e9),
+    ("d", "2024-06-01T23:00:00", "2024-06-01"), ("d", " 2024-06-01", "2024-06-01"),
+    ("b", "TRUE", True), ("b", 0, False), ("b", "1", True), ("b", False, False),
+    ("id", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    ("arr", [1, "2", 3.0], [1, 2, 3]), ("arr", [], []),
+    ("narr", ["a", None, 3], ["a", None, "3"]),
+    ("n", None, None), ("lc", None, None),
+    ("m", {"k": "v"}, {"k": "v"}),  # no check for this type: passed on as it is
+])
+def test_each_type_converts_what_the_engine_would_read(full, column, given, written):
+    batch = check(full, {**FULL_CLEAN, column: given})
+    assert batch.quarantined == []
+    assert batch.rows == [full_row(**{column: written})]
+
+
+@pytest.mark.parametrize("column, given, reason", [
+    ("i", "abc", "value 'abc' on column 'i' is not an integer (Int32)"),
+    ("i", 1.5, "value '1.5' on column 'i' is not an integer (Int32)"),
+    ("i", 2**31, f"value '{2**31}' on column 'i' is out of range "
+                 "[-2147483648, 2147483647] (Int32)"),
+    ("u", -1, "value '-1' on column 'u' is out of range [0, 255] (UInt8)"),
+    ("big", 2**127, f"value '{2**127}' on column 'big' is out of range "
+                    f"[{-(2**127)}, {2**127 - 1}] (Int128)"),
+    ("f", "x", "value 'x' on column 'f' is not a number (Float64)"),
+    ("f", True, "value 'true' on column 'f' is not a number (Float64)"),
+    ("f", "NaN?", "value 'NaN?' on column 'f' is not a number (Float64)"),
+    ("t", "yesterday", "value 'yesterday' on column 't' is not an ISO 8601 date and time "
+                       "(DateTime64(3))"),
+    ("t", "1899-12-31T00:00:00", "value '1899-12-31T00:00:00' on column 't' is out of the "
+                                 "supported date range (DateTime64(3))"),
+    ("t", [], "value '[]' on column 't' is not a date and time (DateTime64(3))"),
+    ("d", "2024-13-01", "value '2024-13-01' on column 'd' is not a date (YYYY-MM-DD) (Date)"),
+    ("d", 5, "value '5' on column 'd' is not a date (Date)"),
+    ("b", "yes", "value 'yes' on column 'b' is not a boolean (Bool)"),
+    ("id", "nope", "value 'nope' on column 'id' is not a UUID (UUID)"),
+    ("arr", 5, "value '5' on column 'arr' is not an array (Array(Int16))"),
+    ("arr", [1, None], "value '[1,null]' on column 'arr' has a null item (Array(Int16))"),
+    ("arr", [1, "x"], "value '[1,\"x\"]' on column 'arr' is not an integer (Array(Int16))"),
+    ("arr", [40000], "value '[40000]' on column 'arr' is out of range [-32768, 32767] "
+                     "(Array(Int16))"),
+    ("n", "four", "value 'four' on column 'n' is not an integer (Nullable(Int32))"),
+    ("i", None, "value null on column 'i' is not Nullable"),
+    ("s", None, "value null on column 's' is not Nullable"),
+])
+def test_a_wrong_value_quarantines_the_row_with_its_reason(full, column, given, reason):
+    event = {**FULL_CLEAN, column: given}
+    batch = check(full, event)
+    assert batch.rows == []
+    [row] = batch.quarantined
+    assert row.error_columns == [column]
+    assert row.errors == [reason]
+    # The original values are kept, as text, for every column.
+    assert set(row.values) == {c.name for c in full.datasource.columns}
+    assert row.values["s"] == event["s"] if column != "s" else row.values["s"] is None
+    assert row.values["nested"] == "deep"
+
+
+def test_a_long_value_is_cut_in_the_reason():
+    checker = RowChecker(datasource("`i` Int32"))
+    [row] = check(checker, {"i": "x" * 1000}).quarantined
+    assert row.errors == [f"value '{'x' * 200}' on column 'i' is not an integer (Int32)"]
+    assert row.values["i"] == "x" * 1000
+
+
+def test_missing_values_nulls_and_defaults(full):
+    missing = {k: v for k, v in FULL_CLEAN.items() if k not in {"i", "a", "n", "lc", "dflt"}}
+    [row] = check(full, missing).quarantined
+    assert row.error_columns == ["i", "nested"]
+    assert row.errors == [
+        "missing value for column 'i' (no 'i' in the event and no DEFAULT)",
+        "missing value for column 'nested' (no '$.a.b' in the event and no DEFAULT)",
+    ]
+    assert row.values["i"] is None and row.values["n"] is None
+    # Nullable columns become null; a column with a DEFAULT is left for the engine to fill,
+    # whether it was missing or null.
+    for event in ({**missing, "i": 1, "a": {"b": "x"}},
+                  {**missing, "i": 1, "a": {"b": "x"}, "n": None, "dflt": None}):
+        [written] = check(full, event).rows
+        assert b'"n":null' in written and b'"lc":null' in written
+        assert b'"dflt"' not in written
+
+
+def test_every_bad_column_is_reported_at_once(full):
+    [row] = check(full, {**FULL_CLEAN, "i": "x", "b": "maybe", "a": {}}).quarantined
+    assert row.error_columns == ["i", "b", "nested"]
+    assert len(row.errors) == 3
+
+
+def test_lines_that_are_not_events_are_quarantined_whole(full):
+    batch = CheckedBatch()
+    full.check_line(b'{"i": 1,', batch)
+    full.check_line(b"[1, 2]", batch)
+    full.check_line(b"\xff\xfe", batch)
+    assert batch.rows == []
+    not_json, not_object, not_utf8 = batch.quarantined
+    assert not_json.error_columns == ["__row__"]
+    assert not_json.errors[0].startswith("invalid JSON: ")
+    assert not_json.values["i"] == '{"i": 1,'  # the raw line, in the first column
+    assert set(not_json.values.values()) == {'{"i": 1,', None}
+    assert not_object.errors == ["the event is not a JSON object"]
+    assert not_object.values["i"] == "[1,2]"
+    assert not_utf8.errors[0].startswith("invalid JSON: ")
+
+
+def test_a_bare_nan_gets_a_reason_not_invalid_json(full):
+    """orjson refuses NaN; json reads it, so the row is quarantined with the column's
+    reason instead of the whole line being called invalid JSON."""
+    batch = CheckedBatch()
+    full.check_line(encode(FULL_CLEAN)[:-1] + b', "f": NaN}', batch)
+    [row] = batch.quarantined
+    assert row.errors == ["value 'NaN' on column 'f' is not a number (Float64)"]
+
+
+@pytest.mark.parametrize("column_type", ["Int128", "UInt256", "Array(Nullable(Int128))"])
+def test_integers_over_64_bits_arrive_whole(column_type):
+    """orjson would read 2**100 + 1 as a float and write 2**100: the digits must survive."""
+    checker = RowChecker(datasource(f"`big` {column_type}, `s` String"))
+    value = 2**100 + 1
+    given = [value] if column_type.startswith("Array") else value
+    batch = CheckedBatch()
+    checker.check_line(encode({"big": given, "s": "x"}), batch)
+    assert batch.quarantined == []
+    assert batch.rows == [encode({"big": given, "s": "x"})]
+    assert str(value).encode() in batch.rows[0]
