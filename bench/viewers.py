@@ -39,7 +39,7 @@ The columns:
                    rate sampled before the first run (the live-bookings trickle of the
                    embedded server), per viewer per second.
   % core           the server's whole CPU in the window, as a share of one core.
-  RSS MiB          VmRSS of the server at the start and end of the window.
+  RSS MiB          VmRSS of the server before the viewers connect and at the window's end.
   bytes/poll       websocket payload bytes received in the window (ForwardMsg protobufs;
                    Streamlit leaves permessage-deflate off by default) per served poll.
   TB req/interval  `/v0/pipes/` requests the server made to Tinybird in the window, per
@@ -346,7 +346,10 @@ class Viewer:
         while self.ws is not None:
             await asyncio.sleep(max(0.0, due - loop.time()))
             due = max(due + interval, loop.time())  # a late loop skips ticks, as timers do
-            await self.rerun(fragment_id)
+            try:
+                await self.rerun(fragment_id)
+            except Exception:  # the socket closed under the timer: the reader says so
+                return
 
     async def read(self, ws: ClientConnection) -> None:
         async for data in ws:
@@ -521,6 +524,7 @@ async def one_run(server: Server, args: argparse.Namespace, n: int,
     ramp = args.refresh if args.ramp is None else args.ramp
     viewers = [Viewer(server.ws_url, page_name, query) for _ in range(n)]
     stop = asyncio.Event()
+    before = Snapshot.take(server, viewers)
     t0 = loop.time()
     tasks = [asyncio.create_task(v.run(t0 + ramp * i / n, stop)) for i, v in enumerate(viewers)]
     load_timeout = ramp + 60 + 1.0 * n
@@ -547,7 +551,7 @@ async def one_run(server: Server, args: argparse.Namespace, n: int,
         net = cpu - (idle_rate or 0.0) * window
         row["ms/viewer/s"] = f"{1000 * net / n / window:.1f}"
         row["% core"] = f"{100 * cpu / window:.0f}%"
-        row["RSS MiB"] = f"{first.rss:.0f}->{last.rss:.0f}"
+        row["RSS MiB"] = f"{before.rss:.0f}->{last.rss:.0f}"
     else:
         row["ms/viewer/s"] = row["% core"] = row["RSS MiB"] = "n/a"
     row["bytes/poll"] = f"{(last.bytes - first.bytes) / served:,.0f}" if served else "n/a"
