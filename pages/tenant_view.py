@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import keys, panels, tenant, view_state
-from lib.ui.charts import daily_bookings_chart, meal_mix_chart, top_routes_chart
+from lib.ui import charts, keys, panels, tenant, view_state
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 from lib.ui.view_link import keep_view, restore_view, widget_view
@@ -56,12 +55,12 @@ def live_report() -> None:
     daily_col, meals_col = st.columns([3, 2])
     with daily_col:
         st.markdown("**Bookings per day**")
-        st.altair_chart(daily_bookings_chart(report.daily.data), width="stretch")
+        charts.show(charts.daily_bookings_chart, report.daily.data)
     with meals_col:
         st.markdown("**Meal choice**")
-        st.altair_chart(meal_mix_chart(report.meals.data), width="stretch")
+        charts.show(charts.meal_mix_chart, report.meals.data)
     st.markdown(f"**Top {view.top} routes**")
-    st.altair_chart(top_routes_chart(report.routes.data), width="stretch")
+    charts.show(charts.top_routes_chart, report.routes.data)
     st.caption(panels.tenant_caption(report, view.refresh_seconds))
 
     with st.container(border=True):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import panels, view_state
-from lib.ui.charts import latency_chart, top_airlines_chart
+from lib.ui import charts, panels, view_state
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 from lib.ui.view_link import keep_view, restore_view, widget_view
@@ -38,12 +37,12 @@ def live_chart() -> None:
     if outcome.result is not None:
         if not outcome.result.data:
             st.info("No bookings yet: the chart appears with the first ones.")
-        st.altair_chart(top_airlines_chart(outcome.result.data), width="stretch")
+        charts.show(charts.top_airlines_chart, outcome.result.data)
         st.markdown(panels.latency_text(outcome.result))
         st.caption(f"{outcome.result.rows} airlines · refreshed every "
                    f"{view.refresh_seconds:g} s from `{settings.pipe}` at {connection.host}")
     if session.latency_history:
-        st.altair_chart(latency_chart(session.latency_history), width="stretch")
+        charts.show(charts.latency_chart, session.latency_history)
         st.caption(panels.latency_history_caption(len(session.latency_history)))
 
 

@@ -2,15 +2,24 @@
 
 Each chart says what it shows in its Vega-Lite `description`, which screen readers read
 and tests use to pick a chart out of a page.
+
+`show` draws a chart from a process-wide cache of finished Vega-Lite specs, keyed by the
+rows: turning an Altair chart into a spec (schema validation, data conversion) costs
+milliseconds, and a hundred viewers of one link would pay it a hundred times per poll
+for the same rows. Built once per distinct answer, each viewer's poll only sends it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import altair as alt
 import pandas as pd
+import streamlit as st
+from streamlit import dataframe_util
 
 from lib.ui.shared_fetch import LatencySample
 
@@ -125,3 +134,51 @@ def meal_mix_chart(rows: list[dict[str, Any]], height: int = 260) -> alt.Chart:
         )
         .properties(height=height)
     )
+
+
+# Finished specs kept: a few per view (its answers change every interval or so).
+MAX_SPECS = 256
+_specs: OrderedDict[tuple[object, ...], dict[str, Any]] = OrderedDict()
+_specs_lock = threading.Lock()
+
+
+def _frozen(data: Sequence[Any]) -> tuple[object, ...]:
+    """A hashable copy of endpoint rows (dicts of plain values) or latency samples."""
+    return tuple(tuple(sorted(item.items())) if isinstance(item, dict) else item
+                 for item in data)
+
+
+def vega_lite_spec(chart: alt.Chart) -> dict[str, Any]:
+    """The spec Streamlit draws, with its data already in Arrow IPC (what it sends)."""
+    spec = chart.to_dict()
+    config = spec.get("config", {})
+    config.pop("view", None)  # Altair's default 300x300 view: the page sets the size
+    if not config:
+        spec.pop("config", None)
+    spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(rows))
+                        for name, rows in spec.get("datasets", {}).items()}
+    return spec
+
+
+def cached_spec(build: Callable[[Any], alt.Chart], data: Sequence[Any]) -> dict[str, Any]:
+    """`build(data)`'s spec, built once per distinct `data` in this process.
+
+    A shallow copy: Streamlit takes the datasets out of the dict it is given.
+    """
+    key = (build.__name__, _frozen(data))
+    with _specs_lock:
+        spec = _specs.get(key)
+        if spec is not None:
+            _specs.move_to_end(key)
+            return dict(spec)
+    spec = vega_lite_spec(build(list(data)))
+    with _specs_lock:
+        _specs[key] = spec
+        while len(_specs) > MAX_SPECS:
+            _specs.popitem(last=False)
+    return dict(spec)
+
+
+def show(build: Callable[[Any], alt.Chart], data: Sequence[Any]) -> None:
+    """Draw `build(data)` full width, from the spec cache."""
+    st.vega_lite_chart(spec=cached_spec(build, data), width="stretch")

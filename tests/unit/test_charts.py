@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from lib.client.errors import ServerError
@@ -118,3 +119,29 @@ def test_meal_mix_tooltip_carries_each_share():
     chart = charts.meal_mix_chart([{"meal_choice": "none", "bookings": 3},
                                    {"meal_choice": "vegan", "bookings": 1}])
     assert list(chart.data["share"]) == [0.75, 0.25]
+
+
+def test_a_chart_is_built_once_per_distinct_answer():
+    built = []
+
+    def counting_chart(rows):
+        built.append(rows)
+        return charts.top_airlines_chart(rows)
+
+    rows = [{"airline": "GAS", "bookings": 3}, {"airline": "Fizz", "bookings": 1}]
+    first = charts.cached_spec(counting_chart, rows)
+    again = charts.cached_spec(counting_chart, [dict(r) for r in rows])  # equal rows, new dicts
+    assert len(built) == 1 and first == again and first is not again
+    changed = charts.cached_spec(counting_chart, [{"airline": "GAS", "bookings": 4}])
+    assert len(built) == 2 and changed != first
+
+
+def test_a_cached_spec_carries_its_rows_as_arrow():
+    rows = [{"airline": "GAS", "bookings": 3}]
+    spec = charts.cached_spec(charts.top_airlines_chart, rows)
+    assert spec["description"] == charts.TOP_AIRLINES
+    (name, data), = spec["datasets"].items()
+    assert spec["data"]["name"] == name
+    table = pa.ipc.open_stream(data).read_all()
+    assert [(r["airline"], r["bookings"]) for r in table.to_pylist()] == [("GAS", 3)]
+    assert "view" not in spec.get("config", {})  # the page sizes the chart, not Altair's theme
