@@ -1,7 +1,13 @@
 """The app's entry point: its pages and their menu titles (`streamlit run streamlit_app.py`).
 
 The URL paths are spelled as they were when the pages were found by file name, so links
-people already shared keep working.
+people already shared keep working; the default page is the app's root, `/`.
+
+The page files live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder
+beside the entry point as its older file-based menu on a server's first run, so the first
+visitor of a deep link got a "page not found" dialog and the wrong menu. The menu icons
+are emoji because the browser uses the page's icon as the tab's icon, and a
+`:material/...:` one is fetched from Google's font servers (which fails offline).
 """
 
 from __future__ import annotations
@@ -9,12 +15,12 @@ from __future__ import annotations
 import streamlit as st
 
 st.navigation([
-    st.Page("pages/top_airlines.py", title="Top airlines by bookings", icon=":material/flight:",
+    st.Page("app_pages/top_airlines.py", title="Top airlines by bookings", icon="✈️",
             url_path="Top_airlines", default=True),
-    st.Page("pages/tenant_view.py", title="Tenant view", icon=":material/domain:",
+    st.Page("app_pages/tenant_view.py", title="Tenant view", icon="🏢",
             url_path="Tenant_view"),
-    st.Page("pages/token_inspector.py", title="Token inspector", icon=":material/key:",
+    st.Page("app_pages/token_inspector.py", title="Token inspector", icon="🔑",
             url_path="Token_inspector"),
-    st.Page("pages/endpoint_explorer.py", title="Endpoint explorer", icon=":material/api:",
+    st.Page("app_pages/endpoint_explorer.py", title="Endpoint explorer", icon="🔌",
             url_path="Endpoint_explorer"),
 ]).run()

@@ -30,6 +30,11 @@ class Connection:
         return f"Connection(host={self.host!r}, workspace_id={self.workspace_id!r})"
 
     @property
+    def source(self) -> str:
+        """Where the data comes from, in words that mean something to a remote viewer."""
+        return "the embedded demo workspace" if self.is_local_demo else self.host
+
+    @property
     def fingerprint(self) -> tuple[str, str, str]:
         """Enough to notice a changed host, workspace or signing token, without the token."""
         return connection_key(self.host, self.workspace_id, self.signing_token)
@@ -104,9 +109,14 @@ def connect(settings: Settings) -> Connection:
         raise
 
 
-def page_preamble(title: str, icon: str, caption: str) -> PageContext:
+# The browser tab's icon. An emoji is drawn locally; a `:material/...:` page icon would make
+# the browser fetch it from Google's font servers, which fails offline (and leaks a visit).
+APP_ICON = "✈️"
+
+
+def page_preamble(title: str, caption: str) -> PageContext:
     """The page's frame and what it reads from; a bad setting ends the run with a message."""
-    st.set_page_config(page_title=title, page_icon=icon, layout="wide")
+    st.set_page_config(page_title=title, page_icon=APP_ICON, layout="wide")
     st.title(title)
     st.caption(caption)
     settings = load_page_settings()

@@ -25,9 +25,9 @@ from tests.support.apptest import (
 )
 from tests.support.servers import ROOT
 
-TENANT_PAGE = "pages/tenant_view.py"
-INSPECTOR_PAGE = "pages/token_inspector.py"
-EXPLORER_PAGE = "pages/endpoint_explorer.py"
+TENANT_PAGE = "app_pages/tenant_view.py"
+INSPECTOR_PAGE = "app_pages/token_inspector.py"
+EXPLORER_PAGE = "app_pages/endpoint_explorer.py"
 SEED_ROWS = 8000
 
 

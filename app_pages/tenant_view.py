@@ -11,7 +11,7 @@ from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 from lib.ui.view_link import keep_view, restore_view, widget_view
 
-page = page_preamble("Tenant view", ":material/domain:",
+page = page_preamble("Tenant view",
                      "An airline partner's dashboard: every request carries a JWT whose "
                      "fixed_params pin `airline`, so the server answers with that airline's "
                      "bookings only.")

@@ -10,7 +10,7 @@ from lib.ui import keys, token_inspector
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 
-page = page_preamble("Token inspector", ":material/key:",
+page = page_preamble("Token inspector",
                      "The short-lived JWTs this browser session reads Tinybird with. They are "
                      "signed on the server with the workspace admin token, which never leaves "
                      "it.")

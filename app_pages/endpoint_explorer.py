@@ -9,7 +9,7 @@ from lib.ui import explorer, keys, panels
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 
-page = page_preamble("Endpoint explorer", ":material/api:",
+page = page_preamble("Endpoint explorer",
                      "The API Endpoints this workspace publishes (listed on the server with the "
                      "admin token) and their parameters. Each call goes out with a JWT that may "
                      "read that one endpoint.")

@@ -9,7 +9,7 @@ from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 from lib.ui.view_link import keep_view, restore_view, widget_view
 
-page = page_preamble("Top airlines by bookings", ":material/flight:",
+page = page_preamble("Top airlines by bookings",
                      "Ranked from highest to lowest")
 settings, connection = page.settings, page.connection
 if connection.is_local_demo:
@@ -40,7 +40,7 @@ def live_chart() -> None:
         charts.show(charts.top_airlines_chart, outcome.result.data)
         st.markdown(panels.latency_text(outcome.result))
         st.caption(f"{outcome.result.rows} airlines · refreshed every "
-                   f"{view.refresh_seconds:g} s from `{settings.pipe}` at {connection.host}")
+                   f"{view.refresh_seconds:g} s from `{settings.pipe}` on {connection.source}")
     if session.latency_history:
         charts.show(charts.latency_chart, session.latency_history)
         st.caption(panels.latency_history_caption(len(session.latency_history)))
