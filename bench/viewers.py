@@ -44,7 +44,8 @@ The columns:
                    Streamlit leaves permessage-deflate off by default) per served poll.
   TB req/interval  `/v0/pipes/` requests the server made to Tinybird in the window, per
                    refresh interval (all viewers together).
-  poll ms          from sending a fragment rerun to its script_finished, p50/p95.
+  poll ms          from the oldest unanswered fragment rerun a viewer sent to the next
+                   served one, p50/p95 (a server that falls behind shows it here).
   load s           first full script run per viewer, from connect, p50/max.
   client % core    this process's own CPU in the window, to check it stays light.
 
@@ -66,6 +67,13 @@ each viewer keeps what the browser keeps (hashes only: nothing is drawn): messag
 `new_session.config.max_cached_message_age` finished runs (a fragment run only ages the
 entries of its fragments), and sends their hashes with each rerun. A `ref_hash` for an
 unknown hash (the browser would fail) is counted as a cache miss.
+
+Which page ran is read from the `navigation` message (the `url_pathname` of its
+`page_script_hash`), not from `page_not_found`: Streamlit can send that before
+`st.navigation` has registered the pages, and then run the page it was asked for. The
+default page is at "/" (`url_pathname` ""), so `--page top_airlines` opens "/" as a
+browser opening the app does; "/Top_airlines" is not a name the server resolves.
+Runs that end FINISHED_EARLY_FOR_RERUN (seen only on an overloaded server) are not served.
 
 Not done like a browser: widget states are sent empty (a fragment rerun keeps the session's
 widget values server side), no static files, `/_stcore/host-config` or heartbeats are
