@@ -86,7 +86,9 @@ def test_the_workspace_lists_its_endpoints_and_their_parameters(server):
         ("airline", "String", None, True), ("date_from", "Date", None, False),
         ("date_to", "Date", None, False), ("limit", "Int32", 10, False)]
     assert routes.param("limit").description == "How many routes to return (1-100)"
-    assert endpoints["top_airlines"].params == ()
+    assert [(p.name, p.type, p.required) for p in endpoints["top_airlines"].params] == [
+        ("date_from", "DateTime", False), ("date_to", "DateTime", False),
+        ("meal_choice", "String", False)]
 
 
 def test_a_wrong_admin_token_is_an_auth_error_that_says_which_token(server):
