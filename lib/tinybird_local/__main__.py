@@ -31,6 +31,7 @@ from .limits import (
 )
 from .seeding import SeedError, seed_bookings
 from .server import DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE, LocalServer, configure_logging
+from .sql_guard import check_pipes
 from .workspace import ensure_workspace, load_workspace
 
 DEFAULT_PROJECT_DIR = "tinybird"
@@ -115,6 +116,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         ensure_workspace(data_dir, project)
         engine = Engine(data_dir)
         try:
+            check_pipes(engine, project)
             engine.apply_project(project)
             inserted = seed_bookings(engine, ds, args.rows, seed=args.seed)
         finally:

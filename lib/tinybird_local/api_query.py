@@ -51,6 +51,6 @@ async def sql_query(request: Request) -> Response:
     fmt_name = match.group(1) if match else "JSON"
     if not match:
         q = f"{q}\nFORMAT JSON"
-    body = await run_query(state, q)
+    body = await run_query(state, q, SQL_DOCS)
     media = "application/json" if fmt_name.upper().startswith("JSON") else "text/plain"
     return Response(body, media_type=media)

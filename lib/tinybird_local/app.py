@@ -15,6 +15,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .api_events import events, seed
 from .api_pipes import list_pipes, pipe_data
 from .api_query import list_datasources, sql_query
-from .errors import APIError
+from .errors import DOCS, APIError
 from .state import LocalState, json_response, state_of
 
 log = logging.getLogger("tinybird_local")
@@ -56,10 +57,15 @@ async def _render_error(request: Request, exc: Exception) -> Response:
         for secret in state.secrets():
             body["error"] = body["error"].replace(secret, "[token]")
         return json_response(body, status=exc.status, headers=exc.headers)
+    if isinstance(exc, HTTPException):
+        # Starlette's own answers (unknown route 404, wrong method 405 with its Allow
+        # header) in Tinybird's shape: "All response bodies, including errors, are
+        # encoded as JSON."
+        return json_response({"error": exc.detail, "documentation": DOCS},
+                             status=exc.status_code, headers=dict(exc.headers or {}))
     log.error("request %s failed: %s", rid, type(exc).__name__)
     message = f"Unexpected error, contact support@tinybird.co, request id: {rid}"
-    return json_response({"error": message, "documentation": "https://docs.tinybird.co"},
-                         status=500)
+    return json_response({"error": message, "documentation": DOCS}, status=500)
 
 
 class HeadersAndAccessLog:
@@ -147,7 +153,8 @@ def create_app(state: LocalState) -> Starlette:
                    expose_headers=["X-Tb-Warning"], max_age=86400),
     ]
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={Exception: _render_error, APIError: _render_error})
+                    exception_handlers={Exception: _render_error, APIError: _render_error,
+                                        HTTPException: _render_error})
     app.state.local = state
 
     return app

@@ -195,6 +195,18 @@ class Engine:
     def scalar(self, sql: str) -> str:
         return self.query(sql, "TabSeparated").decode().strip()
 
+    def parse(self, sql: str) -> tuple[str, str]:
+        """ClickHouse's reading of `sql`, run nowhere: (formatted text, `EXPLAIN AST`).
+
+        The connection runs every statement of a multi-statement text, `EXPLAIN AST
+        SELECT 1; DROP TABLE t` included, so the text first goes in as a string literal
+        to `formatQuery`, which parses exactly one statement and refuses anything after
+        it; only then is it safe to put the text itself after `EXPLAIN AST`.
+        """
+        formatted = self.query(f"SELECT formatQuery({quote_string(sql)})",
+                               "TabSeparatedRaw").decode()
+        return formatted, self.query(f"EXPLAIN AST {sql}", "TabSeparatedRaw").decode()
+
     def table_exists(self, name: str) -> bool:
         escaped = name.replace("\\", "\\\\").replace("'", "\\'")
         return self.scalar(

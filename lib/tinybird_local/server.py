@@ -22,6 +22,7 @@ from .app import create_app
 from .datafiles import load_project
 from .engine import Engine
 from .limits import Limits
+from .sql_guard import check_pipes
 from .state import LocalState
 from .workspace import Workspace, ensure_workspace
 
@@ -38,6 +39,7 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
     workspace = ensure_workspace(data, project)
     engine = Engine(data, query_timeout=limits.query_timeout)
     try:
+        check_pipes(engine, project)
         engine.apply_project(project)
     except Exception:
         engine.close()

@@ -258,6 +258,12 @@ def _body(sql: str) -> str:
     return sql.lstrip()[1:].lstrip("\n") if is_templated(sql) else sql
 
 
+# Names tornado's `Template.generate` puts in the namespace itself; the compiled code
+# also calls the built-ins `isinstance` and `str` and its own `_tt_*` helpers.
+_TORNADO_NAMES = frozenset({"escape", "xhtml_escape", "url_escape", "json_encode", "squeeze",
+                            "linkify", "datetime", "__name__", "__loader__"})
+
+
 def _code_names(code: types.CodeType) -> set[str]:
     names = set(code.co_names)
     for const in code.co_consts:
@@ -281,21 +287,26 @@ def compile_sql(sql: str) -> CompiledTemplate:
     builtin_names = set(dir(__builtins__)) if not isinstance(__builtins__, dict) else set(
         __builtins__
     )
-    free = _code_names(template.compiled) - builtin_names - set(FUNCTIONS)
-    free = {n for n in free if not n.startswith("_tt_")}
+    free = _code_names(template.compiled) - builtin_names - set(FUNCTIONS) - _TORNADO_NAMES
+    free = {n for n in free if not (n.startswith("_tt_") or n.startswith("__"))}
     return CompiledTemplate(template=template, free_names=frozenset(free))
 
 
 def render_sql(sql: str, params: dict[str, Any]) -> str:
-    """The SQL for `sql` given request `params`; untemplated SQL is returned as it is."""
+    """The SQL for `sql` given request `params`; untemplated SQL is returned as it is.
+
+    A request value reaches the template only under a name the template itself reads as
+    a parameter. Any other name (`isinstance`, `str`, `len`, `Int32`, `column`,
+    `__builtins__`, `_tt_utf8`, ...) is ignored: the built-ins, our functions and the
+    template runtime's own helpers always win, so no request can break the template.
+    """
     if not is_templated(sql):
         return sql
     compiled = compile_sql(sql)
     namespace: dict[str, Any] = {name: Undefined(name) for name in compiled.free_names}
     for name, value in params.items():
-        if name in FUNCTIONS or name.startswith("_") or not name.isidentifier():
-            continue
-        namespace[name] = value if isinstance(value, Param) else Param(name, str(value))
+        if name in compiled.free_names:
+            namespace[name] = value if isinstance(value, Param) else Param(name, str(value))
     namespace.update(FUNCTIONS)
     try:
         return compiled.template.generate(**namespace).decode()

@@ -20,6 +20,7 @@ from .errors import PIPE_DOCS, APIError, no_access
 from .ingest import RowChecker
 from .limits import Limits
 from .ratelimit import RateLimiter
+from .sql_guard import SQLGuard, SQLRefused
 from .workspace import Workspace
 
 
@@ -32,6 +33,7 @@ class LocalState:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     checkers: dict[str, RowChecker] = field(default_factory=dict)
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
+    guard: SQLGuard = field(init=False)
 
     def secrets(self) -> list[str]:
         """Every token of the workspace: none may appear in an error body."""
@@ -40,6 +42,7 @@ class LocalState:
     def __post_init__(self) -> None:
         self.checkers = {name: RowChecker(ds) for name, ds in self.project.datasources.items()}
         self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
+        self.guard = SQLGuard(self.engine, self.project)
 
 
 def state_of(request: Request) -> LocalState:
@@ -61,10 +64,19 @@ def require_admin(grant: Grant) -> None:
         raise no_access()
 
 
-async def run_query(state: LocalState, sql: str) -> bytes:
-    """The engine's bytes for `sql`, run off the event loop; engine errors as Tinybird's."""
+async def run_query(state: LocalState, sql: str, documentation: str = PIPE_DOCS) -> bytes:
+    """The engine's bytes for `sql`, run off the event loop; engine errors as Tinybird's.
+
+    `sql` comes from a client or a datafile, so it runs only if the guard finds it one
+    read of the workspace's data (400 naming the reason otherwise); checked and run as
+    the very same text.
+    """
     try:
+        await run_in_threadpool(state.guard.check, sql)
         return await run_in_threadpool(state.engine.query, sql, "JSON")
+    except SQLRefused as exc:
+        headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
+        raise APIError(400, exc.message, documentation, headers=headers) from None
     except EngineError as exc:
         if exc.is_timeout:
             raise APIError(408, f"[Error] Timeout exceeded: {exc.message}", PIPE_DOCS) from None

@@ -113,3 +113,25 @@ def test_sql_injection_through_int_and_date_functions_is_refused(server):
                                 params={"token": token, "airline": "GAS", **params}, timeout=30)
         assert response.status_code == 400
         assert json.loads(response.text)["error"].startswith("Error validating")
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("GET", "/v0/no_such_route", 404),
+    ("GET", "/etc/passwd", 404),
+    ("DELETE", "/v0/sql", 405),
+    ("GET", "/v0/events", 405),
+    ("PUT", "/v0/pipes/top_airlines.json", 405),
+])
+def test_unknown_routes_and_wrong_methods_answer_json(server, method, path, status):
+    response = requests.request(method, f"{server.url}{path}", headers=server.admin_headers(),
+                                timeout=30)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error", "documentation"}
+    assert response.headers["X-Request-ID"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    if status == 405:
+        assert response.json()["error"] == "Method Not Allowed"
+        assert "POST" in response.headers["Allow"]
+    else:
+        assert response.json()["error"] == "Not Found"

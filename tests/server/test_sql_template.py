@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,8 @@ from lib.tinybird_local.sql_template import (
     quote_string,
     render_sql,
 )
+
+SERVER_SEED_ROWS = 2000
 
 
 def render(body: str, **params) -> str:
@@ -134,3 +137,28 @@ def test_any_string_array_round_trips_through_the_engine(engine_sql, items):
 def test_any_int64_round_trips_through_the_engine(engine_sql, number):
     sql = render("SELECT toInt64({{ Int64(n) }}) AS n", n=str(number))
     assert engine_sql(sql)["data"] == [{"n": number}]
+
+
+SHADOWS = ["isinstance", "str", "len", "defined", "column", "Int32", "String", "__builtins__",
+           "_tt_utf8", "_tt_append", "_tt_execute", "_tt_string_types", "datetime", "escape",
+           "__name__", "print"]
+
+
+@pytest.mark.parametrize("name", SHADOWS)
+def test_request_names_that_shadow_the_runtime_are_ignored(name):
+    body = ("SELECT {{ String(s, 'd') }} AS s {% if defined(n) %}, {{ Int32(n) }} AS n{% end %}"
+            " LIMIT {{ len('abc') }}")
+    assert render(body, **{name: "1"}) == "SELECT 'd' AS s  LIMIT 3"
+    assert render(body, **{name: "1", "s": "x", "n": "2"}) == "SELECT 'x' AS s , 2 AS n LIMIT 3"
+
+
+@pytest.mark.parametrize("name", ["isinstance", "str", "len", "defined", "column", "Int32",
+                                  "__builtins__", "_tt_utf8", "limit"])
+def test_a_shadowing_request_parameter_does_not_break_an_endpoint(server, name):
+    """`limit` is a real parameter of the pipe: sent with the others, it still applies."""
+    params = {"airline": "Fizz", name: "1"}
+    response = requests.get(f"{server.url}/v0/pipes/airline_top_routes.json", params=params,
+                            headers=server.admin_headers(), timeout=30)
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    assert rows == 1 if name == "limit" else rows > 1

@@ -1,0 +1,248 @@
+"""Which SQL a client or a datafile may run: one read over the workspace's own data.
+
+The Query API and pipe nodes take SQL from outside, and the engine would run any of it:
+DDL, inserts, several statements, `file()`/`url()`, `system.*`, `INTO OUTFILE`, settings
+that lift the time limit. Tinybird allows only a SELECT over the workspace's resources,
+so we refuse the rest before it reaches the engine.
+
+The decision comes from ClickHouse's own parser, never from matching words in the text:
+`Engine.parse` proves the text is one statement and returns its `EXPLAIN AST` tree, and
+we walk that tree. The tree is of the very text that is run afterwards (templates are
+rendered and pipe nodes joined as CTEs first), so no comment, quoting or casing trick
+can make the check and the run see different queries.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .datafiles import DatafileError
+from .engine import BACKFILLS_TABLE, QUARANTINE_SUFFIX, EngineError, pipe_sql
+from .sql_template import TemplateError
+
+if TYPE_CHECKING:
+    from .datafiles import Project
+    from .engine import Engine
+
+# Generators that read nothing outside the query itself. Everything else is refused:
+# file/url/s3/hdfs/remote/cluster/mysql/postgresql/executable/input/dictionary/merge and
+# chDB's python() reach files, hosts, processes or tables outside the workspace, and an
+# allow-list stays closed when a ClickHouse upgrade adds a new one.
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values"})
+# Ordinary functions that read a file, a dictionary or another table by name.
+# Compared in lower case: some function names are case-insensitive.
+_DENIED_FUNCTIONS = frozenset({"file", "joinget", "joingetornull", "hascolumnintable",
+                               "catboostevaluate", "naivebayesclassifier"})
+# `x IN db.table`: the right-hand identifier names a table.
+_IN_FUNCTIONS = frozenset({"in", "notIn", "globalIn", "globalNotIn", "nullIn", "notNullIn",
+                           "globalNullIn", "globalNotNullIn"})
+ALLOWED_STATEMENTS = frozenset({"SelectWithUnionQuery", "DescribeQuery"})
+
+_CHILDREN = re.compile(r" \(children (\d+)\)$")
+_SETTING_NAME = re.compile(r"\bSETTINGS\s+([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_CACHE_SIZE = 1024
+
+
+class SQLRefused(ValueError):
+    """SQL we will not run; the message names the reason, as the client sees it.
+
+    `code` is the engine's error code when the engine's parser refused the text (a
+    syntax error, several statements), else 0.
+    """
+
+    def __init__(self, message: str, code: int = 0):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+@dataclass(frozen=True)
+class _Node:
+    depth: int
+    kind: str
+    detail: str
+    parent: str
+
+
+def _nodes(ast: str) -> list[_Node]:
+    """`EXPLAIN AST` output as (depth, kind, detail, parent kind), in document order.
+
+    The output prints identifiers and aliases as they are, line breaks included, so a
+    query could add lines that look like nodes. Every node declares how many children
+    it has; a forged line always leaves some real node with a count that does not match,
+    so any mismatch refuses the query instead of guessing.
+    """
+    lines = [line for line in ast.split("\n") if line.strip()]
+    nodes: list[_Node] = []
+    stack: list[tuple[str, int]] = []  # (kind, index in nodes) of the open ancestors
+    declared: list[int] = []
+    actual: list[int] = []
+    for line in lines:
+        depth = len(line) - len(line.lstrip(" "))
+        if (depth == 0) != (not nodes) or depth > len(stack):
+            raise _unreadable()
+        del stack[depth:]
+        text = line.strip()
+        m = _CHILDREN.search(text)
+        declared.append(int(m.group(1)) if m else 0)
+        actual.append(0)
+        if m:
+            text = text[: m.start()]
+        text = text.split(" (alias ", 1)[0]
+        kind, _, detail = text.partition(" ")
+        if stack:
+            actual[stack[-1][1]] += 1
+        nodes.append(_Node(depth, kind, detail.strip(), stack[-1][0] if stack else ""))
+        stack.append((kind, len(nodes) - 1))
+    if declared != actual:
+        raise _unreadable()
+    return nodes
+
+
+def _unreadable() -> SQLRefused:
+    return SQLRefused("The query could not be checked: identifiers and aliases may not "
+                      "contain line breaks")
+
+
+def _not_found(name: str) -> SQLRefused:
+    # Tinybird's sql_toolset.InvalidResource: "Resource '<db.table>' not found".
+    return SQLRefused(f"Resource '{name}' not found")
+
+
+class SQLGuard:
+    """Checks SQL against one workspace: its datasources (and their quarantine tables).
+
+    `internal` are tables of ours in the engine's database that a client must not read
+    (the back-fill log, materialized views). Verdicts are cached by the exact text, so an
+    endpoint called again with the same parameters costs no parse.
+    """
+
+    def __init__(self, engine: Engine, project: Project):
+        self.engine = engine
+        self.database = engine.scalar("SELECT currentDatabase()")
+        self.resources = set(project.datasources) | {
+            name + QUARANTINE_SUFFIX for name in project.datasources}
+        self.internal = {BACKFILLS_TABLE.strip("`")} | {
+            f"{p.name}__mv" for p in project.pipes.values()}
+        self._cache: OrderedDict[str, SQLRefused | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, sql: str) -> None:
+        """Raise SQLRefused unless `sql` is one read of this workspace's data.
+
+        An EngineError other than a parse error (a closed engine) is raised as it is.
+        """
+        with self._lock:
+            if sql in self._cache:
+                self._cache.move_to_end(sql)
+                verdict = self._cache[sql]
+                if verdict is not None:
+                    raise SQLRefused(verdict.message, verdict.code)
+                return
+        try:
+            self._check(sql)
+            verdict = None
+        except SQLRefused as exc:
+            verdict = exc
+        with self._lock:
+            self._cache[sql] = verdict
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        if verdict is not None:
+            raise SQLRefused(verdict.message, verdict.code)
+
+    def _check(self, sql: str) -> None:
+        try:
+            canonical, ast = self.engine.parse(sql)
+        except EngineError as exc:
+            if exc.name != "SYNTAX_ERROR" and exc.code != 62:
+                raise
+            # ClickHouse's parser's own words, e.g. "Syntax error (Multi-statements are
+            # not allowed): failed at position 9 (end of query): ; DROP TABLE events."
+            raise SQLRefused(f"[Error] {_parse_message(exc)}", exc.code) from None
+        nodes = _nodes(ast)
+        if not nodes:
+            raise SQLRefused("Only SELECT queries are supported")
+        root = nodes[0]
+        if root.kind not in ALLOWED_STATEMENTS:
+            # Tinybird's answer to a CREATE on /v0/sql, observed:
+            # "DB::Exception: Only SELECT or DESCRIBE queries are supported. Got: CreateQuery"
+            raise SQLRefused(
+                f"DB::Exception: Only SELECT or DESCRIBE queries are supported. Got: {root.kind}")
+        for node in nodes:
+            if node.depth == 1 and node.kind == "Literal" and root.kind == "SelectWithUnionQuery":
+                # The only literal directly under the statement is INTO OUTFILE's path.
+                raise SQLRefused("INTO OUTFILE is not allowed: the Query API answers in the "
+                                 "response body only")
+            if node.kind == "Set":
+                m = _SETTING_NAME.search(canonical)
+                name = m.group(1) if m else "SETTINGS"
+                # Tinybird (chtoolset) refuses settings outside its allow-list this way.
+                raise SQLRefused(
+                    f"DB::Exception: Usage of setting '{name}' is restricted. Contact "
+                    "support@tinybird.co if you require access to this feature")
+            if node.kind == "TableIdentifier":
+                self._check_table(node.detail)
+            elif node.kind == "Function" and node.parent == "TableExpression":
+                if node.detail not in ALLOWED_TABLE_FUNCTIONS:
+                    # Tinybird's sql_toolset.InvalidFunction, word for word.
+                    raise SQLRefused(
+                        f"The query uses disabled table functions: '{node.detail}'")
+            elif node.kind == "Function":
+                name = node.detail.lower()
+                if name in _DENIED_FUNCTIONS or name.startswith("dict"):
+                    raise SQLRefused(f"The query uses disabled functions: '{node.detail}'")
+        self._check_in_tables(nodes)
+
+    def _check_in_tables(self, nodes: list[_Node]) -> None:
+        """`x IN system.tables` reads a table through an identifier, not a FROM."""
+        for i, node in enumerate(nodes):
+            if node.kind != "Function" or node.detail not in _IN_FUNCTIONS:
+                continue
+            # Stop at the end of this call's argument list.
+            end = next((j for j, n in enumerate(nodes[i + 1:]) if n.depth <= node.depth),
+                       len(nodes) - i - 1)
+            args = [n for n in nodes[i + 1:i + 1 + end] if n.depth == node.depth + 2]
+            if len(args) == 2 and args[1].kind == "Identifier":
+                name = args[1].detail
+                if "." in name or name in self.internal:
+                    self._check_table(name)
+
+    def _check_table(self, name: str) -> None:
+        database, _, table = name.rpartition(".")
+        if database and database != self.database:
+            raise _not_found(name)
+        if table in self.internal:
+            raise _not_found(table)
+        if database and table not in self.resources:
+            raise _not_found(name)
+        # A bare unknown name may be a CTE; the engine says if it is neither.
+
+
+def _parse_message(exc: EngineError) -> str:
+    """A parse error without the `formatQuery(...)` wrapper it was raised in."""
+    return re.sub(r"[\s.:]*In scope SELECT formatQuery\(.*$", "", exc.message, flags=re.S) + "."
+
+
+def check_pipes(engine: Engine, project: Project) -> None:
+    """Every pipe node's SQL passes the guard, or start-up stops at `file:line: reason`.
+
+    Each node is checked as it runs (with the nodes before it as CTEs), so the first
+    refused node is the one to blame. A templated node that cannot render without
+    request parameters is checked on each request instead.
+    """
+    guard = SQLGuard(engine, project)
+    for pipe in project.pipes.values():
+        for index, node in enumerate(pipe.nodes):
+            try:
+                sql = pipe_sql(pipe, {}, index)
+            except TemplateError:
+                continue
+            try:
+                guard.check(sql)
+            except SQLRefused as exc:
+                raise DatafileError(pipe.path, node.line, exc.message) from None
