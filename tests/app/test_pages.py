@@ -280,7 +280,7 @@ def test_explorer_lists_the_endpoints_with_their_parameters(page, server):
         "top_airlines", "airline_daily_bookings", "airline_top_routes", "airline_meal_mix"}
     by_name = {row["endpoint"]: row for row in listing}
     assert by_name["airline_top_routes"]["parameters"] == "airline, date_from, date_to, limit"
-    assert by_name["top_airlines"]["parameters"] == "none"
+    assert by_name["top_airlines"]["parameters"] == "date_from, date_to, meal_choice"
 
     at.selectbox(key="explore_pipe").set_value("airline_top_routes").run()
     params = dataframe_rows(at)[1]
