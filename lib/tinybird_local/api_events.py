@@ -26,15 +26,40 @@ CHUNK_ROWS = 5000
 
 
 def _read_gzip(raw: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = decompressor.decompress(raw, limit + 1)
-    except zlib.error:
-        raise APIError(400, "The request body is not valid gzip", EVENTS_DOCS) from None
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise APIError(413, f"Request Entity Too Large: the uncompressed body is over {limit} "
-                            "bytes", EVENTS_DOCS)
-    return data
+    """The whole gzip stream, every member (RFC 1952: `cat a.gz b.gz` is one valid stream).
+
+    The stream is read to its end before anything is written, so a truncated or corrupt
+    body is a 400 and nothing of it is ingested; each member's CRC-32 and length are
+    checked by zlib when the member ends. Output is bounded at `limit` + 1 bytes in
+    total (413), so a gzip bomb never inflates past the limit. Zero bytes after the last
+    member are padding (as gzip(1) reads them); anything else there is not gzip.
+    """
+    out = bytearray()
+    data = raw
+    while True:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while not decompressor.eof:
+                chunk = decompressor.decompress(data, limit + 1 - len(out))
+                data = decompressor.unconsumed_tail
+                out += chunk
+                if len(out) > limit:
+                    raise APIError(413, "Request Entity Too Large: the uncompressed body is "
+                                        f"over {limit} bytes", EVENTS_DOCS)
+                if not chunk and not data:
+                    break  # no input left and no output pending: the member has no end
+        except zlib.error as exc:
+            raise APIError(400, f"The request body is not valid gzip: {exc}",
+                           EVENTS_DOCS) from None
+        if not decompressor.eof:
+            raise APIError(400, "The request body is not valid gzip: the gzip body is "
+                                "truncated", EVENTS_DOCS)
+        data = decompressor.unused_data
+        if not data.strip(b"\0"):
+            return bytes(out)
+        if data[:2] != b"\x1f\x8b":
+            raise APIError(400, "The request body is not valid gzip: unexpected bytes after "
+                                "the last gzip member", EVENTS_DOCS)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
@@ -71,7 +96,7 @@ async def events(request: Request) -> Response:
     limit = state.limits.max_events_bytes
     raw = await _bounded_body(request, limit)
     if request.headers.get("content-encoding", "").lower() == "gzip" or raw[:2] == b"\x1f\x8b":
-        raw = _read_gzip(raw, limit)
+        raw = await run_in_threadpool(_read_gzip, raw, limit)
     wait = request.query_params.get("wait", "false").lower() == "true"
     successful, quarantined = await run_in_threadpool(_ingest, state, ds.name, raw)
     body = {"successful_rows": successful, "quarantined_rows": quarantined}

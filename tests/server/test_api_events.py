@@ -142,6 +142,39 @@ def test_gzip_body(server):
     assert server.count("events") == before + 20
 
 
+def test_gzip_with_two_members_keeps_the_rows_of_both(server):
+    before = server.count("events")
+    generator = BookingGenerator(seed=6)
+    body = (gzip.compress(ndjson(generator.bookings(7)))
+            + gzip.compress(ndjson(generator.bookings(5))))  # what `cat a.gz b.gz` makes
+    response = post_events(server, "events", body, headers={"Content-Encoding": "gzip"},
+                           wait="true")
+    assert response.json() == {"successful_rows": 12, "quarantined_rows": 0}
+    assert server.count("events") == before + 12
+
+
+def test_truncated_gzip_is_400_naming_it_and_writes_nothing(server):
+    before = server.count("events")
+    whole = gzip.compress(ndjson(BookingGenerator(seed=7).bookings(200)))
+    response = post_events(server, "events", whole[: len(whole) // 2],
+                           headers={"Content-Encoding": "gzip"}, wait="true")
+    assert response.status_code == 400
+    assert "gzip body is truncated" in response.json()["error"]
+    assert server.count("events") == before
+
+
+def test_corrupt_gzip_is_400_and_writes_nothing(server):
+    before, quarantined = server.count("events"), server.count("events_quarantine")
+    whole = bytearray(gzip.compress(ndjson(BookingGenerator(seed=8).bookings(200))))
+    whole[len(whole) // 2] ^= 0xFF  # a flipped byte mid-stream: bad data or a bad CRC
+    response = post_events(server, "events", bytes(whole),
+                           headers={"Content-Encoding": "gzip"}, wait="true")
+    assert response.status_code == 400
+    assert "not valid gzip" in response.json()["error"]
+    assert server.count("events") == before
+    assert server.count("events_quarantine") == quarantined
+
+
 def test_gzip_bomb_is_413_and_writes_nothing(server):
     before = server.count("events")
     bomb = gzip.compress(b" " * (64 * 1024 * 1024))
