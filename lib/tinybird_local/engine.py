@@ -30,6 +30,8 @@ QUERY_TIMEOUT_SECONDS = 10
 QUARANTINE_SUFFIX = "_quarantine"
 NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 BACKFILLS_TABLE = "`_tb_local_backfills`"
+# Present in the data dir from the moment an Engine opens it until it closes cleanly.
+OPEN_MARKER = "engine-open"
 
 _ERROR_CODE = re.compile(
     r"Code: (\d+)\. DB::Exception: (.*?)(?:\s*\(([A-Z_]+)\))?(?:\s*\(version [^)]*\))?\s*$", re.S)
@@ -168,6 +170,11 @@ class Engine:
             ) from None
         self._lock = _SharedExclusiveLock()
         self._closed = False
+        # Found at open: the last engine on this data dir never closed (kill -9, a crash,
+        # power loss), so a source may hold rows its materialized targets never got.
+        self._marker = self.data_dir / OPEN_MARKER
+        self.recovering = self._marker.exists()
+        self._marker.touch()
         # Tinybird stops endpoint queries after 10 s (408); bulk loads lift it per statement.
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
@@ -220,6 +227,49 @@ class Engine:
         for pipe in materialized:
             self._ensure_materialized_view(pipe, sole_feeder=feeders[pipe.target_datasource or ""]
                                            == 1)
+        if self.recovering and materialized:
+            self._rebuild_materialized(materialized)
+        self.recovering = False
+
+    def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
+        """After an unclean stop, make every materialized target agree with its sources.
+
+        Why it is needed: an INSERT into a source writes the source's part and then each
+        view's part into its target; every part is committed on its own (the engine has no
+        transaction across tables), so a kill -9 between the two leaves rows in the source
+        that the target never counted. Which inserts were cut short is not recorded
+        anywhere, and the totals cannot be compared with their source in general.
+
+        Why this is correct: the data dir holds a marker from the moment an engine opens
+        it until `close()` has finished, and a clean close waits for every insert (each
+        holds the exclusive lock), so no marker means every INSERT that started also
+        finished into every target. A marker found at open means anything may be cut
+        short, so every target is emptied and recomputed from its source, as the first
+        back-fill did: target = view(source as it is now on disk), so each row in the
+        source, and so each acknowledged row (an INSERT returns only once all its parts
+        are committed), is counted exactly once. The marker is removed only by a clean
+        close, so a crash during this rebuild is repaired again at the next start.
+
+        A target fed from another target (a chain) is refilled by the engine itself: the
+        views are in place, so inserting into the first target cascades down; only views
+        on a table that is not a target are run here, or the chain would count twice.
+        """
+        targets = {pipe.target_datasource or "" for pipe in materialized}
+        triggers: dict[str, str] = {}  # view -> the table whose inserts it follows
+        listing = json.loads(self.query(
+            "SELECT name, dependencies_table FROM system.tables "
+            "WHERE database = currentDatabase()", "JSON"))["data"]
+        for row in listing:
+            for view in row["dependencies_table"]:
+                triggers[view] = row["name"]
+        with self._lock.exclusive():
+            for target in sorted(targets):
+                self._run(f"TRUNCATE TABLE {quote_identifier(target)}", "CSV")
+            for pipe in materialized:
+                if triggers.get(f"{pipe.name}__mv") in targets:
+                    continue  # refilled by the cascade from its own source target
+                self._run(f"INSERT INTO {quote_identifier(pipe.target_datasource or '')}\n"
+                          f"{pipe_sql(pipe, {})}\n{NO_TIME_LIMIT}", "CSV")
 
     def _ensure_materialized_view(self, pipe: Pipe, sole_feeder: bool) -> None:
         """The view exists with the datafile's SQL and its target was back-filled once.
@@ -302,3 +352,7 @@ class Engine:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                # Every insert has finished (we hold the lock) and the engine has flushed;
+                # a repair still owed (apply_project failed first) stays owed.
+                if not self.recovering:
+                    self._marker.unlink(missing_ok=True)
