@@ -21,7 +21,6 @@ from .ingest import CheckedBatch, split_events
 from .seeding import SeedError, seed_bookings
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
-EVENTS_RPS_PER_DATASOURCE = 1000
 CHUNK_ROWS = 5000
 
 
@@ -91,7 +90,7 @@ async def events(request: Request) -> Response:
         raise APIError(403, "The token you have provided doesn't have access to this "
                             f"resource: it lacks APPEND on Data Source '{ds.name}'", AUTH_DOCS)
     decision = state.limiter.check(f"events_{state.workspace.workspace_id}_{ds.name}",
-                                   EVENTS_RPS_PER_DATASOURCE)
+                                   state.limits.events_rps)
     raise_for_rate(decision)
     limit = state.limits.max_events_bytes
     raw = await _bounded_body(request, limit)

@@ -293,3 +293,37 @@ def test_large_body_in_chunks_keeps_every_row_and_one_import_id(server):
     ids = server.sql("SELECT DISTINCT c__import_id AS id FROM events_quarantine "
                      "WHERE age = 'bad'")["data"]
     assert len(ids) == 1
+
+
+def test_chunked_body_over_the_limit_is_413_and_writes_nothing(server_factory, tmp_path):
+    """No Content-Length to refuse up front: the limit holds while the body streams in."""
+    limited = server_factory(data_dir=tmp_path / "limited",
+                             env={"TB_LOCAL_MAX_EVENTS_BYTES": "100000"})
+    body = ndjson(BookingGenerator(seed=9).bookings(1000))
+    assert len(body) > 150_000
+
+    def chunks():  # a generator body: requests sends it with Transfer-Encoding: chunked
+        for start in range(0, 150_000, 10_000):
+            yield body[start:start + 10_000]
+
+    response = requests.post(f"{limited.url}/v0/events", params={"name": "events", "wait": "true"},
+                             data=chunks(), headers=limited.admin_headers(), timeout=30)
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 413
+    assert "over 100000 bytes" in response.json()["error"]
+    assert limited.count("events") == 0
+
+
+def test_events_over_the_datasource_rate_are_429_with_retry_after(server_factory, tmp_path):
+    limited = server_factory(data_dir=tmp_path / "limited", env={"TB_LOCAL_EVENTS_RPS": "2"})
+    body = ndjson(BookingGenerator(seed=10).bookings(1))
+    answers = [post_events(limited, "events", body, wait="true") for _ in range(6)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[:2] == [200, 200]  # a burst of 2 is allowed
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused, statuses
+    assert int(refused[0].headers["Retry-After"]) >= 1
+    assert refused[0].headers["X-RateLimit-Limit"] == "3"
+    # A refused request writes nothing: only the accepted ones' rows are there.
+    assert limited.count("events") == statuses.count(200)
