@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
+from .engine import InsertResult
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError
-from .ingest import CheckedBatch, split_events
+from .ingest import checked_batches, event_windows
 from .seeding import SeedError, seed_bookings
 from .state import LocalState, grant_for, json_response, require_admin, state_of
-
-CHUNK_ROWS = 5000
 
 
 def _read_gzip(raw: bytes, limit: int) -> bytes:
@@ -105,23 +104,32 @@ async def events(request: Request) -> Response:
 def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     """Check and write a body; (successful rows, quarantined rows).
 
-    A large body goes in chunks, and the next chunk is checked while the engine writes
-    the previous one: chDB releases the GIL while it writes, so the two overlap.
+    The body goes in pieces of about 1 MiB (`event_windows`), and the next piece is
+    checked while the engine writes the previous batch: chDB releases the GIL while it
+    writes, so the two overlap. At most one batch (5000 rows) waits for the writer, so the
+    Python objects of about two batches are alive at once, whatever the body holds. Lines
+    that cannot be events never become Python objects: the engine quarantines them from
+    the piece's bytes (`checked_batches`).
     """
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
-    lines = split_events(raw)
     import_id = str(uuid.uuid4())
+    successful = quarantined = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
-        pending = []
-        for start in range(0, len(lines), CHUNK_ROWS):
-            batch = CheckedBatch()
-            for line in lines[start:start + CHUNK_ROWS]:
-                checker.check_line(line, batch)
-            pending.append(writer.submit(state.engine.insert_batch, datasource, batch,
-                                         import_id))
-        results = [future.result() for future in pending]
-    return (sum(r.successful_rows for r in results), sum(r.quarantined_rows for r in results))
+        pending: Future[InsertResult] | None = None
+        for window in event_windows(raw):
+            for batch in checked_batches(checker, window):
+                if pending is not None:
+                    result = pending.result()
+                    successful, quarantined = (successful + result.successful_rows,
+                                               quarantined + result.quarantined_rows)
+                pending = writer.submit(state.engine.insert_batch, datasource, batch,
+                                        import_id)
+        if pending is not None:
+            result = pending.result()
+            successful, quarantined = (successful + result.successful_rows,
+                                       quarantined + result.quarantined_rows)
+    return successful, quarantined
 
 
 async def seed(request: Request) -> Response:

@@ -137,6 +137,16 @@ def quarantine_table_sql(ds: Datasource) -> str:
     )
 
 
+# ingest._REJECTED_LINE in the engine's regex dialect (re2): a line that is not blank and
+# whose first character after blanks is not `{`.
+REJECTED_LINE = "^[ \\t\\r]*[^{ \\t\\r]"
+
+
+def _rejected_names(ds: Datasource) -> tuple[str, str]:
+    return (quote_identifier(f"_tb_local_{ds.name}_rejected_lines"),
+            quote_identifier(f"_tb_local_{ds.name}_rejected_lines__mv"))
+
+
 def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
     """The SQL of one node with the nodes before it as CTEs, so a node can read them by name."""
     nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
@@ -218,6 +228,7 @@ class Engine:
         for ds in project.datasources.values():
             self.execute(create_table_sql(ds))
             self.execute(quarantine_table_sql(ds))
+            self._ensure_rejected_lines(ds)
         self.execute(f"CREATE TABLE IF NOT EXISTS {BACKFILLS_TABLE} (view String, sql_hash String, "
                      "done DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY view")
         materialized = [p for p in project.pipes.values() if p.type == "materialized"]
@@ -230,6 +241,30 @@ class Engine:
         if self.recovering and materialized:
             self._rebuild_materialized(materialized)
         self.recovering = False
+
+    def _ensure_rejected_lines(self, ds: Datasource) -> None:
+        """A Null table whose view quarantines the lines that cannot be events.
+
+        A line whose first character (after blanks) is not `{` is not a JSON object, so
+        it is quarantined whole, and that needs no Python per line: the body's bytes go
+        in as TSV (line, import id) and this view keeps those lines, with the reason, in
+        one statement. It is the same test as `ingest._REJECTED_LINE`. Made again at
+        every start (nothing is stored in a Null table), so its SQL is always current.
+        """
+        lines, view = _rejected_names(ds)
+        first = quote_identifier(ds.columns[0].name)
+        self.execute(f"DROP VIEW IF EXISTS {view}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {lines} (line String, import_id String) "
+                     "ENGINE = Null")
+        self.execute(
+            f"CREATE MATERIALIZED VIEW {view} TO "
+            f"{quote_identifier(ds.name + QUARANTINE_SUFFIX)} AS\n"
+            f"SELECT leftUTF8(toValidUTF8(trim(BOTH ' \\t\\r' FROM line)), 65536) AS {first},\n"
+            "  ['__row__'] AS c__error_column,\n"
+            "  [if(isValidJSON(line), 'the event is not a JSON object', 'invalid JSON')] "
+            "AS c__error,\n"
+            "  import_id AS c__import_id, now() AS insertion_date\n"
+            f"FROM {lines} WHERE match(line, {quote_string(REJECTED_LINE)})")
 
     def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
         """After an unclean stop, make every materialized target agree with its sources.
@@ -324,15 +359,28 @@ class Engine:
                             ["__row__"], [exc.message[:500]]))
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)
-        return InsertResult(inserted, len(quarantined), import_id)
+        if batch.rejected_count:
+            self._quarantine_lines(datasource, batch.rejected, import_id)
+        return InsertResult(inserted, len(quarantined) + batch.rejected_count, import_id)
+
+    def _quarantine_lines(self, ds: Datasource, window: bytes, import_id: str) -> None:
+        """Hand a piece of the body to the rejected-lines view, as TSV: escaped, one line
+        per row, the import id as the second column (all in C: no Python per line)."""
+        escaped = window.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+        suffix = b"\t" + import_id.encode() + b"\n"
+        payload = escaped.rstrip(b"\n").replace(b"\n", suffix) + suffix
+        lines, _ = _rejected_names(ds)
+        self._insert(f"INSERT INTO {lines} (line, import_id)", "TabSeparated", payload)
 
     def _insert_ndjson(self, table: str, payload: bytes) -> None:
+        self._insert(f"INSERT INTO {quote_identifier(table)}", "JSONEachRow", payload)
+
+    def _insert(self, statement: str, fmt: str, payload: bytes) -> None:
         with self._lock.exclusive():
             if self._closed:
                 raise EngineError("the engine is closed")
             try:
-                with self._conn.send_insert(f"INSERT INTO {quote_identifier(table)}",
-                                            "JSONEachRow") as inserter:
+                with self._conn.send_insert(statement, fmt) as inserter:
                     inserter.append(payload)
                     inserter.finish()
             except Exception as exc:

@@ -327,3 +327,28 @@ def test_events_over_the_datasource_rate_are_429_with_retry_after(server_factory
     assert refused[0].headers["X-RateLimit-Limit"] == "3"
     # A refused request writes nothing: only the accepted ones' rows are there.
     assert limited.count("events") == statuses.count(200)
+
+
+def test_a_body_of_invalid_lines_is_quarantined_with_reasons(server):
+    """Lines that are not objects are quarantined by the engine from the body's bytes,
+    object lines by the Python checks: both keep the line and a reason, one import id."""
+    before, quarantined_before = server.count("events"), server.count("events_quarantine")
+    good = BookingGenerator(seed=13).booking()
+    lines = [b"1", b"not json at all \\ with\ta tab", b"  [1, 2]", b'"text"', b"{broken",
+             json.dumps({**good, "age": "old"}).encode(), b"", b"   ", b"nope\r"]
+    body = b"\n".join(lines * 200) + b"\n" + json.dumps(good).encode() + b"\n"
+    response = post_events(server, "events", body, wait="true")
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 7 * 200}
+    assert server.count("events") == before + 1
+    assert server.count("events_quarantine") == quarantined_before + 7 * 200
+    rows = server.sql(
+        "SELECT age, c__error_column AS cols, c__error AS errors, c__import_id AS id, "
+        "count() AS n FROM events_quarantine GROUP BY age, cols, errors, id")["data"]
+    by_value = {r["age"]: r for r in rows if r["n"] == 200}
+    assert by_value["1"]["errors"] == ["the event is not a JSON object"]
+    assert by_value["[1, 2]"]["errors"] == ["the event is not a JSON object"]
+    assert by_value["not json at all \\ with\ta tab"]["errors"] == ["invalid JSON"]
+    assert by_value["nope"]["cols"] == ["__row__"]
+    assert by_value["{broken"]["errors"][0].startswith("invalid JSON: ")
+    assert "'old' on column 'age'" in by_value["old"]["errors"][0]
+    assert len({by_value[v]["id"] for v in ("1", "{broken", "old")}) == 1
