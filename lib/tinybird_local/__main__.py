@@ -23,8 +23,10 @@ from .auth import issue_jwt
 from .datafiles import DatafileError, load_project
 from .engine import Engine, EngineError
 from .limits import (
+    DEFAULT_EVENTS_RPS,
     DEFAULT_MAX_EVENTS_BYTES,
     DEFAULT_QUERY_TIMEOUT,
+    EVENTS_RPS_ENV,
     MAX_EVENTS_BYTES_ENV,
     QUERY_TIMEOUT_ENV,
     Limits,
@@ -53,7 +55,8 @@ def _running_host(data_dir: Path) -> str | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        limits = Limits.resolve(args.query_timeout, args.max_events_bytes)
+        limits = Limits.resolve(args.query_timeout, args.max_events_bytes,
+                                events_rps=args.events_rps)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     configure_logging()
@@ -173,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-events-bytes", type=int, metavar="BYTES",
         help=f"refuse a larger Events API body, compressed or not, with a 413 (default: "
              f"${MAX_EVENTS_BYTES_ENV}, else {DEFAULT_MAX_EVENTS_BYTES} = 10 MiB)")
+    serve.add_argument(
+        "--events-rps", type=float, metavar="N",
+        help=f"Events API requests per second per Data Source, then a 429 (default: "
+             f"${EVENTS_RPS_ENV}, else {DEFAULT_EVENTS_RPS:g})")
     serve.set_defaults(func=cmd_serve)
 
     info = sub.add_parser("info", help="print host, workspace id and tokens as JSON")

@@ -9,32 +9,55 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
+from .engine import InsertResult
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError
-from .ingest import CheckedBatch, split_events
+from .ingest import checked_batches, event_windows
 from .seeding import SeedError, seed_bookings
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
-EVENTS_RPS_PER_DATASOURCE = 1000
-CHUNK_ROWS = 5000
-
 
 def _read_gzip(raw: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = decompressor.decompress(raw, limit + 1)
-    except zlib.error:
-        raise APIError(400, "The request body is not valid gzip", EVENTS_DOCS) from None
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise APIError(413, f"Request Entity Too Large: the uncompressed body is over {limit} "
-                            "bytes", EVENTS_DOCS)
-    return data
+    """The whole gzip stream, every member (RFC 1952: `cat a.gz b.gz` is one valid stream).
+
+    The stream is read to its end before anything is written, so a truncated or corrupt
+    body is a 400 and nothing of it is ingested; each member's CRC-32 and length are
+    checked by zlib when the member ends. Output is bounded at `limit` + 1 bytes in
+    total (413), so a gzip bomb never inflates past the limit. Zero bytes after the last
+    member are padding (as gzip(1) reads them); anything else there is not gzip.
+    """
+    out = bytearray()
+    data = raw
+    while True:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while not decompressor.eof:
+                chunk = decompressor.decompress(data, limit + 1 - len(out))
+                data = decompressor.unconsumed_tail
+                out += chunk
+                if len(out) > limit:
+                    raise APIError(413, "Request Entity Too Large: the uncompressed body is "
+                                        f"over {limit} bytes", EVENTS_DOCS)
+                if not chunk and not data:
+                    break  # no input left and no output pending: the member has no end
+        except zlib.error as exc:
+            raise APIError(400, f"The request body is not valid gzip: {exc}",
+                           EVENTS_DOCS) from None
+        if not decompressor.eof:
+            raise APIError(400, "The request body is not valid gzip: the gzip body is "
+                                "truncated", EVENTS_DOCS)
+        data = decompressor.unused_data
+        if not data.strip(b"\0"):
+            return bytes(out)
+        if data[:2] != b"\x1f\x8b":
+            raise APIError(400, "The request body is not valid gzip: unexpected bytes after "
+                                "the last gzip member", EVENTS_DOCS)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
@@ -66,12 +89,12 @@ async def events(request: Request) -> Response:
         raise APIError(403, "The token you have provided doesn't have access to this "
                             f"resource: it lacks APPEND on Data Source '{ds.name}'", AUTH_DOCS)
     decision = state.limiter.check(f"events_{state.workspace.workspace_id}_{ds.name}",
-                                   EVENTS_RPS_PER_DATASOURCE)
+                                   state.limits.events_rps)
     raise_for_rate(decision)
     limit = state.limits.max_events_bytes
     raw = await _bounded_body(request, limit)
     if request.headers.get("content-encoding", "").lower() == "gzip" or raw[:2] == b"\x1f\x8b":
-        raw = _read_gzip(raw, limit)
+        raw = await run_in_threadpool(_read_gzip, raw, limit)
     wait = request.query_params.get("wait", "false").lower() == "true"
     successful, quarantined = await run_in_threadpool(_ingest, state, ds.name, raw)
     body = {"successful_rows": successful, "quarantined_rows": quarantined}
@@ -81,23 +104,32 @@ async def events(request: Request) -> Response:
 def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     """Check and write a body; (successful rows, quarantined rows).
 
-    A large body goes in chunks, and the next chunk is checked while the engine writes
-    the previous one: chDB releases the GIL while it writes, so the two overlap.
+    The body goes in pieces of about 1 MiB (`event_windows`), and the next piece is
+    checked while the engine writes the previous batch: chDB releases the GIL while it
+    writes, so the two overlap. At most one batch (5000 rows) waits for the writer, so the
+    Python objects of about two batches are alive at once, whatever the body holds. Lines
+    that cannot be events never become Python objects: the engine quarantines them from
+    the piece's bytes (`checked_batches`).
     """
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
-    lines = split_events(raw)
     import_id = str(uuid.uuid4())
+    successful = quarantined = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
-        pending = []
-        for start in range(0, len(lines), CHUNK_ROWS):
-            batch = CheckedBatch()
-            for line in lines[start:start + CHUNK_ROWS]:
-                checker.check_line(line, batch)
-            pending.append(writer.submit(state.engine.insert_batch, datasource, batch,
-                                         import_id))
-        results = [future.result() for future in pending]
-    return (sum(r.successful_rows for r in results), sum(r.quarantined_rows for r in results))
+        pending: Future[InsertResult] | None = None
+        for window in event_windows(raw):
+            for batch in checked_batches(checker, window):
+                if pending is not None:
+                    result = pending.result()
+                    successful, quarantined = (successful + result.successful_rows,
+                                               quarantined + result.quarantined_rows)
+                pending = writer.submit(state.engine.insert_batch, datasource, batch,
+                                        import_id)
+        if pending is not None:
+            result = pending.result()
+            successful, quarantined = (successful + result.successful_rows,
+                                       quarantined + result.quarantined_rows)
+    return successful, quarantined
 
 
 async def seed(request: Request) -> Response:

@@ -30,6 +30,8 @@ QUERY_TIMEOUT_SECONDS = 10
 QUARANTINE_SUFFIX = "_quarantine"
 NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 BACKFILLS_TABLE = "`_tb_local_backfills`"
+# Present in the data dir from the moment an Engine opens it until it closes cleanly.
+OPEN_MARKER = "engine-open"
 
 _ERROR_CODE = re.compile(
     r"Code: (\d+)\. DB::Exception: (.*?)(?:\s*\(([A-Z_]+)\))?(?:\s*\(version [^)]*\))?\s*$", re.S)
@@ -135,6 +137,16 @@ def quarantine_table_sql(ds: Datasource) -> str:
     )
 
 
+# ingest._REJECTED_LINE in the engine's regex dialect (re2): a line that is not blank and
+# whose first character after blanks is not `{`.
+REJECTED_LINE = "^[ \\t\\r]*[^{ \\t\\r]"
+
+
+def _rejected_names(ds: Datasource) -> tuple[str, str]:
+    return (quote_identifier(f"_tb_local_{ds.name}_rejected_lines"),
+            quote_identifier(f"_tb_local_{ds.name}_rejected_lines__mv"))
+
+
 def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
     """The SQL of one node with the nodes before it as CTEs, so a node can read them by name."""
     nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
@@ -168,6 +180,11 @@ class Engine:
             ) from None
         self._lock = _SharedExclusiveLock()
         self._closed = False
+        # Found at open: the last engine on this data dir never closed (kill -9, a crash,
+        # power loss), so a source may hold rows its materialized targets never got.
+        self._marker = self.data_dir / OPEN_MARKER
+        self.recovering = self._marker.exists()
+        self._marker.touch()
         # Tinybird stops endpoint queries after 10 s (408); bulk loads lift it per statement.
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
@@ -223,6 +240,7 @@ class Engine:
         for ds in project.datasources.values():
             self.execute(create_table_sql(ds))
             self.execute(quarantine_table_sql(ds))
+            self._ensure_rejected_lines(ds)
         self.execute(f"CREATE TABLE IF NOT EXISTS {BACKFILLS_TABLE} (view String, sql_hash String, "
                      "done DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY view")
         materialized = [p for p in project.pipes.values() if p.type == "materialized"]
@@ -232,6 +250,73 @@ class Engine:
         for pipe in materialized:
             self._ensure_materialized_view(pipe, sole_feeder=feeders[pipe.target_datasource or ""]
                                            == 1)
+        if self.recovering and materialized:
+            self._rebuild_materialized(materialized)
+        self.recovering = False
+
+    def _ensure_rejected_lines(self, ds: Datasource) -> None:
+        """A Null table whose view quarantines the lines that cannot be events.
+
+        A line whose first character (after blanks) is not `{` is not a JSON object, so
+        it is quarantined whole, and that needs no Python per line: the body's bytes go
+        in as TSV (line, import id) and this view keeps those lines, with the reason, in
+        one statement. It is the same test as `ingest._REJECTED_LINE`. Made again at
+        every start (nothing is stored in a Null table), so its SQL is always current.
+        """
+        lines, view = _rejected_names(ds)
+        first = quote_identifier(ds.columns[0].name)
+        self.execute(f"DROP VIEW IF EXISTS {view}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {lines} (line String, import_id String) "
+                     "ENGINE = Null")
+        self.execute(
+            f"CREATE MATERIALIZED VIEW {view} TO "
+            f"{quote_identifier(ds.name + QUARANTINE_SUFFIX)} AS\n"
+            f"SELECT leftUTF8(toValidUTF8(trim(BOTH ' \\t\\r' FROM line)), 65536) AS {first},\n"
+            "  ['__row__'] AS c__error_column,\n"
+            "  [if(isValidJSON(line), 'the event is not a JSON object', 'invalid JSON')] "
+            "AS c__error,\n"
+            "  import_id AS c__import_id, now() AS insertion_date\n"
+            f"FROM {lines} WHERE match(line, {quote_string(REJECTED_LINE)})")
+
+    def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
+        """After an unclean stop, make every materialized target agree with its sources.
+
+        Why it is needed: an INSERT into a source writes the source's part and then each
+        view's part into its target; every part is committed on its own (the engine has no
+        transaction across tables), so a kill -9 between the two leaves rows in the source
+        that the target never counted. Which inserts were cut short is not recorded
+        anywhere, and the totals cannot be compared with their source in general.
+
+        Why this is correct: the data dir holds a marker from the moment an engine opens
+        it until `close()` has finished, and a clean close waits for every insert (each
+        holds the exclusive lock), so no marker means every INSERT that started also
+        finished into every target. A marker found at open means anything may be cut
+        short, so every target is emptied and recomputed from its source, as the first
+        back-fill did: target = view(source as it is now on disk), so each row in the
+        source, and so each acknowledged row (an INSERT returns only once all its parts
+        are committed), is counted exactly once. The marker is removed only by a clean
+        close, so a crash during this rebuild is repaired again at the next start.
+
+        A target fed from another target (a chain) is refilled by the engine itself: the
+        views are in place, so inserting into the first target cascades down; only views
+        on a table that is not a target are run here, or the chain would count twice.
+        """
+        targets = {pipe.target_datasource or "" for pipe in materialized}
+        triggers: dict[str, str] = {}  # view -> the table whose inserts it follows
+        listing = json.loads(self.query(
+            "SELECT name, dependencies_table FROM system.tables "
+            "WHERE database = currentDatabase()", "JSON"))["data"]
+        for row in listing:
+            for view in row["dependencies_table"]:
+                triggers[view] = row["name"]
+        with self._lock.exclusive():
+            for target in sorted(targets):
+                self._run(f"TRUNCATE TABLE {quote_identifier(target)}", "CSV")
+            for pipe in materialized:
+                if triggers.get(f"{pipe.name}__mv") in targets:
+                    continue  # refilled by the cascade from its own source target
+                self._run(f"INSERT INTO {quote_identifier(pipe.target_datasource or '')}\n"
+                          f"{pipe_sql(pipe, {})}\n{NO_TIME_LIMIT}", "CSV")
 
     def _ensure_materialized_view(self, pipe: Pipe, sole_feeder: bool) -> None:
         """The view exists with the datafile's SQL and its target was back-filled once.
@@ -286,15 +371,28 @@ class Engine:
                             ["__row__"], [exc.message[:500]]))
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)
-        return InsertResult(inserted, len(quarantined), import_id)
+        if batch.rejected_count:
+            self._quarantine_lines(datasource, batch.rejected, import_id)
+        return InsertResult(inserted, len(quarantined) + batch.rejected_count, import_id)
+
+    def _quarantine_lines(self, ds: Datasource, window: bytes, import_id: str) -> None:
+        """Hand a piece of the body to the rejected-lines view, as TSV: escaped, one line
+        per row, the import id as the second column (all in C: no Python per line)."""
+        escaped = window.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+        suffix = b"\t" + import_id.encode() + b"\n"
+        payload = escaped.rstrip(b"\n").replace(b"\n", suffix) + suffix
+        lines, _ = _rejected_names(ds)
+        self._insert(f"INSERT INTO {lines} (line, import_id)", "TabSeparated", payload)
 
     def _insert_ndjson(self, table: str, payload: bytes) -> None:
+        self._insert(f"INSERT INTO {quote_identifier(table)}", "JSONEachRow", payload)
+
+    def _insert(self, statement: str, fmt: str, payload: bytes) -> None:
         with self._lock.exclusive():
             if self._closed:
                 raise EngineError("the engine is closed")
             try:
-                with self._conn.send_insert(f"INSERT INTO {quote_identifier(table)}",
-                                            "JSONEachRow") as inserter:
+                with self._conn.send_insert(statement, fmt) as inserter:
                     inserter.append(payload)
                     inserter.finish()
             except Exception as exc:
@@ -314,3 +412,7 @@ class Engine:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                # Every insert has finished (we hold the lock) and the engine has flushed;
+                # a repair still owed (apply_project failed first) stays owed.
+                if not self.recovering:
+                    self._marker.unlink(missing_ok=True)

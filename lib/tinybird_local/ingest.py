@@ -14,7 +14,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -45,6 +45,11 @@ class CheckedBatch:
     # and the engine the first, so the raw line could carry a value that was never checked.
     rows: list[bytes] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
+    # Lines that cannot be events (their first character is not `{`), left in the body's
+    # bytes for the engine to quarantine in one statement: `rejected` is the window they
+    # are in (object lines in it are skipped by the engine), `rejected_count` how many.
+    rejected: bytes = b""
+    rejected_count: int = 0
 
     def ndjson(self) -> bytes:
         return b"\n".join(self.rows) + b"\n" if self.rows else b""
@@ -260,7 +265,11 @@ def _pick(event: Any, keys: tuple[str, ...]) -> Any:
 def _as_text(value: Any) -> str | None:
     if value is _MISSING or value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)  # NaN, Infinity as sent; orjson would write null
+    return encode(value).decode()
 
 
 class RowChecker:
@@ -272,6 +281,13 @@ class RowChecker:
         for column in datasource.columns:
             converter, nullable = checker_for(column.type)
             self._columns.append((column, column.json_keys, converter, nullable))
+        # The same for every row, so made once: a body of rows that miss every column
+        # must not format a dozen messages per row.
+        self._null_error = {c.name: f"value null on column '{c.name}' is not Nullable"
+                            for c in datasource.columns}
+        self._missing_error = {
+            c.name: f"missing value for column '{c.name}' (no '{c.json_path or c.name}' in "
+                    "the event and no DEFAULT)" for c in datasource.columns}
         flat = all(column.json_keys == (column.name,) for column in datasource.columns)
         self._quick = _quick_check(datasource) if flat else None
         # orjson reads an integer over 64 bits as a float, silently losing digits, so a
@@ -282,17 +298,31 @@ class RowChecker:
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:
             event = self._loads(line)
-        except ValueError:  # orjson.JSONDecodeError is one
-            try:  # orjson refuses a few things json takes (NaN, Infinity)
-                event = json.loads(line)
-            except (ValueError, UnicodeDecodeError) as exc:
-                text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-                batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {exc}"))
+        except ValueError as exc:  # orjson.JSONDecodeError is one
+            event = self._loads_leniently(line, exc, batch)
+            if event is _MISSING:
                 return
         if self._quick is not None and type(event) is dict and self._quick(event):
             batch.rows.append(encode(event))
             return
         self.check_event(event, batch)
+
+    def _loads_leniently(self, line: bytes | str, error: Exception, batch: CheckedBatch) -> Any:
+        """json's reading of a line orjson refused; _MISSING, quarantined, if json refuses too.
+
+        orjson refuses a few things json takes (NaN, Infinity, lone surrogates in a \\u
+        escape), so only a line that may hold one pays for a second, slower parse: a body
+        of lines that are not JSON costs one failed orjson parse per line, not two.
+        """
+        raw = line.encode() if isinstance(line, str) else line
+        if b"NaN" in raw or b"Infinity" in raw or b"\\u" in raw:
+            try:
+                return json.loads(line)
+            except (ValueError, UnicodeDecodeError) as exc:
+                error = exc
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {error}"))
+        return _MISSING
 
     def check_event(self, event: Any, batch: CheckedBatch) -> None:
         if not isinstance(event, dict):
@@ -310,13 +340,10 @@ class RowChecker:
                     row[column.name] = None
                 elif column.default is None and value is None:
                     bad_columns.append(column.name)
-                    errors.append(f"value null on column '{column.name}' is not Nullable")
+                    errors.append(self._null_error[column.name])
                 elif column.default is None:
                     bad_columns.append(column.name)
-                    errors.append(
-                        f"missing value for column '{column.name}' "
-                        f"(no '{column.json_path or column.name}' in the event and no DEFAULT)"
-                    )
+                    errors.append(self._missing_error[column.name])
                 # With a DEFAULT the field is left out and the engine fills it in.
                 continue
             if converter is None:
@@ -345,22 +372,59 @@ class RowChecker:
         return QuarantinedRow(values, ["__row__"], [reason])
 
 
-def split_events(body: bytes) -> list[bytes]:
-    """NDJSON lines; a body that is one (possibly pretty-printed) JSON object is one event."""
+# A line the Python checks read: its first character (after blanks) is `{`. Any other
+# non-blank line cannot be an event; the engine quarantines those itself, with the same
+# test (engine.REJECTED_LINE), so neither side touches the other's lines.
+_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*)")
+_REJECTED_LINE = re.compile(rb"(?m)^[ \t\r]*[^{ \t\r\n]")
+WINDOW_BYTES = 1 << 20
+# Rows of one batch: bounds the Python objects of a piece of tiny lines (`{}` is 3 bytes).
+BATCH_ROWS = 5000
+
+
+def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
+    """The body as NDJSON in pieces of about `size` bytes, each cut after a newline.
+
+    A body that is one pretty-printed JSON object becomes one line; a JSON array, one
+    line per item. Pieces are cut as they are needed, so only one piece's rows exist as
+    Python objects at a time.
+    """
     stripped = body.strip()
-    if not stripped:
-        return []
     if stripped.startswith(b"{") and b"\n" in stripped:
         try:
             json.loads(stripped)
-            return [stripped]
+            # Inside valid JSON a raw newline can only be whitespace between tokens.
+            yield stripped.replace(b"\n", b" ").replace(b"\r", b" ")
+            return
         except ValueError:
             pass
-    if stripped.startswith(b"["):
+    elif stripped.startswith(b"["):
         try:
             events = json.loads(stripped)
-            if isinstance(events, list):
-                return [json.dumps(e).encode() for e in events]
         except ValueError:
-            pass
-    return [line for line in stripped.split(b"\n") if line.strip()]
+            events = None
+        if isinstance(events, list):
+            body = b"\n".join(json.dumps(e).encode() for e in events)
+    start = 0
+    while start < len(body):
+        end = body.find(b"\n", start + size)
+        end = len(body) if end < 0 else end
+        yield body[start:end]
+        start = end + 1
+
+
+def checked_batches(checker: RowChecker, window: bytes,
+                    rows: int = BATCH_ROWS) -> Iterator[CheckedBatch]:
+    """Check one piece of NDJSON, `rows` object lines per batch; the other lines are left
+    to the engine (on the first batch), so they never become Python objects."""
+    batch = CheckedBatch()
+    rejected = len(_REJECTED_LINE.findall(window))
+    if rejected:
+        batch.rejected, batch.rejected_count = window, rejected
+    for count, line in enumerate(_OBJECT_LINE.findall(window), 1):
+        checker.check_line(line, batch)
+        if count % rows == 0:
+            yield batch
+            batch = CheckedBatch()
+    if batch.rows or batch.quarantined or batch.rejected_count:
+        yield batch

@@ -15,18 +15,23 @@ from dataclasses import dataclass
 
 QUERY_TIMEOUT_ENV = "TB_LOCAL_QUERY_TIMEOUT"
 MAX_EVENTS_BYTES_ENV = "TB_LOCAL_MAX_EVENTS_BYTES"
+EVENTS_RPS_ENV = "TB_LOCAL_EVENTS_RPS"
 # Tinybird's: endpoint queries stop after 10 s (408); an Events API body is at most 10 MiB.
 DEFAULT_QUERY_TIMEOUT = 10.0
 DEFAULT_MAX_EVENTS_BYTES = 10 * 1024 * 1024
+# Tinybird's Events API: 1000 requests per second per Data Source, then 429.
+DEFAULT_EVENTS_RPS = 1000.0
 
 
 @dataclass(frozen=True)
 class Limits:
     """`query_timeout`: seconds a pipe or /v0/sql query may run before a 408.
-    `max_events_bytes`: the largest Events API body, before and after gunzip (413)."""
+    `max_events_bytes`: the largest Events API body, before and after gunzip (413).
+    `events_rps`: Events API requests per second per Data Source before a 429."""
 
     query_timeout: float = DEFAULT_QUERY_TIMEOUT
     max_events_bytes: int = DEFAULT_MAX_EVENTS_BYTES
+    events_rps: float = DEFAULT_EVENTS_RPS
 
     def __post_init__(self) -> None:
         if not self.query_timeout > 0:
@@ -35,10 +40,14 @@ class Limits:
         if not self.max_events_bytes > 0:
             raise ValueError(f"the Events API body limit must be more than 0 bytes, "
                              f"not {self.max_events_bytes}")
+        if not self.events_rps > 0:
+            raise ValueError(f"the Events API rate must be more than 0 requests per second, "
+                             f"not {self.events_rps:g}")
 
     @classmethod
     def resolve(cls, query_timeout: float | None = None, max_events_bytes: int | None = None,
-                environ: Mapping[str, str] | None = None) -> Limits:
+                environ: Mapping[str, str] | None = None,
+                events_rps: float | None = None) -> Limits:
         """Each limit from its argument, else its environment variable, else the default.
 
         A variable that is set but unreadable is a ValueError naming it, not a silent
@@ -53,7 +62,12 @@ class Limits:
             text = _setting(env, MAX_EVENTS_BYTES_ENV)
             max_events_bytes = DEFAULT_MAX_EVENTS_BYTES if text is None else int(_number(
                 MAX_EVENTS_BYTES_ENV, text, int))
-        return cls(query_timeout=query_timeout, max_events_bytes=max_events_bytes)
+        if events_rps is None:
+            text = _setting(env, EVENTS_RPS_ENV)
+            events_rps = DEFAULT_EVENTS_RPS if text is None else _number(
+                EVENTS_RPS_ENV, text, float)
+        return cls(query_timeout=query_timeout, max_events_bytes=max_events_bytes,
+                   events_rps=events_rps)
 
 
 def _setting(env: Mapping[str, str], name: str) -> str | None:

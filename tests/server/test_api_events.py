@@ -142,6 +142,39 @@ def test_gzip_body(server):
     assert server.count("events") == before + 20
 
 
+def test_gzip_with_two_members_keeps_the_rows_of_both(server):
+    before = server.count("events")
+    generator = BookingGenerator(seed=6)
+    body = (gzip.compress(ndjson(generator.bookings(7)))
+            + gzip.compress(ndjson(generator.bookings(5))))  # what `cat a.gz b.gz` makes
+    response = post_events(server, "events", body, headers={"Content-Encoding": "gzip"},
+                           wait="true")
+    assert response.json() == {"successful_rows": 12, "quarantined_rows": 0}
+    assert server.count("events") == before + 12
+
+
+def test_truncated_gzip_is_400_naming_it_and_writes_nothing(server):
+    before = server.count("events")
+    whole = gzip.compress(ndjson(BookingGenerator(seed=7).bookings(200)))
+    response = post_events(server, "events", whole[: len(whole) // 2],
+                           headers={"Content-Encoding": "gzip"}, wait="true")
+    assert response.status_code == 400
+    assert "gzip body is truncated" in response.json()["error"]
+    assert server.count("events") == before
+
+
+def test_corrupt_gzip_is_400_and_writes_nothing(server):
+    before, quarantined = server.count("events"), server.count("events_quarantine")
+    whole = bytearray(gzip.compress(ndjson(BookingGenerator(seed=8).bookings(200))))
+    whole[len(whole) // 2] ^= 0xFF  # a flipped byte mid-stream: bad data or a bad CRC
+    response = post_events(server, "events", bytes(whole),
+                           headers={"Content-Encoding": "gzip"}, wait="true")
+    assert response.status_code == 400
+    assert "not valid gzip" in response.json()["error"]
+    assert server.count("events") == before
+    assert server.count("events_quarantine") == quarantined
+
+
 def test_gzip_bomb_is_413_and_writes_nothing(server):
     before = server.count("events")
     bomb = gzip.compress(b" " * (64 * 1024 * 1024))
@@ -260,3 +293,62 @@ def test_large_body_in_chunks_keeps_every_row_and_one_import_id(server):
     ids = server.sql("SELECT DISTINCT c__import_id AS id FROM events_quarantine "
                      "WHERE age = 'bad'")["data"]
     assert len(ids) == 1
+
+
+def test_chunked_body_over_the_limit_is_413_and_writes_nothing(server_factory, tmp_path):
+    """No Content-Length to refuse up front: the limit holds while the body streams in."""
+    limited = server_factory(data_dir=tmp_path / "limited",
+                             env={"TB_LOCAL_MAX_EVENTS_BYTES": "100000"})
+    body = ndjson(BookingGenerator(seed=9).bookings(1000))
+    assert len(body) > 150_000
+
+    def chunks():  # a generator body: requests sends it with Transfer-Encoding: chunked
+        for start in range(0, 150_000, 10_000):
+            yield body[start:start + 10_000]
+
+    response = requests.post(f"{limited.url}/v0/events", params={"name": "events", "wait": "true"},
+                             data=chunks(), headers=limited.admin_headers(), timeout=30)
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 413
+    assert "over 100000 bytes" in response.json()["error"]
+    assert limited.count("events") == 0
+
+
+def test_events_over_the_datasource_rate_are_429_with_retry_after(server_factory, tmp_path):
+    limited = server_factory(data_dir=tmp_path / "limited", env={"TB_LOCAL_EVENTS_RPS": "2"})
+    body = ndjson(BookingGenerator(seed=10).bookings(1))
+    answers = [post_events(limited, "events", body, wait="true") for _ in range(6)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[:2] == [200, 200]  # a burst of 2 is allowed
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused, statuses
+    assert int(refused[0].headers["Retry-After"]) >= 1
+    assert refused[0].headers["X-RateLimit-Limit"] == "3"
+    # A refused request writes nothing: only the accepted ones' rows are there.
+    assert limited.count("events") == statuses.count(200)
+
+
+def test_a_body_of_invalid_lines_is_quarantined_with_reasons(server):
+    """Lines that are not objects are quarantined by the engine from the body's bytes,
+    object lines by the Python checks: both keep the line and a reason, one import id."""
+    before, quarantined_before = server.count("events"), server.count("events_quarantine")
+    good = BookingGenerator(seed=13).booking()
+    lines = [b"1", b"not json at all \\ with\ta tab", b"  [1, 2]", b'"text"', b"{broken",
+             json.dumps({**good, "age": "old"}).encode(), b"", b"   ", b"nope\r"]
+    body = b"\n".join(lines * 200) + b"\n" + json.dumps(good).encode() + b"\n"
+    response = post_events(server, "events", body, wait="true")
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 7 * 200}
+    assert server.count("events") == before + 1
+    assert server.count("events_quarantine") == quarantined_before + 7 * 200
+    rows = server.sql(
+        "SELECT age, c__error_column AS cols, c__error AS errors, c__import_id AS id, "
+        "count() AS n FROM events_quarantine GROUP BY age, cols, errors, id")["data"]
+    by_value = {r["age"]: r for r in rows if r["n"] == 200}
+    assert by_value["1"]["errors"] == ["the event is not a JSON object"]
+    assert by_value["[1, 2]"]["errors"] == ["the event is not a JSON object"]
+    assert by_value["not json at all \\ with\ta tab"]["errors"] == ["invalid JSON"]
+    assert by_value["nope"]["cols"] == ["__row__"]
+    assert by_value["{broken"]["errors"][0].startswith("invalid JSON: ")
+    assert "'old' on column 'age'" in by_value["old"]["errors"][0]
+    assert len({by_value[v]["id"] for v in ("1", "{broken", "old")}) == 1

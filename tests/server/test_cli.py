@@ -225,7 +225,7 @@ def help_entries(command: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("command, options", [
     ("serve", {"--project-dir", "--data-dir", "--host", "--port", "--query-timeout",
-               "--max-events-bytes"}),
+               "--max-events-bytes", "--events-rps"}),
     ("info", {"--project-dir", "--data-dir"}),
     ("seed", {"--project-dir", "--data-dir", "--rows", "--host", "--datasource", "--seed"}),
     ("jwt", {"--project-dir", "--data-dir", "--pipe", "--ttl", "--name", "--rps",

@@ -63,6 +63,68 @@ def test_kill_9_during_acknowledged_appends_loses_no_acknowledged_row(server_fac
     assert int(totals[0]["n"]) == sum(counts.values())
 
 
+SENDERS = 6
+
+
+def send_until_stopped(server, prefix: str, seed: int, stop: threading.Event,
+                       acknowledged: list[str]) -> None:
+    """Send tagged batches with wait=true until `stop`; note each acknowledged tag."""
+    generator = BookingGenerator(seed=seed)
+    session = requests.Session()
+    number = 0
+    while not stop.is_set():
+        number += 1
+        tag = f"{prefix}-b{number}"
+        body = to_ndjson({**b, "name": tag} for b in generator.bookings(BATCH))
+        try:
+            response = session.post(f"{server.url}/v0/events",
+                                    params={"name": "events", "wait": "true"},
+                                    data=body, headers=server.admin_headers(), timeout=30)
+        except requests.RequestException:
+            return  # the server is gone; unacknowledged batches may be lost
+        if response.status_code == 200 and response.json()["successful_rows"] == BATCH:
+            acknowledged.append(tag)
+
+
+def test_kill_9_during_concurrent_appends_leaves_views_agreeing_with_events(server_factory,
+                                                                              tmp_path):
+    """Several senders, kill -9 while inserts are in flight, restart: every acknowledged
+    row is in events, and the materialized totals count exactly the rows of events.
+
+    Without the repair at start-up this failed about two runs in three: the source's part
+    of an INSERT was committed and the view's part into the totals was not."""
+    for round_number in range(2):
+        server = server_factory(data_dir=tmp_path / "data")
+        acknowledged: list[str] = []
+        stop = threading.Event()
+        senders = [threading.Thread(target=send_until_stopped,
+                                    args=(server, f"r{round_number}-s{i}", i, stop, acknowledged))
+                   for i in range(SENDERS)]
+        for thread in senders:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 10 * (round_number + 1) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.stop(signal.SIGKILL)
+        stop.set()
+        for thread in senders:
+            thread.join(timeout=30)
+        assert len(acknowledged) >= 10, "the server acknowledged too few batches"
+
+        restarted = server_factory(data_dir=tmp_path / "data")
+        counts = {row["name"]: int(row["n"]) for row in restarted.sql(
+            "SELECT name, count() AS n FROM events GROUP BY name")["data"]}
+        assert [tag for tag in acknowledged if counts.get(tag) != BATCH] == []
+        totals = restarted.sql("SELECT sum(bookings) AS n FROM airline_bookings_totals")
+        assert int(totals["data"][0]["n"]) == restarted.count("events")
+        endpoint = requests.get(f"{restarted.url}/v0/pipes/top_airlines.json",
+                                params={"token": restarted.jwt()}, timeout=30).json()["data"]
+        by_airline = {row["airline"]: int(row["n"]) for row in restarted.sql(
+            "SELECT airline, count() AS n FROM events GROUP BY airline")["data"]}
+        assert {row["airline"]: row["bookings"] for row in endpoint} == by_airline
+        restarted.stop(signal.SIGKILL)  # the next round starts from a killed server too
+
+
 @pytest.fixture
 def silent_server():
     """A socket that accepts connections and never answers."""
