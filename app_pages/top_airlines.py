@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import streamlit as st
 
 from lib.ui import charts, panels, view_state
@@ -21,17 +23,28 @@ if connection.is_local_demo:
     )
 view = restore_view("dashboard", view_state.DASHBOARD_KEYS, settings)
 with st.sidebar:
+    st.selectbox("Bookings made", list(view_state.WINDOWS), key=view_state.WIDGET_WINDOW,
+                 format_func=lambda name: view_state.WINDOWS[name][0],
+                 help="UTC. Kept in the page's link as `window`, or `date_from`/`date_to`.")
+    if st.session_state.get(view_state.WIDGET_WINDOW) == "custom":
+        st.date_input("Days (UTC)", min_value=view_state.DATE_RANGE[0],
+                      max_value=view_state.DATE_RANGE[1], key=view_state.WIDGET_RANGE)
+    st.selectbox("Meal", [view_state.ALL_MEALS, *view_state.MEALS], key=view_state.WIDGET_MEAL,
+                 help="Kept in the page's link as `meal_choice`.")
     st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0, format="%g",
                     key=view_state.WIDGET_REFRESH, help="Kept in the page's link as `refresh`.")
+    st.caption("This view is in the page's link: copy the address to share it.")
 view = widget_view(view, view_state.DASHBOARD_KEYS)
 keep_view("dashboard", view_state.DASHBOARD_KEYS, view)
 session = viewer_session(connection, settings).dashboard
+st.subheader(view.filter_label())
 
 
 @st.fragment(run_every=view.refresh_seconds)
 def live_chart() -> None:
     """One poll of the endpoint; Streamlit reruns only this part every refresh interval."""
-    outcome = session.poll(view.refresh_seconds)
+    outcome = session.poll(view.refresh_seconds, view.filter_key(),
+                           lambda: view.pipe_params(dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     if outcome.error is not None:
         panels.error_panel(outcome.error, "Could not refresh the chart", outcome.stale_seconds)
     if outcome.result is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from lib.client.errors import TinybirdError
@@ -56,6 +57,8 @@ class DashboardSession:
     last_good: PipeResult | None = None
     polls: int = field(default=0)
     columns: tuple[str, ...] = CHART_COLUMNS
+    # What tells this viewer's view apart (window, meal): part of the shared-fetch key.
+    filters: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, host: str, workspace_id: str, signing_token: str, settings: Settings,
@@ -74,7 +77,7 @@ class DashboardSession:
     @property
     def key(self) -> tuple[object, ...]:
         """This dashboard's view in the shared cache: the same for every viewer of it."""
-        return view_key(connection=self.connection, pipe=self.pipe, params=None,
+        return view_key(connection=self.connection, pipe=self.pipe, params=self.filters,
                         scope=self.tokens.scope)
 
     @property
@@ -82,15 +85,22 @@ class DashboardSession:
         """The view's recent good fetches (shared by its viewers), oldest first."""
         return self.fetches.view(self.key).latency_history
 
-    def poll(self, interval_seconds: float = 0.0) -> PollOutcome:
+    def poll(self, interval_seconds: float = 0.0, filters: Mapping[str, str] | None = None,
+             params: Callable[[], Mapping[str, str]] | None = None) -> PollOutcome:
         """The view's answer at most a share of `interval_seconds` old; never raises.
 
-        No traceback can reach the page: a failure is a typed error for the panel.
+        `filters` names the view (say `window=1h`) for sharing; `params()` gives the
+        endpoint's parameters when a fetch is due, so "the last hour" is the hour before
+        that fetch. No traceback can reach the page: a failure is a typed error.
         """
         self.polls += 1
+        if filters is not None and dict(filters) != dict(self.filters):
+            self.filters = dict(filters)
+            self.last_good = None  # another view's rows must not stand in for this one's
         key = self.key
         try:
-            outcome = self.fetches.fetch(key, interval_seconds, self._fetch)
+            outcome = self.fetches.fetch(key, interval_seconds,
+                                         lambda: self._fetch(dict(params() if params else {})))
         except Exception as exc:  # a bug of ours: say so on the page, log the kind only
             log.error("poll of %s failed: %s", self.pipe, type(exc).__name__)
             return PollOutcome(self.last_good, TinybirdError(
@@ -102,8 +112,8 @@ class DashboardSession:
         self.last_good = outcome.result
         return PollOutcome(outcome.result, None)
 
-    def _fetch(self) -> PipeResult:
+    def _fetch(self, params: dict[str, str]) -> PipeResult:
         """The one request, with this viewer's JWT; rows checked before anyone sees them."""
-        result = self.client.fetch(self.pipe)
+        result = self.client.fetch(self.pipe, params or None)
         result.check_columns(self.columns)
         return result

@@ -13,6 +13,7 @@ VIEWER = "viewer"
 # Widgets that hold a part of a page's view (`view_state` reads and writes them).
 WIDGET_TENANT, WIDGET_DATES, WIDGET_TOP, WIDGET_REFRESH = (
     "view_tenant", "view_dates", "view_top", "view_refresh")
+WIDGET_WINDOW, WIDGET_RANGE, WIDGET_MEAL = "view_window", "view_range", "view_meal"
 
 # Widgets of one page each.
 PEEK_AT = "peek_at"  # tenant view: the airline the peek asks for

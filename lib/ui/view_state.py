@@ -1,7 +1,9 @@
-"""What a shared link says about the view: tenant, date range, top N and refresh interval.
+"""What a shared link says about the view: tenant, dates, top N, refresh, window and meal.
 
 The view lives in the page's URL query (`?tenant=Fizz&from=2025-01-01&to=2025-01-31&top=5
-&refresh=10`) so that a link reopens the same view. A link is text anyone can edit, so
+&refresh=10` on the tenant view, `?window=1h&meal_choice=vegan` or `?date_from=...&date_to=...`
+on the dashboard, under the `top_airlines` endpoint's own parameter names) so that a link
+reopens the same view. A link is text anyone can edit, so
 every value is checked here: a bad one falls back to its default and becomes a
 `LinkProblem` the page shows, naming the parameter. Nothing here imports Streamlit.
 """
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lib.bookings.distributions import AIRLINES
+from lib.bookings.distributions import AIRLINES, MEAL_CHOICES
 
 from . import keys
 
@@ -30,15 +32,32 @@ DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2149, 6, 6))
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SHOWN_CHARS = 40
 
+MEALS: tuple[str, ...] = tuple(MEAL_CHOICES)
+# The dashboard's time windows: the link's `window` value, its label, how far back.
+WINDOWS: dict[str, tuple[str, dt.timedelta | None]] = {
+    "15m": ("Last 15 minutes", dt.timedelta(minutes=15)),
+    "1h": ("Last hour", dt.timedelta(hours=1)),
+    "24h": ("Last 24 hours", dt.timedelta(hours=24)),
+    "7d": ("Last 7 days", dt.timedelta(days=7)),
+    "all": ("All time", None),
+    "custom": ("Custom range", None),
+}
+DEFAULT_WINDOW = "all"
+PIPE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
 # URL parameter names.
 TENANT, DATE_FROM, DATE_TO, TOP, REFRESH = "tenant", "from", "to", "top", "refresh"
-ALL_KEYS = (TENANT, DATE_FROM, DATE_TO, TOP, REFRESH)
-DASHBOARD_KEYS = (REFRESH,)
-TENANT_KEYS = ALL_KEYS
+# The dashboard's filters: `window`, and the endpoint's own parameter names for the rest.
+WINDOW, RANGE_FROM, RANGE_TO, MEAL = "window", "date_from", "date_to", "meal_choice"
+TENANT_KEYS = (TENANT, DATE_FROM, DATE_TO, TOP, REFRESH)
+DASHBOARD_KEYS = (REFRESH, WINDOW, RANGE_FROM, RANGE_TO, MEAL)
+ALL_KEYS = (*TENANT_KEYS, WINDOW, RANGE_FROM, RANGE_TO, MEAL)
 
 # Session-state keys of the widgets that show (and change) each part of the view.
 WIDGET_TENANT, WIDGET_DATES, WIDGET_TOP, WIDGET_REFRESH = (
     keys.WIDGET_TENANT, keys.WIDGET_DATES, keys.WIDGET_TOP, keys.WIDGET_REFRESH)
+WIDGET_WINDOW, WIDGET_RANGE, WIDGET_MEAL = keys.WIDGET_WINDOW, keys.WIDGET_RANGE, keys.WIDGET_MEAL
+ALL_MEALS = "All meals"  # the meal widget's choice for "no meal filter"
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,42 @@ class ViewState:
     date_to: dt.date
     top: int
     refresh_seconds: float
+    # The dashboard's filters: a window name; for "custom", its UTC bounds (to excluded).
+    window: str = DEFAULT_WINDOW
+    range_from: dt.datetime | None = None
+    range_to: dt.datetime | None = None
+    meal: str | None = None
+
+    def filter_key(self) -> dict[str, str]:
+        """What tells one dashboard view from another (not the moment it is read)."""
+        key = {WINDOW: self.window}
+        if self.window == "custom" and self.range_from and self.range_to:
+            key.update({RANGE_FROM: self.range_from.strftime(PIPE_TIME_FORMAT),
+                        RANGE_TO: self.range_to.strftime(PIPE_TIME_FORMAT)})
+        if self.meal:
+            key[MEAL] = self.meal
+        return key
+
+    def pipe_params(self, now: dt.datetime) -> dict[str, str]:
+        """The `top_airlines` parameters for this view at `now` (UTC, naive)."""
+        params: dict[str, str] = {}
+        back = WINDOWS.get(self.window, ("", None))[1]
+        if back is not None:
+            params[RANGE_FROM] = (now - back).strftime(PIPE_TIME_FORMAT)
+        elif self.window == "custom" and self.range_from and self.range_to:
+            params[RANGE_FROM] = self.range_from.strftime(PIPE_TIME_FORMAT)
+            params[RANGE_TO] = self.range_to.strftime(PIPE_TIME_FORMAT)
+        if self.meal:
+            params[MEAL] = self.meal
+        return params
+
+    def filter_label(self) -> str:
+        """`Last hour · vegan`, for the page's subheader."""
+        if self.window == "custom" and self.range_from and self.range_to:
+            when = (f"{self.range_from:%b %d %H:%M} – {self.range_to:%b %d %H:%M} UTC")
+        else:
+            when = WINDOWS.get(self.window, WINDOWS[DEFAULT_WINDOW])[0]
+        return f"{when} · {self.meal or 'all meals'}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +150,18 @@ def _date(text: str) -> dt.date | None:
     except ValueError:
         return None
     return day if DATE_RANGE[0] <= day <= DATE_RANGE[1] else None
+
+
+def _moment(text: str) -> dt.datetime | None:
+    """A UTC time as the endpoint takes it (`2025-06-01 12:00:00`, or ISO with T or Z)."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    moment = moment.replace(microsecond=0)
+    return moment if dt.datetime(1970, 1, 1) <= moment < dt.datetime(2106, 1, 1) else None
 
 
 def _int(text: str) -> int | None:
@@ -166,6 +233,51 @@ def parse_view(query: Mapping[str, Any], keys: Iterable[str], *, today: dt.date,
                 REFRESH, text, f"is not a number of seconds in "
                 f"{REFRESH_RANGE[0]:g}..{REFRESH_RANGE[1]:g}",
                 f"`{default_refresh:g}` (the setting)"))
+    view, filter_problems = _parse_filters(view, given)
+    return view, problems + filter_problems
+
+
+def _parse_filters(view: ViewState, given: Any) -> tuple[ViewState, list[LinkProblem]]:
+    """The dashboard's window and meal from the link: `window`, or `date_from`/`date_to`."""
+    problems: list[LinkProblem] = []
+    window = given(WINDOW)
+    if window is not None and window not in WINDOWS:
+        problems.append(LinkProblem(WINDOW, window, f"is not one of {', '.join(WINDOWS)}",
+                                    "all time"))
+        window = None
+    bounds = {}
+    for key in (RANGE_FROM, RANGE_TO):
+        if (text := given(key)) is None:
+            continue
+        moment = _moment(text)
+        if moment is None:
+            problems.append(LinkProblem(key, text, "is not a UTC time (YYYY-MM-DD HH:MM:SS)",
+                                        "all time"))
+        else:
+            bounds[key] = moment
+    if window in (None, "custom") and bounds:
+        start, end = bounds.get(RANGE_FROM), bounds.get(RANGE_TO)
+        if start is None or end is None:
+            missing = RANGE_TO if start is not None else RANGE_FROM
+            if given(missing) is None:  # a bad value was reported above already
+                problems.append(LinkProblem(missing, "", "is missing from the custom range",
+                                            "all time"))
+        elif start >= end:
+            problems.append(LinkProblem(RANGE_TO, bounds[RANGE_TO].strftime(PIPE_TIME_FORMAT),
+                                        f"is not after {RANGE_FROM}", "all time"))
+        else:
+            view = replace(view, window="custom", range_from=start, range_to=end)
+    elif window == "custom" and not problems:
+        problems.append(LinkProblem(WINDOW, window, f"needs {RANGE_FROM} and {RANGE_TO}",
+                                    "all time"))
+    elif window is not None and window != "custom":
+        view = replace(view, window=window)
+    if (text := given(MEAL)) is not None:
+        if text in MEALS:
+            view = replace(view, meal=text)
+        else:
+            problems.append(LinkProblem(MEAL, text, f"is not one of {', '.join(MEALS)}",
+                                        "all meals"))
     return view, problems
 
 
@@ -174,7 +286,12 @@ def to_query(view: ViewState, keys: Iterable[str]) -> dict[str, str]:
     values = {TENANT: view.tenant, DATE_FROM: view.date_from.isoformat(),
               DATE_TO: view.date_to.isoformat(), TOP: str(view.top),
               REFRESH: f"{view.refresh_seconds:g}"}
-    return {key: values[key] for key in ALL_KEYS if key in set(keys)}
+    # The filters appear only when they narrow the view: "all time, all meals" is no filter.
+    if view.window != DEFAULT_WINDOW:
+        values.update(view.filter_key())
+    elif view.meal:
+        values[MEAL] = view.meal
+    return {key: values[key] for key in ALL_KEYS if key in set(keys) and key in values}
 
 
 def widget_values(view: ViewState, keys: Iterable[str]) -> dict[str, Any]:
@@ -189,7 +306,18 @@ def widget_values(view: ViewState, keys: Iterable[str]) -> dict[str, Any]:
         values[WIDGET_TOP] = view.top
     if REFRESH in keys:
         values[WIDGET_REFRESH] = float(view.refresh_seconds)
+    if WINDOW in keys:
+        values[WIDGET_WINDOW] = view.window
+        if view.range_from and view.range_to:
+            values[WIDGET_RANGE] = _range_days(view.range_from, view.range_to)
+    if MEAL in keys:
+        values[WIDGET_MEAL] = view.meal or ALL_MEALS
     return values
+
+
+def _range_days(start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The days a custom range touches, as the date picker shows them (end excluded)."""
+    return start.date(), (end - dt.timedelta(microseconds=1)).date()
 
 
 def view_from_widgets(values: Mapping[str, Any], current: ViewState) -> ViewState:
@@ -212,4 +340,25 @@ def view_from_widgets(values: Mapping[str, Any], current: ViewState) -> ViewStat
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(
             seconds) and REFRESH_RANGE[0] <= seconds <= REFRESH_RANGE[1]:
         view = replace(view, refresh_seconds=float(seconds))
+    window = values.get(WIDGET_WINDOW)
+    if window in WINDOWS:
+        view = replace(view, window=window)
+    days = values.get(WIDGET_RANGE)
+    if view.window == "custom" and isinstance(days, (list, tuple)) and len(days) == 2 and all(
+            isinstance(d, dt.date) for d in days) and days[0] <= days[1]:
+        shown = (_range_days(view.range_from, view.range_to)
+                 if view.range_from and view.range_to else None)
+        if tuple(days) != shown:  # picked anew: whole UTC days; else the link's exact times
+            start = dt.datetime.combine(days[0], dt.time())
+            view = replace(view, range_from=start,
+                           range_to=dt.datetime.combine(days[1], dt.time()) + dt.timedelta(days=1))
+    if view.window == "custom" and not (view.range_from and view.range_to):
+        today = dt.datetime.combine(utc_today(), dt.time())
+        view = replace(view, range_from=today - dt.timedelta(days=DEFAULT_DAYS - 1),
+                       range_to=today + dt.timedelta(days=1))
+    meal = values.get(WIDGET_MEAL)
+    if meal == ALL_MEALS:
+        view = replace(view, meal=None)
+    elif meal in MEALS:
+        view = replace(view, meal=meal)
     return view

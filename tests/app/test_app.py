@@ -9,6 +9,7 @@ from what the test sets: .env files are read from an empty TINYBIRD_ENV_DIR, and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import signal
 import time
@@ -104,7 +105,8 @@ def test_viewers_of_one_link_share_one_request_per_interval(monkeypatch, server,
         at.run()
         assert_no_error(at)
     assert [s.client.requests_sent for s in sessions] == [1, 0, 0, 0, 1]
-    assert sessions[4].tokens.current.token != sessions[0].tokens.current.token
+    # The second fetch went out on the fifth viewer's own JWT source, minted for it.
+    assert [s.tokens.mint_count for s in sessions] == [1, 0, 0, 0, 1]
 
 
 def test_the_jwt_lifetime_setting_reaches_the_minted_jwts_exp(monkeypatch, server):
@@ -348,3 +350,77 @@ def test_a_malformed_secrets_file_is_reported_not_ignored(monkeypatch):
     with pytest.raises(SettingsError) as caught:
         page.secrets()
     assert "secrets.toml" in caught.value.setting
+
+
+# -- the link's window and meal ----------------------------------------------------------------
+
+
+def filtered_count(server, **where) -> dict[str, int]:
+    clauses = ["1"] + [f"{sql} '{value}'" for sql, value in where.items()]
+    rows = server.sql("SELECT airline, count() AS bookings FROM events WHERE "
+                      + " AND ".join(clauses) + " GROUP BY airline")["data"]
+    return {row["airline"]: int(row["bookings"]) for row in rows}
+
+
+def test_a_link_with_a_range_and_a_meal_charts_exactly_those_bookings(monkeypatch, server):
+    point_at(monkeypatch, server)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    start, end = now - dt.timedelta(days=9, minutes=7), now - dt.timedelta(days=2, seconds=5)
+    at = app()
+    at.query_params.update(date_from=str(start), date_to=str(end), meal_choice="vegan")
+    at.run()
+    assert_no_error(at)
+    _, rows = chart_rows(at)
+    expected = filtered_count(server, **{"timestamp >=": str(start), "timestamp <": str(end),
+                                         "meal_choice =": "vegan"})
+    assert {r["airline"]: r["bookings"] for r in rows} == expected and expected
+    assert at.selectbox(key="view_window").value == "custom"
+    assert at.selectbox(key="view_meal").value == "vegan"
+    assert "vegan" in at.subheader[0].value
+    assert at.query_params["meal_choice"] == ["vegan"] or at.query_params["meal_choice"] == "vegan"
+
+
+def test_choosing_a_window_and_meal_goes_into_the_link_and_narrows_the_chart(monkeypatch, server):
+    point_at(monkeypatch, server)
+    at = app().run()
+    _, everything = chart_rows(at)
+    at.selectbox(key="view_window").set_value("7d")
+    at.selectbox(key="view_meal").set_value("kosher").run()
+    assert_no_error(at)
+    assert dict(at.query_params) in ({"refresh": "5", "window": "7d", "meal_choice": "kosher"},
+                                     {"refresh": ["5"], "window": ["7d"],
+                                      "meal_choice": ["kosher"]})
+    assert at.subheader[0].value == "Last 7 days · kosher"
+    _, narrowed = chart_rows(at)
+    total = sum(r["bookings"] for r in narrowed)
+    assert 0 < total < sum(r["bookings"] for r in everything)
+    week_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
+    # Bookings only ever arrive here, so the fetch's week holds at least the week counted now.
+    assert total <= sum(filtered_count(server, **{"timestamp >=": str(week_ago - dt.timedelta(
+        minutes=1)), "meal_choice =": "kosher"}).values())
+
+
+@pytest.mark.parametrize(("query", "param"), [({"window": "fortnight"}, "window"),
+                                              ({"meal_choice": "caviar"}, "meal_choice")])
+def test_a_bad_filter_in_the_link_is_a_readable_note_and_the_default_view(monkeypatch, server,
+                                                                          query, param):
+    point_at(monkeypatch, server)
+    at = app()
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1 and f"`{param}`" in at.warning[0].value
+    _, rows = chart_rows(at)
+    assert {r["airline"]: r["bookings"] for r in rows} == expected_bookings(server)
+
+
+def test_viewers_of_different_filters_never_share_an_answer(monkeypatch, server, fetch_clock):
+    point_at(monkeypatch, server)
+    vegan, vegan_too, kosher = app(), app(), app()
+    for at, meal in ((vegan, "vegan"), (vegan_too, "vegan"), (kosher, "kosher")):
+        at.query_params["meal_choice"] = meal
+        at.run()
+        assert_no_error(at)
+    sessions = [at.session_state[keys.VIEWER].dashboard for at in (vegan, vegan_too, kosher)]
+    assert [s.client.requests_sent for s in sessions] == [1, 0, 1]
+    assert chart_rows(vegan)[1] == chart_rows(vegan_too)[1] != chart_rows(kosher)[1]

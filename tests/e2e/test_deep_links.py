@@ -41,6 +41,9 @@ def browser():
 
 @pytest.mark.parametrize(("link", "title", "shows"), [
     ("?refresh=7", "Top airlines by bookings", "refreshed every 7 s"),
+    ("?window=24h&meal_choice=vegan", "Top airlines by bookings", "Last 24 hours · vegan"),
+    ("?date_from=2026-01-01+00%3A00%3A00&date_to=2026-01-02+00%3A00%3A00",
+     "Top airlines by bookings", "Jan 01 00:00 – Jan 02 00:00 UTC · all meals"),
     ("Tenant_view?tenant=Fizz&top=3", "Tenant view", "Fizz ·"),
     ("Token_inspector", "Token inspector", "Time left"),
     ("Endpoint_explorer", "Endpoint explorer", "Call the endpoint"),

@@ -154,7 +154,58 @@ def test_widgets_show_the_view_and_give_it_back():
                                                            dt.date(2025, 1, 9)),
                       "view_top": 7, "view_refresh": 12.0}
     assert view_from_widgets(values, default_view(TODAY, SETTING)) == view
-    assert widget_values(view, DASHBOARD_KEYS) == {"view_refresh": 12.0}
+    assert widget_values(view, DASHBOARD_KEYS) == {"view_refresh": 12.0, "view_window": "all",
+                                                   "view_meal": "All meals"}
+
+
+# -- the dashboard's window and meal ------------------------------------------------------------
+
+NOW = dt.datetime(2026, 11, 25, 15, 30, 0)
+
+
+def test_a_relative_window_is_named_in_the_link_and_measured_at_each_fetch():
+    view, problems = parse({"window": "1h", "meal_choice": "vegan"}, DASHBOARD_KEYS)
+    assert problems == []
+    assert to_query(view, DASHBOARD_KEYS) == {"refresh": "5", "window": "1h",
+                                              "meal_choice": "vegan"}
+    assert view.filter_key() == {"window": "1h", "meal_choice": "vegan"}
+    assert view.pipe_params(NOW) == {"date_from": "2026-11-25 14:30:00", "meal_choice": "vegan"}
+    later = NOW + dt.timedelta(minutes=10)
+    assert view.pipe_params(later)["date_from"] == "2026-11-25 14:40:00"
+    assert view.filter_label() == "Last hour · vegan"
+
+
+def test_a_custom_range_travels_under_the_endpoints_parameter_names():
+    view, problems = parse({"date_from": "2026-11-01T06:00:00Z", "date_to": "2026-11-02 06:30:00"},
+                           DASHBOARD_KEYS)
+    assert problems == []
+    assert view.window == "custom"
+    assert view.pipe_params(NOW) == {"date_from": "2026-11-01 06:00:00",
+                                     "date_to": "2026-11-02 06:30:00"}
+    assert parse(to_query(view, DASHBOARD_KEYS), DASHBOARD_KEYS) == (view, [])
+    # The date picker shows the days; left alone, the link's exact times stay.
+    assert view_from_widgets(widget_values(view, DASHBOARD_KEYS), view) == view
+
+
+def test_all_time_and_all_meals_is_no_filter():
+    view, _ = parse({}, DASHBOARD_KEYS)
+    assert view.pipe_params(NOW) == {}
+    assert to_query(view, DASHBOARD_KEYS) == {"refresh": "5"}
+
+
+@pytest.mark.parametrize(("query", "param"), [
+    ({"window": "2h"}, "window"),
+    ({"meal_choice": "caviar"}, "meal_choice"),
+    ({"date_from": "yesterday", "date_to": "2026-11-02 00:00:00"}, "date_from"),
+    ({"date_from": "2026-11-03 00:00:00", "date_to": "2026-11-02 00:00:00"}, "date_to"),
+    ({"date_from": "2026-11-03 00:00:00"}, "date_to"),
+    ({"window": "custom"}, "window"),
+])
+def test_a_bad_filter_in_the_link_names_its_parameter_and_shows_all_time(query, param):
+    view, problems = parse(query, DASHBOARD_KEYS)
+    assert [p.param for p in problems] == [param]
+    assert view.pipe_params(NOW) == {}
+    assert f"`{param}`" in problems[0].message
 
 
 def test_a_date_range_half_picked_keeps_the_shown_range():
