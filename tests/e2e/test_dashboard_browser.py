@@ -14,8 +14,6 @@ import pytest
 
 from lib.tinybird_local.workspace import load_workspace
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REFRESH_SECONDS,
     SKIP_WITHOUT_CHROMIUM,
     clean_env,
@@ -43,9 +41,8 @@ def dashboard(tmp_path):
         yield url, data_dir, log_path
 
 
-def test_dashboard_in_chromium_updates_and_never_sees_the_signing_token(dashboard, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_dashboard_in_chromium_updates_and_never_sees_the_signing_token(dashboard, browser,
+                                                                        tmp_path):
     url, data_dir, log_path = dashboard
     frames: list[bytes] = []
 
@@ -55,37 +52,33 @@ def test_dashboard_in_chromium_updates_and_never_sees_the_signing_token(dashboar
 
         ws.on("framereceived", keep)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("websocket", on_websocket)
-            page.goto(url)
-            # The first run starts and seeds the embedded Tinybird Local.
-            page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=START_TIMEOUT_MS)
-            page.wait_for_function(f"({LATENCY_JS})() !== null", timeout=10_000)
-            assert page.get_by_text("Top airlines by bookings").first.is_visible()
-            assert page.get_by_text("Ranked from highest to lowest").is_visible()
-            assert page.get_by_text("local demo data").is_visible()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("websocket", on_websocket)
+    page.goto(url)
+    # The first run starts and seeds the embedded Tinybird Local.
+    page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=START_TIMEOUT_MS)
+    page.wait_for_function(f"({LATENCY_JS})() !== null", timeout=10_000)
+    assert page.get_by_text("Top airlines by bookings").first.is_visible()
+    assert page.get_by_text("Ranked from highest to lowest").is_visible()
+    assert page.get_by_text("local demo data").is_visible()
 
-            first = page.evaluate(LATENCY_JS)
-            assert re.match(r"^Latency: \d+(\.\d+)? ms \(", first), first
-            # The fragment polls every REFRESH_SECONDS on its own: within two intervals
-            # (plus a little for the browser to draw) the line must have changed.
-            page.wait_for_function(f"(prev) => {{ const now = ({LATENCY_JS})(); "
-                                   "return now !== null && now !== prev; }",
-                                   arg=first, timeout=2 * REFRESH_SECONDS * 1000 + 1500)
-            second = page.evaluate(LATENCY_JS)
-            assert second != first and second.startswith("Latency:")
+    first = page.evaluate(LATENCY_JS)
+    assert re.match(r"^Latency: \d+(\.\d+)? ms \(", first), first
+    # The fragment polls every REFRESH_SECONDS on its own: within two intervals
+    # (plus a little for the browser to draw) the line must have changed.
+    page.wait_for_function(f"(prev) => {{ const now = ({LATENCY_JS})(); "
+                           "return now !== null && now !== prev; }",
+                           arg=first, timeout=2 * REFRESH_SECONDS * 1000 + 1500)
+    second = page.evaluate(LATENCY_JS)
+    assert second != first and second.startswith("Latency:")
 
-            assert page.locator('[data-testid="stException"]').count() == 0
-            assert page.locator('[data-testid="stAlert"]').filter(
-                has_text="Could not refresh").count() == 0
-            screenshot = tmp_path / "dashboard.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            html = page.content()
-        finally:
-            browser.close()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlert"]').filter(
+        has_text="Could not refresh").count() == 0
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    html = page.content()
+    page.close()
 
     assert screenshot.stat().st_size > 10_000
 

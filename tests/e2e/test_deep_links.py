@@ -13,8 +13,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SKIP_WITHOUT_CHROMIUM,
     clean_env,
     running_streamlit,
@@ -27,16 +25,6 @@ MENU = ["Top airlines by bookings", "Tenant view", "Token inspector", "Endpoint 
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.mark.parametrize(("link", "title", "shows"), [

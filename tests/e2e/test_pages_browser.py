@@ -14,8 +14,6 @@ import pytest
 
 from lib.tinybird_local.workspace import load_workspace
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SKIP_WITHOUT_CHROMIUM,
     clean_env,
     running_streamlit,
@@ -43,16 +41,6 @@ def app(tmp_path_factory):
         yield url, data_dir, log_path
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def wait_for_charts(page, count: int, timeout: int = STEP_TIMEOUT_MS) -> None:

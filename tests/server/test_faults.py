@@ -25,25 +25,8 @@ def test_kill_9_during_acknowledged_appends_loses_no_acknowledged_row(server_fac
     server = server_factory(data_dir=tmp_path / "data")
     acknowledged: list[str] = []
     stop = threading.Event()
-    generator = BookingGenerator(seed=5)
-    session = requests.Session()
-
-    def send_batches() -> None:
-        number = 0
-        while not stop.is_set():
-            number += 1
-            tag = f"batch-{number}"
-            body = to_ndjson({**b, "name": tag} for b in generator.bookings(BATCH))
-            try:
-                response = session.post(f"{server.url}/v0/events",
-                                        params={"name": "events", "wait": "true"},
-                                        data=body, headers=server.admin_headers(), timeout=30)
-            except requests.RequestException:
-                return  # the server is gone; unacknowledged batches may be lost
-            if response.status_code == 200 and response.json()["successful_rows"] == BATCH:
-                acknowledged.append(tag)
-
-    sender = threading.Thread(target=send_batches)
+    sender = threading.Thread(target=send_until_stopped,
+                              args=(server, "batch", 5, stop, acknowledged))
     sender.start()
     deadline = time.monotonic() + 60
     while len(acknowledged) < 20 and time.monotonic() < deadline and sender.is_alive():
