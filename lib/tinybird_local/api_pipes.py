@@ -7,18 +7,20 @@ pipe name (400), format (400), existence (404, even for a JWT scoped elsewhere),
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
-from .datafiles import IDENTIFIER
+from .datafiles import IDENTIFIER, Pipe
 from .engine import pipe_sql
 from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, no_access
 from .sql_template import TemplateError, declared_params
-from .state import grant_for, json_response, require_admin, run_query, state_of
+from .state import LocalState, grant_for, json_response, require_admin, run_query, state_of
 
 FORMATS = {"json": "JSON", "csv": "CSVWithNames", "ndjson": "JSONEachRow", "parquet": "Parquet"}
 CONTENT_TYPES = {
@@ -98,22 +100,67 @@ async def pipe_data(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPES[fmt], headers=headers)
 
 
+def _node_id(pipe_id: str, node: str) -> str:
+    return "t_" + hashlib.sha256(f"{pipe_id}:{node}".encode()).hexdigest()[:32]
+
+
+def pipe_json(state: LocalState, pipe: Pipe) -> dict[str, Any]:
+    """A pipe as Tinybird's `GET /v0/pipes/NAME` describes it.
+
+    `endpoint` is the id of the published node (classic Tinybird; the dashboard only
+    tests it for truth), `url` the endpoint's address; `params` (all nodes' template
+    parameters) is what the endpoint explorer reads.
+    """
+    info = state.catalog.pipe(pipe.name)
+    params: list[dict[str, Any]] = []
+    nodes = []
+    for node in pipe.nodes:
+        node_params = [p.__dict__ for p in declared_params(node.sql)]
+        params += node_params
+        is_output = node is pipe.output_node
+        nodes.append({
+            "id": _node_id(info.id, node.name),
+            "name": node.name,
+            "description": node.description,
+            "sql": node.sql,
+            "params": node_params,
+            "node_type": (pipe.type or "standard") if is_output else "standard",
+            "materialized": pipe.target_datasource if is_output else None,
+            "created_at": info.created_at,
+            "updated_at": info.updated_at,
+        })
+    endpoint = _node_id(info.id, pipe.output_node.name) if pipe.is_endpoint else None
+    return {
+        "id": info.id,
+        "name": pipe.name,
+        "description": pipe.description,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+        "type": pipe.type or "default",
+        "endpoint": endpoint,
+        "url": f"/v0/pipes/{pipe.name}.json" if pipe.is_endpoint else None,
+        "parent": None,
+        "copy_node": None,
+        "sink_node": None,
+        "nodes": nodes,
+        "params": params,
+    }
+
+
 async def list_pipes(request: Request) -> Response:
+    """`GET /v0/pipes`: every pipe, for the admin token (`attrs` filters are not applied:
+    every field is always there)."""
     state = state_of(request)
     require_admin(grant_for(request, state))
-    pipes = []
-    for pipe in state.project.pipes.values():
-        params = []
-        for node in pipe.nodes:
-            params += [p.__dict__ for p in declared_params(node.sql)]
-        pipes.append({
-            "id": state.workspace.pipe_id(pipe.name),
-            "name": pipe.name,
-            "description": pipe.description,
-            "type": pipe.type or "default",
-            "endpoint": f"/v0/pipes/{pipe.name}.json" if pipe.is_endpoint else None,
-            "nodes": [{"name": n.name, "description": n.description, "sql": n.sql}
-                      for n in pipe.nodes],
-            "params": params,
-        })
-    return json_response({"pipes": pipes})
+    return json_response({"pipes": [pipe_json(state, p) for p in state.project.pipes.values()]})
+
+
+async def pipe_info(request: Request) -> Response:
+    """`GET /v0/pipes/{name}` (no extension; name or id): one pipe, for the admin token."""
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    name = request.path_params["name"]
+    pipe = state.project.pipes.get(state.pipe_ids.get(name, name))
+    if pipe is None:
+        raise APIError(404, f"Pipe '{name[:100]}' not found", PIPE_DOCS)
+    return json_response(pipe_json(state, pipe))

@@ -14,6 +14,7 @@ import secrets
 import time
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -23,9 +24,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api_datasources import (
+    get_datasource,
+    list_datasources,
+    post_datasources,
+    truncate_datasource,
+)
 from .api_events import events, seed
-from .api_pipes import list_pipes, pipe_data
-from .api_query import list_datasources, sql_query
+from .api_pipes import list_pipes, pipe_data, pipe_info
+from .api_query import sql_query
+from .api_workspace import regions, workspace_info
 from .errors import DOCS, APIError
 from .state import LocalState, json_response, state_of
 
@@ -133,12 +141,37 @@ class TinybirdCORS(CORSMiddleware):
         await super().send(message, send, request_headers)
 
 
+class ResourceName(Convertor[str]):
+    """A resource name or id in a path: no dot, so `/v0/pipes/top_airlines.json` is
+    left to the data route while `/v0/pipes/top_airlines` is the pipe's info."""
+
+    regex = "[A-Za-z0-9_]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("resource", ResourceName())
+
+
 def create_app(state: LocalState) -> Starlette:
     routes = [
         Route("/", index),
         Route("/v0/pipes", list_pipes),
+        # A name without an extension is the pipe's info; with one, the endpoint's data.
+        Route("/v0/pipes/{name:resource}", pipe_info),
         Route("/v0/pipes/{filename:path}", pipe_data, methods=["GET", "POST"]),
         Route("/v0/datasources", list_datasources),
+        Route("/v0/datasources", post_datasources, methods=["POST"]),
+        Route("/v0/datasources/{name:resource}", get_datasource),
+        Route("/v0/datasources/{name:resource}/truncate", truncate_datasource,
+              methods=["POST"]),
+        Route("/v0/workspace", workspace_info),
+        Route("/v1/workspace", workspace_info),
+        Route("/v0/regions", regions),
         Route("/v0/sql", sql_query, methods=["GET", "POST"]),
         Route("/v0/events", events, methods=["POST"]),
         Route("/v0/local/seed", seed, methods=["POST"]),

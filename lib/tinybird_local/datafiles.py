@@ -75,7 +75,9 @@ class Pipe:
     name: str
     path: str
     nodes: list[Node]
-    type: str | None = None  # "endpoint", "materialized" or None (a plain pipe)
+    # "endpoint" or "materialized". A file without a TYPE line is a classic pipe, and
+    # classic Tinybird publishes its last node: `parse_pipe` makes it an endpoint.
+    type: str | None = None
     target_datasource: str | None = None
     description: str = ""
     tokens: list[TokenLine] = field(default_factory=list)
@@ -273,6 +275,10 @@ def parse_pipe(path: Path, text: str | None = None) -> Pipe:
             raise DatafileError(path, n.line, f"node {n.name!r} has no SQL")
     if pipe.type == "materialized" and not pipe.target_datasource:
         raise DatafileError(path, 1, "TYPE materialized needs a DATASOURCE target line")
+    if pipe.type is None:
+        # Classic pipes (the guide's first top_airlines.pipe) have no TYPE line: classic
+        # Tinybird serves their last node as the endpoint.
+        pipe.type = "endpoint"
     return pipe
 
 

@@ -346,15 +346,80 @@ class Engine:
         self.execute(f"INSERT INTO {BACKFILLS_TABLE} (view, sql_hash) "
                      f"VALUES ({name}, '{sql_hash}')")
 
+    # -- the Data Sources API -------------------------------------------------------------
+    def create_datasource(self, ds: Datasource) -> None:
+        """The tables of a data source created at run time (`POST /v0/datasources`)."""
+        self.execute(create_table_sql(ds))
+        self.execute(quarantine_table_sql(ds))
+        self._ensure_rejected_lines(ds)
+
+    def truncate(self, name: str) -> None:
+        self.execute(f"TRUNCATE TABLE {quote_identifier(name)}")
+
+    def staging_table(self, ds: Datasource) -> str:
+        """An empty table shaped like `ds` with no views on it, for a replace to fill."""
+        staging = f"_tb_local_{ds.name}_replace_{uuid.uuid4().hex[:12]}"
+        self.execute(f"CREATE TABLE {quote_identifier(staging)} AS {quote_identifier(ds.name)}")
+        return staging
+
+    def drop_table(self, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+
+    def replace_from(self, ds: Datasource, staging: str, project: Project) -> None:
+        """Make `ds` hold exactly the rows of `staging`, and its materialized targets agree.
+
+        One exclusive hold of the engine, so no query sees the source or a target half
+        replaced: the source and every target downstream of it are emptied, the staged
+        rows go into the source (its views fill the targets, in cascade), and a view that
+        feeds one of those targets from elsewhere is run again over its own source, as at
+        its first back-fill. Then the staging table is dropped.
+        """
+        triggers = self._view_sources()
+        materialized = [p for p in project.pipes.values() if p.type == "materialized"]
+        downstream: set[str] = set()
+        frontier = {ds.name}
+        while frontier:
+            found = {p.target_datasource or "" for p in materialized
+                     if triggers.get(f"{p.name}__mv") in frontier} - downstream
+            downstream |= found
+            frontier = found
+        with self._lock.exclusive():
+            for table in [ds.name, *sorted(downstream)]:
+                self._run(f"TRUNCATE TABLE {quote_identifier(table)}", "CSV")
+            self._run(f"INSERT INTO {quote_identifier(ds.name)} SELECT * FROM "
+                      f"{quote_identifier(staging)}\n{NO_TIME_LIMIT}", "CSV")
+            for pipe in materialized:
+                source = triggers.get(f"{pipe.name}__mv")
+                if pipe.target_datasource in downstream and source != ds.name \
+                        and source not in downstream:
+                    self._run(f"INSERT INTO {quote_identifier(pipe.target_datasource or '')}\n"
+                              f"{pipe_sql(pipe, {})}\n{NO_TIME_LIMIT}", "CSV")
+            self._run(f"DROP TABLE IF EXISTS {quote_identifier(staging)}", "CSV")
+
+    def _view_sources(self) -> dict[str, str]:
+        """Each materialized view's source: the table whose inserts it follows."""
+        listing = json.loads(self.query(
+            "SELECT name, dependencies_table FROM system.tables "
+            "WHERE database = currentDatabase()", "JSON"))["data"]
+        return {view: row["name"] for row in listing for view in row["dependencies_table"]}
+
+    def total_bytes(self, table: str) -> int:
+        return int(self.scalar(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND "
+            f"database = currentDatabase() AND table = {quote_string(table)}") or 0)
+
     # -- ingestion ----------------------------------------------------------------------
     def insert_batch(self, datasource: Datasource, batch: CheckedBatch,
-                     import_id: str | None = None) -> InsertResult:
+                     import_id: str | None = None, table: str | None = None) -> InsertResult:
+        """Write a checked batch into `datasource` (or `table`, a staging copy of it); the
+        rows the engine refuses, and the batch's quarantined ones, go to its quarantine."""
         import_id = import_id or str(uuid.uuid4())
+        table = table or datasource.name
         quarantined = list(batch.quarantined)
         inserted = 0
         if batch.rows:
             try:
-                self._insert_ndjson(datasource.name, batch.ndjson())
+                self._insert_ndjson(table, batch.ndjson())
                 inserted = len(batch.rows)
             except EngineError:
                 # The engine refused the batch (a type we do not check in Python): find
@@ -362,7 +427,7 @@ class Engine:
                 for row in batch.rows:
                     single = CheckedBatch(rows=[row])
                     try:
-                        self._insert_ndjson(datasource.name, single.ndjson())
+                        self._insert_ndjson(table, single.ndjson())
                         inserted += 1
                     except EngineError as exc:
                         values = json.loads(row)

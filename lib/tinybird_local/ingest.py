@@ -364,6 +364,10 @@ class RowChecker:
         else:
             batch.rows.append(encode(row))
 
+    def reject(self, text: str, reason: str, batch: CheckedBatch) -> None:
+        """Quarantine a whole row that cannot be read (a CSV line with too many fields)."""
+        batch.quarantined.append(self._whole_row_error(text, reason))
+
     def _whole_row_error(self, text: str, reason: str) -> QuarantinedRow:
         values: dict[str, str | None] = {c.name: None for c in self.datasource.columns}
         # The raw line is kept in the first column so nothing sent is lost.

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import uvicorn
 
+from .api_datasources import load_created
 from .app import create_app
-from .datafiles import load_project
+from .datafiles import DatafileError, load_project
 from .engine import Engine
 from .limits import Limits
 from .sql_guard import check_pipes
@@ -36,6 +37,11 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
     project = load_project(project_dir)
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
+    # Data sources created through the Data Sources API, kept as datafiles in the data dir.
+    for ds in load_created(data):
+        if ds.name in project.datasources or ds.name in project.pipes:
+            raise DatafileError(ds.path, 1, f"name {ds.name!r} is already taken by the project")
+        project.datasources[ds.name] = ds
     workspace = ensure_workspace(data, project)
     engine = Engine(data, query_timeout=limits.query_timeout)
     try:

@@ -131,6 +131,12 @@ class SQLGuard:
         self._cache: OrderedDict[str, SQLRefused | None] = OrderedDict()
         self._lock = threading.Lock()
 
+    def add_resources(self, names: set[str]) -> None:
+        """Tables created at run time (a new data source): readable from now on."""
+        with self._lock:
+            self.resources |= names
+            self._cache.clear()  # a verdict of "not found" may name one of them
+
     def check(self, sql: str) -> None:
         """Raise SQLRefused unless `sql` is one read of this workspace's data.
 

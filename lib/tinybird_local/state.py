@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .auth import Grant, VerifiedJWTs, authenticate, token_from_request
-from .datafiles import Project
-from .engine import Engine, EngineError
+from .catalog import Catalog
+from .datafiles import Datasource, Project
+from .engine import QUARANTINE_SUFFIX, Engine, EngineError
 from .errors import PIPE_DOCS, APIError, no_access
 from .ingest import RowChecker
 from .limits import Limits
@@ -34,6 +35,7 @@ class LocalState:
     checkers: dict[str, RowChecker] = field(default_factory=dict)
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
     guard: SQLGuard = field(init=False)
+    catalog: Catalog = field(init=False)
 
     def secrets(self) -> list[str]:
         """Every token of the workspace: none may appear in an error body."""
@@ -43,6 +45,15 @@ class LocalState:
         self.checkers = {name: RowChecker(ds) for name, ds in self.project.datasources.items()}
         self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
         self.guard = SQLGuard(self.engine, self.project)
+        self.catalog = Catalog.open(self.engine.data_dir, self.workspace, self.project)
+
+
+    def add_datasource(self, ds: Datasource) -> None:
+        """A data source created at run time (its tables exist): known from now on."""
+        self.checkers[ds.name] = RowChecker(ds)
+        self.project.datasources[ds.name] = ds
+        self.guard.add_resources({ds.name, ds.name + QUARANTINE_SUFFIX})
+        self.catalog.see_datasource(ds)
 
 
 def state_of(request: Request) -> LocalState:

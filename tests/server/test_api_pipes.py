@@ -37,16 +37,23 @@ SQL >
 TYPE endpoint
 """
 
-PLAIN_PIPE = """
-NODE only
+# The guide's first top_airlines.pipe (2024-05-31): a static READ token, one node and no
+# TYPE line. Classic Tinybird publishes the last node of such a pipe as its endpoint.
+CLASSIC_PIPE = """TOKEN "classic_top_airlines_read" READ
+
+NODE endpoint
 SQL >
-    SELECT 1 AS one
+    SELECT airline, count() AS bookings
+    FROM events
+    GROUP BY airline
+    ORDER BY bookings DESC
+    LIMIT 10
 """
 
 
 SERVER_FILES = {
     "pipes/airline_bookings.pipe": TENANT_PIPE,
-    "pipes/not_an_endpoint.pipe": PLAIN_PIPE,
+    "pipes/classic_top_airlines.pipe": CLASSIC_PIPE,
 }
 SERVER_SEED_ROWS, SERVER_SEED = 20000, 7
 
@@ -189,9 +196,21 @@ def test_check_order_name_then_format(server):
 
 
 def test_pipe_without_endpoint_is_404(server):
-    response = get(server, "/v0/pipes/not_an_endpoint.json", server.admin_token)
+    response = get(server, "/v0/pipes/airline_bookings_totals_mv.json", server.admin_token)
     assert response.status_code == 404
     assert "does not have an endpoint yet" in response.json()["error"]
+
+
+def test_classic_pipe_without_type_serves_its_last_node(server):
+    static = server.workspace.tokens["classic_top_airlines_read"].token
+    response = get(server, "/v0/pipes/classic_top_airlines.json", static)
+    assert response.status_code == 200, response.text
+    rows = response.json()["data"]
+    assert rows and sum(r["bookings"] for r in rows) <= SERVER_SEED_ROWS
+    assert [r["bookings"] for r in rows] == sorted((r["bookings"] for r in rows), reverse=True)
+    expected = server.sql("SELECT airline, count() AS bookings FROM events GROUP BY airline "
+                          "ORDER BY bookings DESC LIMIT 10")["data"]
+    assert sorted(r["bookings"] for r in rows) == sorted(r["bookings"] for r in expected)
 
 
 def test_static_read_token_reads_only_its_pipe(server):

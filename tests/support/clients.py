@@ -25,6 +25,11 @@ CLIENTS = {
     "verdin": "verdin==0.5.3",
     "tinybird-python-sdk": "tinybird-python-sdk==0.3.7",
 }
+# What a client needs but does not declare: verdin 0.5.3 imports `requests` without a
+# Requires-Dist for it, so `pip install verdin` alone gives a verdin that cannot import.
+ALONGSIDE = {
+    "verdin": ["requests"],
+}
 CACHE = Path(os.environ.get("TOP_AIRLINES_CLIENTS_DIR",
                             Path.home() / ".cache" / "top-airlines" / "clients"))
 INSTALL_TIMEOUT = 600
@@ -33,7 +38,8 @@ INSTALL_TIMEOUT = 600
 def client_venv(name: str) -> Path:
     """The venv holding `CLIENTS[name]`, made on first use; its folder is named by the pin."""
     spec = CLIENTS[name]
-    target = CACHE / spec.replace("==", "-")
+    alongside = ALONGSIDE.get(name, [])
+    target = CACHE / "+".join([spec.replace("==", "-"), *alongside])
     marker = target / ".installed"
     if marker.exists():
         return target
@@ -42,7 +48,7 @@ def client_venv(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     venv.EnvBuilder(with_pip=True).create(target)
     result = subprocess.run([str(python(target)), "-m", "pip", "install", "-q",
-                             "--disable-pip-version-check", spec],
+                             "--disable-pip-version-check", spec, *alongside],
                             capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
     if result.returncode != 0:
         pytest.fail(f"pip install {spec} failed:\n{result.stderr[-3000:]}")

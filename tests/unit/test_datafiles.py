@@ -43,6 +43,16 @@ def test_real_top_airlines_pipe_matches_the_guide():
     assert "count() AS bookings" in mv.output_node.sql
 
 
+def test_classic_pipe_without_type_publishes_its_last_node(tmp_path):
+    # The guide's original top_airlines.pipe (2024-05-31) had no TYPE line.
+    path = tmp_path / "top_airlines.pipe"
+    path.write_text('TOKEN "top_airlines_read_static" READ\n\nNODE first\nSQL >\n    SELECT 1 AS a'
+                    "\n\nNODE endpoint\nSQL >\n    SELECT a FROM first\n")
+    pipe = parse_pipe(path)
+    assert pipe.type == "endpoint" and pipe.is_endpoint
+    assert pipe.output_node.name == "endpoint"
+
+
 def test_datasource_settings_defaults_and_json_paths(tmp_path):
     path = tmp_path / "things.datasource"
     path.write_text(

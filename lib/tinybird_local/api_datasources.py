@@ -1,0 +1,383 @@
+"""The Data Sources API: listings, one data source's info, create, append, replace, truncate.
+
+What Tinybird's clients send (read from their sources and `tb --debug`):
+- classic `tb datasource append NAME FILE` (tinybird-cli 6.x): `POST /v0/datasources?name=
+  &mode=append&format=csv|ndjson&debug=blocks_block_log&token=...&cli_version=...`, the
+  file in a multipart field named `csv` or `ndjson`; then `GET /v0/datasources/NAME` for
+  `statistics.row_count`. It reads `datasource.name`, `error`, `errors` and `blocks`.
+- verdin: the same URL with the token in `Authorization: Bearer`, the data as the raw
+  body (`Content-Type: text/html` for CSV, `application/x-ndjson`), `dialect_delimiter`.
+- tinybird-sdk: a multipart field named `csv` whatever the format, `format` from the
+  file's extension.
+Rows are checked as the Events API checks them (`ingest.RowChecker`): bad rows go to
+`{name}_quarantine` and the request still succeeds. Files are read whole, within
+`MAX_UPLOAD_BYTES`; importing from a `url` is refused (Tinybird Local has no fetcher).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .api_events import _read_gzip
+from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
+from .engine import EngineError, InsertResult, create_table_sql
+from .errors import AUTH_DOCS, DOCS, APIError, no_access
+from .ingest import CheckedBatch, RowChecker, checked_batches, event_windows
+from .state import LocalState, grant_for, json_response, require_admin, state_of
+
+DATASOURCES_DOCS = f"{DOCS}/api-reference/datasource-api"
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+FORMATS = ("csv", "ndjson")
+# Where data sources created through the API keep their datafile, in the data dir.
+CREATED_DIR = "datasources"
+BATCH_ROWS = 5000
+
+
+# -- describing --------------------------------------------------------------------------
+def datasource_json(state: LocalState, ds: Datasource) -> dict[str, Any]:
+    """A data source as Tinybird's `GET /v0/datasources/NAME` describes it."""
+    info = state.catalog.datasource(ds.name)
+    columns = [{"name": c.name, "normalized_name": c.name, "type": c.type,
+                "jsonpath": c.json_path, "default_value": c.default, "codec": None,
+                "nullable": c.type.startswith("Nullable("), "auto": False}
+               for c in ds.columns]
+    sql_schema = ", ".join(
+        f"`{c.name}` {c.type}" + (f" DEFAULT {c.default}" if c.default is not None else "")
+        + (f" `json:{c.json_path}`" if c.json_path else "") for c in ds.columns)
+    engine_full = create_table_sql(ds).split(") ENGINE = ", 1)[1].replace("\n", " ")
+    return {
+        "id": info.id,
+        "name": ds.name,
+        "description": ds.description,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+        "type": "ndjson" if any(c.json_path for c in ds.columns) else "csv",
+        "cluster": "tinybird_local",
+        "version": 0,
+        "project": None,
+        "tags": {},
+        "headers": {},
+        "shared_with": [],
+        "indexes": [],
+        "replicated": False,
+        "errors_discarded_at": None,
+        "engine": {"engine": ds.engine, "engine_full": engine_full,
+                   "sorting_key": ds.sorting_key, "partition_key": ds.partition_key,
+                   "ttl": ds.ttl},
+        "schema": {"columns": columns, "sql_schema": sql_schema},
+        # Kept as before for readers of the first listing.
+        "columns": [{"name": c.name, "type": c.type, "jsonpath": c.json_path,
+                     "default_value": c.default} for c in ds.columns],
+    }
+
+
+def _with_statistics(state: LocalState, ds: Datasource) -> dict[str, Any]:
+    body = datasource_json(state, ds)
+    body["statistics"] = {"row_count": state.engine.row_count(ds.name),
+                          "bytes": state.engine.total_bytes(ds.name)}
+    return body
+
+
+def _find(state: LocalState, name_or_id: str) -> Datasource:
+    name = state.catalog.datasource_name(name_or_id) or name_or_id
+    ds = state.project.datasources.get(name)
+    if ds is None:
+        raise APIError(404, f"Data Source '{name_or_id[:100]}' not found", DATASOURCES_DOCS)
+    return ds
+
+
+async def list_datasources(request: Request) -> Response:
+    """`GET /v0/datasources`: every data source, for the admin token."""
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    out = []
+    for ds in list(state.project.datasources.values()):
+        out.append(await run_in_threadpool(_with_statistics, state, ds))
+    return json_response({"datasources": out})
+
+
+async def get_datasource(request: Request) -> Response:
+    """`GET /v0/datasources/{name}` (name or id): the admin token or one that may append."""
+    state = state_of(request)
+    grant = grant_for(request, state)
+    ds = _find(state, request.path_params["name"])
+    if not (grant.is_admin or (grant.append_datasources is not None
+                               and ds.name in grant.append_datasources)):
+        raise no_access()
+    return json_response(await run_in_threadpool(_with_statistics, state, ds))
+
+
+async def truncate_datasource(request: Request) -> Response:
+    """`POST /v0/datasources/{name}/truncate`: every row gone (the admin token)."""
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    ds = _find(state, request.path_params["name"])
+    await run_in_threadpool(state.engine.truncate, ds.name)
+    state.catalog.touch_datasource(ds.name)
+    return json_response({}, status=200)
+
+
+# -- importing -------------------------------------------------------------------------
+async def post_datasources(request: Request) -> Response:
+    """`POST /v0/datasources`: mode=create (from `schema`), append or replace (a file)."""
+    state = state_of(request)
+    grant = grant_for(request, state)
+    params: dict[str, str] = dict(request.query_params)
+    data: bytes | None = None
+    filename = ""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        async with request.form(max_part_size=MAX_UPLOAD_BYTES) as form:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    if data is None:
+                        data = await _read_upload(value)
+                        filename = value.filename or key
+                        params.setdefault("format", _format_of(key, filename))
+                else:
+                    params.setdefault(key, value)
+    else:
+        body = await request.body()
+        if len(body) > MAX_UPLOAD_BYTES:
+            raise _too_large()
+        if body:
+            data = body
+            if "ndjson" in content_type or "jsonl" in content_type:
+                params.setdefault("format", "ndjson")
+    mode = params.get("mode", "create").lower()
+    name = params.get("name", "")
+    if params.get("url"):
+        raise APIError(400, "Importing from a URL is not supported by Tinybird Local: send "
+                            "the file itself, in a multipart field (csv or ndjson) or as the "
+                            "request body", DATASOURCES_DOCS)
+    if mode not in ("create", "append", "replace"):
+        raise APIError(400, f"Invalid mode '{mode[:40]}': it must be create, append or "
+                            "replace", DATASOURCES_DOCS)
+    if not name:
+        raise APIError(400, "The 'name' parameter with the Data Source name is required",
+                       DATASOURCES_DOCS)
+    fmt = params.get("format", "csv").lower()
+    if fmt not in FORMATS:
+        raise APIError(400, f"Format '{fmt[:40]}' is not supported by Tinybird Local: it must "
+                            "be csv or ndjson", DATASOURCES_DOCS)
+    if params.get("replace_condition"):
+        raise APIError(400, "Replacing with a condition (replace_condition) is not supported "
+                            "by Tinybird Local: replace the whole Data Source",
+                       DATASOURCES_DOCS)
+    if mode == "create":
+        require_admin(grant)
+        ds = await run_in_threadpool(_create, state, name, params)
+        if data is None:
+            return json_response({"datasource": datasource_json(state, ds)})
+    else:
+        ds = _find(state, name)
+        if not grant.can_append(ds.name):
+            raise APIError(403, "The token you have provided doesn't have access to this "
+                                f"resource: it lacks APPEND on Data Source '{ds.name}'",
+                           AUTH_DOCS)
+        if data is None:
+            raise APIError(400, "No data to import: send a CSV or NDJSON file in a multipart "
+                                "field (csv or ndjson) or as the request body",
+                           DATASOURCES_DOCS)
+    if data[:2] == b"\x1f\x8b" or filename.endswith(".gz"):
+        data = await run_in_threadpool(_read_gzip, data, MAX_UPLOAD_BYTES)
+    delimiter = params.get("dialect_delimiter") or ","
+    if len(delimiter) != 1:
+        raise APIError(400, "dialect_delimiter must be one character", DATASOURCES_DOCS)
+    result = await run_in_threadpool(_import, state, ds, data, fmt, delimiter, mode)
+    return json_response(result)
+
+
+async def _read_upload(upload: UploadFile) -> bytes:
+    chunks, size = [], 0
+    while chunk := await upload.read(1 << 20):
+        size += len(chunk)
+        if size > MAX_UPLOAD_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> APIError:
+    return APIError(413, f"Request Entity Too Large: the file is over {MAX_UPLOAD_BYTES} bytes",
+                    DATASOURCES_DOCS)
+
+
+def _format_of(field: str, filename: str) -> str:
+    """The format a multipart upload says it is: its field name, else its file name."""
+    if field in FORMATS:
+        return field if field != "csv" or not filename else _extension_format(filename, "csv")
+    return _extension_format(filename, "csv")
+
+
+def _extension_format(filename: str, default: str) -> str:
+    name = filename.lower().removesuffix(".gz")
+    if name.endswith((".ndjson", ".jsonl")):
+        return "ndjson"
+    if name.endswith(".csv"):
+        return "csv"
+    return default
+
+
+def _create(state: LocalState, name: str, params: dict[str, str]) -> Datasource:
+    """A new data source from `schema` (and `engine*` settings), kept as a datafile."""
+    if not IDENTIFIER.match(name):
+        raise APIError(400, f"Invalid Data Source name '{name[:100]}'", DATASOURCES_DOCS)
+    if name in state.project.datasources or name in state.project.pipes:
+        raise APIError(400, f"A Data Source or Pipe named '{name}' already exists",
+                       DATASOURCES_DOCS)
+    schema = params.get("schema", "").strip()
+    if not schema:
+        raise APIError(400, "The 'schema' parameter is required to create a Data Source: "
+                            "Tinybird Local does not guess one from a file",
+                       DATASOURCES_DOCS)
+    lines = ["SCHEMA >"] + ["    " + line.strip() for line in schema.splitlines() if line.strip()]
+    settings = {"engine": "ENGINE", "engine_sorting_key": "ENGINE_SORTING_KEY",
+                "engine_partition_key": "ENGINE_PARTITION_KEY", "engine_ttl": "ENGINE_TTL",
+                "engine_settings": "ENGINE_SETTINGS"}
+    for param, key in settings.items():
+        value = params.get(param, "").strip()
+        if value:
+            if "\n" in value:
+                raise APIError(400, f"'{param}' must be one line", DATASOURCES_DOCS)
+            lines.append(f'{key} "{value}"')
+    text = "\n".join(lines) + "\n"
+    path = state.engine.data_dir / CREATED_DIR / f"{name}.datasource"
+    try:
+        ds = parse_datasource(path, text)
+    except DatafileError as exc:
+        raise APIError(400, f"Invalid schema: {exc.reason}", DATASOURCES_DOCS) from None
+    try:
+        state.engine.create_datasource(ds)
+    except EngineError as exc:
+        raise APIError(400, f"[Error] {exc.message}", DATASOURCES_DOCS) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    state.add_datasource(ds)
+    return ds
+
+
+def load_created(data_dir: Path) -> list[Datasource]:
+    """The data sources created through the API, from their datafiles in the data dir."""
+    folder = Path(data_dir) / CREATED_DIR
+    return [parse_datasource(p) for p in sorted(folder.glob("*.datasource"))]
+
+
+def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter: str,
+            mode: str) -> dict[str, Any]:
+    checker = state.checkers[ds.name]
+    counts = {"invalid": 0}
+    batches: Iterable[CheckedBatch]
+    if fmt == "ndjson":
+        batches = (batch for window in event_windows(data)
+                   for batch in checked_batches(checker, window))
+    else:
+        batches = _csv_batches(checker, data, delimiter, counts)
+    import_id = str(uuid.uuid4())
+    if mode == "replace":
+        staging = state.engine.staging_table(ds)
+        try:
+            result = _write(state, ds, batches, import_id, staging)
+            state.engine.replace_from(ds, staging, state.project)
+        finally:
+            state.engine.drop_table(staging)
+        state.catalog.touch_datasource(ds.name)
+    else:
+        result = _write(state, ds, batches, import_id, None)
+    invalid = counts["invalid"]
+    return {
+        "id": import_id,
+        "import_id": import_id,
+        "job_id": import_id,
+        "status": "done",
+        "datasource": datasource_json(state, ds),
+        "quarantine_rows": result.quarantined_rows,
+        "invalid_lines": invalid,
+        "error": False,
+        "blocks": [{"block_id": import_id, "process_return": [{
+            "lines": result.successful_rows, "parser": "tinybird_local",
+            "quarantine": result.quarantined_rows, "invalid_lines": invalid,
+            "empty_lines": 0, "bytes": len(data)}]}],
+    }
+
+
+def _write(state: LocalState, ds: Datasource, batches: Iterable[CheckedBatch],
+           import_id: str, table: str | None) -> InsertResult:
+    """Each batch written as the next one is checked, as the Events API does."""
+    successful = quarantined = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datasources-writer") as writer:
+        pending: Future[InsertResult] | None = None
+        for batch in batches:
+            if pending is not None:
+                done = pending.result()
+                successful += done.successful_rows
+                quarantined += done.quarantined_rows
+            pending = writer.submit(state.engine.insert_batch, ds, batch, import_id, table)
+        if pending is not None:
+            done = pending.result()
+            successful += done.successful_rows
+            quarantined += done.quarantined_rows
+    return InsertResult(successful, quarantined, import_id)
+
+
+def _csv_batches(checker: RowChecker, data: bytes, delimiter: str,
+                 counts: dict[str, int]) -> Iterator[CheckedBatch]:
+    """CSV rows as events: by the header's names when the first row names columns,
+    else by position. A row with more fields than columns is quarantined whole."""
+    ds = checker.datasource
+    text = data.decode("utf-8-sig", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    names = [c.name for c in ds.columns]
+    order = names
+    batch = CheckedBatch()
+    first = True
+    for fields in reader:
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        if first:
+            first = False
+            header = [f.strip() for f in fields]
+            if set(header) <= set(names) and len(set(header)) == len(header):
+                order = header
+                continue
+        if len(fields) > len(order):
+            counts["invalid"] += 1
+            checker.reject(delimiter.join(fields), f"the row has {len(fields)} fields, "
+                           f"the Data Source {len(order)} columns", batch)
+        else:
+            checker.check_event(_event(ds, order, fields), batch)
+        if len(batch.rows) + len(batch.quarantined) >= BATCH_ROWS:
+            yield batch
+            batch = CheckedBatch()
+    if batch.rows or batch.quarantined:
+        yield batch
+
+
+def _event(ds: Datasource, order: list[str], fields: list[str]) -> dict[str, Any]:
+    """One CSV row as the JSON event the row checker reads (values at their JSON paths).
+
+    An empty field of a column that is not a String is left out, so the column's DEFAULT
+    (or NULL) applies, as ClickHouse reads an empty CSV field."""
+    event: dict[str, Any] = {}
+    for name, value in zip(order, fields, strict=False):
+        column = ds.column(name)
+        if column is None:
+            continue
+        if value == "" and "String" not in column.type:
+            continue
+        keys = column.json_keys
+        target = event
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = value
+    return event
