@@ -20,6 +20,7 @@ from .errors import PIPE_DOCS, APIError, no_access
 from .ingest import RowChecker
 from .limits import Limits
 from .ratelimit import RateLimiter
+from .service_log import OpsLog, PipeStats, ServiceLog
 from .sql_guard import SQLGuard, SQLRefused
 from .workspace import Workspace
 
@@ -34,6 +35,7 @@ class LocalState:
     checkers: dict[str, RowChecker] = field(default_factory=dict)
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
     guard: SQLGuard = field(init=False)
+    service_log: ServiceLog = field(init=False)
 
     def secrets(self) -> list[str]:
         """Every token of the workspace: none may appear in an error body."""
@@ -43,6 +45,27 @@ class LocalState:
         self.checkers = {name: RowChecker(ds) for name, ds in self.project.datasources.items()}
         self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
         self.guard = SQLGuard(self.engine, self.project)
+        # Tinybird-style ids for datasources, as for pipes (`t_<32 hex>`).
+        self.datasource_ids = {name: self.workspace.pipe_id(name)
+                               for name in self.project.datasources}
+        self.service_log = ServiceLog(self.engine, self.datasource_ids)
+
+    @property
+    def ops_log(self) -> OpsLog:
+        """`tinybird.datasources_ops_log`: `state.ops_log.record(event_type, datasource, ...)`."""
+        return self.service_log.ops_log
+
+    @property
+    def pipe_stats(self) -> PipeStats:
+        """`tinybird.pipe_stats_rt`: one row per pipe endpoint request."""
+        return self.service_log.pipe_stats
+
+    def close(self) -> None:
+        """Write the service logs' last rows, then close the engine."""
+        try:
+            self.service_log.close()
+        finally:
+            self.engine.close()
 
 
 def state_of(request: Request) -> LocalState:
@@ -71,9 +94,16 @@ async def run_query(state: LocalState, sql: str, documentation: str = PIPE_DOCS)
     read of the workspace's data (400 naming the reason otherwise); checked and run as
     the very same text.
     """
+    body, _, _ = await run_query_stats(state, sql, documentation)
+    return body
+
+
+async def run_query_stats(state: LocalState, sql: str,
+                          documentation: str = PIPE_DOCS) -> tuple[bytes, int, int]:
+    """`run_query`, with the rows and bytes the engine read."""
     try:
         await run_in_threadpool(state.guard.check, sql)
-        return await run_in_threadpool(state.engine.query, sql, "JSON")
+        return await run_in_threadpool(state.engine.query_stats, sql, "JSON")
     except SQLRefused as exc:
         headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
         raise APIError(400, exc.message, documentation, headers=headers) from None
