@@ -34,6 +34,7 @@ from .api_tokens import (
     refresh_token,
     update_token,
 )
+from .api_workspace_stub import workspace_minimal
 from .errors import DOCS, APIError
 from .state import LocalState, json_response, state_of
 
@@ -159,6 +160,8 @@ def create_app(state: LocalState) -> Starlette:
         Route("/v0/tokens/{token}", get_token, methods=["GET"]),
         Route("/v0/tokens/{token}", update_token, methods=["PUT"]),
         Route("/v0/tokens/{token}", delete_token, methods=["DELETE"]),
+        # Until the full workspace request lands (other branch): what `tb` needs to start.
+        Route("/v0/workspace", workspace_minimal, methods=["GET"]),
     ]
     # HeadersAndAccessLog first (outermost), so preflights get a request id and a log line.
     middleware = [
