@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -122,8 +123,10 @@ async def truncate_datasource(request: Request) -> Response:
     state = state_of(request)
     require_admin(grant_for(request, state))
     ds = _find(state, request.path_params["name"])
+    started = time.perf_counter()
     await run_in_threadpool(state.engine.truncate, ds.name)
     state.catalog.touch_datasource(ds.name)
+    state.ops_log.record("truncate", ds.name, elapsed=time.perf_counter() - started)
     return json_response({}, status=200)
 
 
@@ -177,6 +180,7 @@ async def post_datasources(request: Request) -> Response:
     if mode == "create":
         require_admin(grant)
         ds = await run_in_threadpool(_create, state, name, params)
+        state.ops_log.record("create", ds.name)
         if data is None:
             return json_response({"datasource": datasource_json(state, ds)})
     else:
@@ -194,7 +198,17 @@ async def post_datasources(request: Request) -> Response:
     delimiter = params.get("dialect_delimiter") or ","
     if len(delimiter) != 1:
         raise APIError(400, "dialect_delimiter must be one character", DATASOURCES_DOCS)
-    result = await run_in_threadpool(_import, state, ds, data, fmt, delimiter, mode)
+    started = time.perf_counter()
+    operation = "replace" if mode == "replace" else "append"
+    try:
+        result = await run_in_threadpool(_import, state, ds, data, fmt, delimiter, mode)
+    except APIError as exc:
+        state.ops_log.record(operation, ds.name, error=exc.message,
+                             elapsed=time.perf_counter() - started)
+        raise
+    state.ops_log.record(operation, ds.name, rows=result["blocks"][0]["process_return"][0]["lines"],
+                         quarantined=result["quarantine_rows"], import_id=result["import_id"],
+                         elapsed=time.perf_counter() - started)
     return json_response(result)
 
 

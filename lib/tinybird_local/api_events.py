@@ -7,6 +7,7 @@ the bulk way in.
 
 from __future__ import annotations
 
+import time
 import uuid
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -92,11 +93,23 @@ async def events(request: Request) -> Response:
                                    state.limits.events_rps)
     raise_for_rate(decision)
     limit = state.limits.max_events_bytes
-    raw = await _bounded_body(request, limit)
-    if request.headers.get("content-encoding", "").lower() == "gzip" or raw[:2] == b"\x1f\x8b":
-        raw = await run_in_threadpool(_read_gzip, raw, limit)
+    started = time.perf_counter()
+    try:
+        raw = await _bounded_body(request, limit)
+        if (request.headers.get("content-encoding", "").lower() == "gzip"
+                or raw[:2] == b"\x1f\x8b"):
+            raw = await run_in_threadpool(_read_gzip, raw, limit)
+        successful, quarantined = await run_in_threadpool(_ingest, state, ds.name, raw)
+    except APIError as exc:
+        state.ops_log.record("append-hfi", ds.name, error=exc.message,
+                             elapsed=time.perf_counter() - started,
+                             request_id=getattr(request.state, "request_id", ""))
+        raise
+    # The Events API's appends, logged as Tinybird logs them ("append-hfi").
+    state.ops_log.record("append-hfi", ds.name, rows=successful, quarantined=quarantined,
+                         elapsed=time.perf_counter() - started,
+                         request_id=getattr(request.state, "request_id", ""))
     wait = request.query_params.get("wait", "false").lower() == "true"
-    successful, quarantined = await run_in_threadpool(_ingest, state, ds.name, raw)
     body = {"successful_rows": successful, "quarantined_rows": quarantined}
     return json_response(body, status=200 if wait else 202, headers=decision.headers())
 

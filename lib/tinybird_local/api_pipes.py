@@ -3,24 +3,39 @@
 The order matters because clients rely on it: authentication (403), rate limit (429),
 pipe name (400), format (400), existence (404, even for a JWT scoped elsewhere), scope
 (403), then the template's parameters (400 naming the parameter).
+
+`q` is SQL over the endpoint's result, `_` standing for the pipe rendered with the
+request's parameters and the token's fixed params (`sql_access`). Every request that
+names an existing pipe adds a row to `tinybird.pipe_stats_rt`, in memory first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import raise_for_rate
+from .auth import Grant, raise_for_rate
 from .datafiles import IDENTIFIER, Pipe
 from .engine import pipe_sql
 from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, no_access
+from .sql_access import compose
 from .sql_template import TemplateError, declared_params
-from .state import LocalState, grant_for, json_response, require_admin, run_query, state_of
+from .state import (
+    LocalState,
+    grant_for,
+    json_response,
+    require_admin,
+    run_query_stats,
+    state_of,
+)
 
 FORMATS = {"json": "JSON", "csv": "CSVWithNames", "ndjson": "JSONEachRow", "parquet": "Parquet"}
 CONTENT_TYPES = {
@@ -33,8 +48,14 @@ CONTENT_TYPES = {
 RESERVED_PARAMS = {"token", "q", "from"}
 
 
-async def _params(request: Request) -> dict[str, str]:
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+\w+\s*$", re.I)
+_ROWS = re.compile(rb'"rows":\s*(\d+)')
+
+
+async def _params(request: Request) -> tuple[dict[str, str], str | None]:
+    """The template's parameters, and `q` (from the URL or the body) if there is one."""
     params = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
+    q = request.query_params.get("q")
     if request.method == "POST":
         content_type = request.headers.get("content-type", "")
         raw = await request.body()
@@ -48,10 +69,30 @@ async def _params(request: Request) -> dict[str, str]:
                     raise APIError(400, "The request body must be a JSON object", PIPE_DOCS)
                 params.update({k: v if isinstance(v, str) else json.dumps(v)
                                for k, v in body.items() if k not in RESERVED_PARAMS})
+                if q is None and isinstance(body.get("q"), str):
+                    q = body["q"]
             else:
                 form = await request.form()
                 params.update({k: str(v) for k, v in form.items() if k not in RESERVED_PARAMS})
-    return params
+                if q is None and form.get("q") is not None:
+                    q = str(form.get("q"))
+    return params, q
+
+
+def _result_rows(body: bytes, fmt: str) -> int:
+    if fmt == "json":
+        # The engine writes `"rows": N` near the end, after the data.
+        found = _ROWS.findall(body[-400:])
+        return int(found[-1]) if found else 0
+    if fmt in ("csv", "ndjson"):
+        lines = body.count(b"\n")
+        return max(lines - 1, 0) if fmt == "csv" else lines
+    return 0
+
+
+def _url_without_token(request: Request) -> str:
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+    return f"{request.url.path}?{urlencode(query)}" if query else request.url.path
 
 
 async def pipe_data(request: Request) -> Response:
@@ -78,20 +119,43 @@ async def pipe_data(request: Request) -> Response:
     pipe = state.project.pipes.get(pipe_name)
     if pipe is None:
         raise APIError(404, f"The pipe '{name}' does not exist", PIPE_DOCS)
-    if not grant.can_read(pipe.name):
-        raise no_access()
-    if not pipe.is_endpoint:
-        raise APIError(404, f"The pipe '{name}' does not have an endpoint yet", PIPE_DOCS)
-    params = await _params(request)
-    # The JWT's fixed params always win over what the request says.
-    params.update({k: str(v) for k, v in grant.fixed_params(pipe.name).items()})
+    started_at, started = time.time(), time.perf_counter()
+    shown_params: dict[str, str] = {}
+    stats = (0, 0, 0)
+    status = 500
     try:
-        sql = pipe_sql(pipe, params)
-    except TemplateError as exc:
-        raise APIError(400, str(exc), TEMPLATE_DOCS) from None
-    started = time.perf_counter()
-    body = await run_query(state, f"{sql}\nFORMAT {FORMATS[fmt]}")
-    elapsed = time.perf_counter() - started
+        if not grant.can_read(pipe.name):
+            raise no_access()
+        if not pipe.is_endpoint:
+            raise APIError(404, f"The pipe '{name}' does not have an endpoint yet", PIPE_DOCS)
+        params, q = await _params(request)
+        shown_params = dict(params)
+        # The JWT's fixed params always win over what the request says.
+        params.update({k: str(v) for k, v in grant.fixed_params(pipe.name).items()})
+        try:
+            sql = pipe_sql(pipe, params)
+        except TemplateError as exc:
+            raise APIError(400, str(exc), TEMPLATE_DOCS) from None
+        if q is not None:
+            shown_params["q"] = q
+            sql = await _over_result(state, grant, sql, q)
+        body, read_rows, read_bytes = await run_query_stats(
+            state, f"{sql}\nFORMAT {FORMATS[fmt]}")
+        stats = (read_rows, read_bytes, _result_rows(body, fmt))
+        status = 200
+    except APIError as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        state.pipe_stats.record(
+            pipe_id=state.workspace.pipe_id(pipe.name), pipe_name=pipe.name,
+            started=started_at, duration=elapsed, status_code=status,
+            request_id=getattr(request.state, "request_id", ""),
+            url=_url_without_token(request), method=request.method,
+            parameters=shown_params, token_id=grant.token_id, token_name=grant.name,
+            read_rows=stats[0], read_bytes=stats[1], result_rows=stats[2],
+            user_agent=request.headers.get("user-agent"))
     headers = {
         **rate_headers,
         "X-TB-Statistics": json.dumps({"elapsed": round(elapsed, 6)}),
@@ -145,6 +209,22 @@ def pipe_json(state: LocalState, pipe: Pipe) -> dict[str, Any]:
         "nodes": nodes,
         "params": params,
     }
+
+
+async def _over_result(state: LocalState, grant: Grant, sql: str, q: str) -> str:
+    """`q` over the endpoint's result: `_` is the pipe's SQL as this request renders it."""
+    q = q.strip().rstrip(";").strip()
+    if q.startswith("%"):
+        raise APIError(400, "'q' parameter doesn't support templates", PIPE_DOCS)
+    if not q:
+        raise APIError(400, "The 'q' parameter is empty", PIPE_DOCS)
+    match = _TRAILING_FORMAT.search(q)
+    if match:
+        q = q[: match.start()].rstrip()  # the URL's extension says the format
+    composed = await run_in_threadpool(compose, state, grant, q, sql, PIPE_DOCS)
+    if composed.reads_service:
+        await run_in_threadpool(state.service_log.flush)
+    return composed.sql
 
 
 async def list_pipes(request: Request) -> Response:

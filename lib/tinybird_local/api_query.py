@@ -1,4 +1,10 @@
-"""The Query API (`/v0/sql`) and the datasource listing: admin-token tools."""
+"""The Query API (`/v0/sql`) and the datasource listing.
+
+`/v0/sql` answers every token, limited to what it may read (`sql_access`): the admin
+token reads everything, service data sources included; another token reads the
+datasources and pipes its scopes name, pipes through their endpoint SQL with the
+token's fixed params.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .errors import SQL_DOCS, APIError
-from .state import grant_for, json_response, require_admin, run_query, state_of
-
-
-async def list_datasources(request: Request) -> Response:
-    state = state_of(request)
-    require_admin(grant_for(request, state))
-    out = []
-    for ds in state.project.datasources.values():
-        rows = await run_in_threadpool(state.engine.row_count, ds.name)
-        out.append({
-            "name": ds.name,
-            "description": ds.description,
-            "columns": [{"name": c.name, "type": c.type, "jsonpath": c.json_path,
-                         "default_value": c.default} for c in ds.columns],
-            "engine": {"engine": ds.engine, "sorting_key": ds.sorting_key,
-                       "partition_key": ds.partition_key, "ttl": ds.ttl},
-            "statistics": {"row_count": rows},
-        })
-    return json_response({"datasources": out})
-
+from .sql_access import compose
+from .state import grant_for, run_query, state_of
 
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.I)
 
@@ -36,7 +24,7 @@ _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.I)
 async def sql_query(request: Request) -> Response:
     """The Query API: `q` from the URL, or a POST body (form field `q` or the raw SQL)."""
     state = state_of(request)
-    require_admin(grant_for(request, state))
+    grant = grant_for(request, state)
     q = request.query_params.get("q")
     if request.method == "POST" and not q:
         if request.headers.get("content-type", "").startswith(
@@ -49,8 +37,11 @@ async def sql_query(request: Request) -> Response:
         raise APIError(400, "The 'q' parameter with a SQL query is required", SQL_DOCS)
     match = _TRAILING_FORMAT.search(q)
     fmt_name = match.group(1) if match else "JSON"
-    if not match:
-        q = f"{q}\nFORMAT JSON"
-    body = await run_query(state, q, SQL_DOCS)
+    if match:
+        q = q[: match.start()].rstrip()
+    composed = await run_in_threadpool(compose, state, grant, q)
+    if composed.reads_service:
+        await run_in_threadpool(state.service_log.flush)
+    body = await run_query(state, f"{composed.sql}\nFORMAT {fmt_name}", SQL_DOCS)
     media = "application/json" if fmt_name.upper().startswith("JSON") else "text/plain"
     return Response(body, media_type=media)

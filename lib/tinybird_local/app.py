@@ -33,6 +33,14 @@ from .api_datasources import (
 from .api_events import events, seed
 from .api_pipes import list_pipes, pipe_data, pipe_info
 from .api_query import sql_query
+from .api_tokens import (
+    create_token,
+    delete_token,
+    get_token,
+    list_tokens,
+    refresh_token,
+    update_token,
+)
 from .api_workspace import regions, workspace_info
 from .errors import DOCS, APIError
 from .state import LocalState, json_response, state_of
@@ -175,6 +183,15 @@ def create_app(state: LocalState) -> Starlette:
         Route("/v0/sql", sql_query, methods=["GET", "POST"]),
         Route("/v0/events", events, methods=["POST"]),
         Route("/v0/local/seed", seed, methods=["POST"]),
+        # The Tokens API (api_tokens.py); tinybird-sdk posts to "/v0/tokens/".
+        Route("/v0/tokens", list_tokens, methods=["GET"]),
+        Route("/v0/tokens", create_token, methods=["POST"]),
+        Route("/v0/tokens/", list_tokens, methods=["GET"]),
+        Route("/v0/tokens/", create_token, methods=["POST"]),
+        Route("/v0/tokens/{token}/refresh", refresh_token, methods=["POST"]),
+        Route("/v0/tokens/{token}", get_token, methods=["GET"]),
+        Route("/v0/tokens/{token}", update_token, methods=["PUT"]),
+        Route("/v0/tokens/{token}", delete_token, methods=["DELETE"]),
     ]
     # HeadersAndAccessLog first (outermost), so preflights get a request id and a log line.
     middleware = [

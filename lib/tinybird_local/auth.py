@@ -26,7 +26,10 @@ class Grant:
     """What one token may do.
 
     `read_pipes` maps pipe name to the fixed params forced on it (None: every pipe);
-    `append_datasources` the datasources it may append to (None: every one).
+    `append_datasources` the datasources it may append to (None: every one);
+    `read_datasources` maps datasource name to its row filter ("" for none; None: every
+    datasource, unfiltered). `scopes` are the token's scope strings as the Tokens API
+    shows them (`DATASOURCES:CREATE`, `TOKENS`...), for checks beyond these.
     """
 
     kind: str  # "admin", "static" or "jwt"
@@ -35,10 +38,25 @@ class Grant:
     append_datasources: frozenset[str] | None = frozenset()
     rps: float | None = None
     expires_at: float | None = None  # JWTs only: the `exp` claim
+    read_datasources: Mapping[str, str] | None = field(default_factory=dict)
+    scopes: tuple[str, ...] = ()
+    token_id: str = ""  # static tokens: the id the Tokens API lists
 
     @property
     def is_admin(self) -> bool:
         return self.kind == "admin"
+
+    def has_scope(self, scope: str) -> bool:
+        return self.is_admin or scope in self.scopes
+
+    def can_read_datasource(self, datasource: str) -> bool:
+        return self.read_datasources is None or datasource in self.read_datasources
+
+    def row_filter(self, datasource: str) -> str:
+        """The WHERE condition this token reads `datasource` through ("" for none)."""
+        if self.read_datasources is None:
+            return ""
+        return self.read_datasources.get(datasource, "")
 
     def can_read(self, pipe: str) -> bool:
         return self.read_pipes is None or pipe in self.read_pipes
@@ -113,16 +131,60 @@ def authenticate(token: str | None, workspace: Workspace,
     return grant
 
 
+ADMIN_TOKEN_NAME = "admin token"  # noqa: S105 - a name, not a secret
+# Scope types the Tokens API accepts; those with a resource end in its name.
+SCOPES_WITH_RESOURCE = frozenset({"PIPES:READ", "PIPES:DROP", "DATASOURCES:READ",
+                                  "DATASOURCES:APPEND", "DATASOURCES:DROP"})
+SCOPES_WITHOUT_RESOURCE = frozenset({"ADMIN", "TOKENS", "PIPES:CREATE", "DATASOURCES:CREATE",
+                                     "WORKSPACE:READ_ALL"})
+
+
+def parse_scope(scope: str) -> tuple[str, str, str]:
+    """`TYPE[:ACTION][:resource[:filter]]` as (type, resource, filter); ValueError if unknown.
+
+    The filter (DATASOURCES:READ only) is the rest of the string, colons included.
+    """
+    parts = scope.strip().split(":", 3)
+    if parts[0] in SCOPES_WITHOUT_RESOURCE and len(parts) == 1:
+        return parts[0], "", ""
+    kind = ":".join(parts[:2])
+    if kind in SCOPES_WITHOUT_RESOURCE and len(parts) == 2:
+        return kind, "", ""
+    if kind not in SCOPES_WITH_RESOURCE or len(parts) < 3 or not parts[2]:
+        raise ValueError(f"Invalid scope '{scope[:100]}'")
+    row_filter = parts[3] if len(parts) == 4 else ""
+    if row_filter and kind != "DATASOURCES:READ":
+        raise ValueError(f"Invalid scope '{scope[:100]}': only DATASOURCES:READ takes a filter")
+    return kind, parts[2], row_filter
+
+
+def grant_for_scopes(name: str, scopes: Sequence[str], token_id: str = "") -> Grant:
+    """What a static token with these scope strings may do."""
+    parsed = []
+    for scope in scopes:
+        try:
+            parsed.append(parse_scope(scope))
+        except ValueError:
+            continue  # a scope this version does not know grants nothing
+    if any(kind == "ADMIN" for kind, _, _ in parsed):
+        return Grant(kind="admin", name=name, read_pipes=None, append_datasources=None,
+                     read_datasources=None, scopes=tuple(scopes), token_id=token_id)
+    read_pipes: dict[str, Mapping[str, Any]] = {
+        resource: {} for kind, resource, _ in parsed if kind == "PIPES:READ"}
+    read_ds = {resource: flt for kind, resource, flt in parsed if kind == "DATASOURCES:READ"}
+    append = frozenset(resource for kind, resource, _ in parsed if kind == "DATASOURCES:APPEND")
+    return Grant(kind="static", name=name, read_pipes=read_pipes, append_datasources=append,
+                 read_datasources=read_ds, scopes=tuple(scopes), token_id=token_id)
+
+
 def _static_grant(token: str, workspace: Workspace) -> Grant:
     if token == workspace.admin_token:
-        return Grant(kind="admin", name="admin token", read_pipes=None, append_datasources=None)
-    for static in workspace.tokens.values():
+        return Grant(kind="admin", name=ADMIN_TOKEN_NAME, read_pipes=None,
+                     append_datasources=None, read_datasources=None, scopes=("ADMIN",),
+                     token_id=workspace.admin_token_id)
+    for static in list(workspace.tokens.values()):
         if static.token == token:
-            if static.permission == "READ":
-                return Grant(kind="static", name=static.name,
-                             read_pipes={static.resource: {}})
-            return Grant(kind="static", name=static.name,
-                         append_datasources=frozenset({static.resource}))
+            return grant_for_scopes(static.name, static.scopes, static.token_id)
     raise forbidden("Token not found in this workspace")
 
 
@@ -162,14 +224,21 @@ def _jwt_grant(token: str, workspace: Workspace, pipe_ids: Mapping[str, str]) ->
     if not isinstance(scopes, list) or not scopes:
         raise forbidden("JWT scopes missing: the token needs a list of scopes")
     read: dict[str, dict[str, Any]] = {}
+    read_ds: dict[str, str] = {}
     for scope in scopes:
-        if not isinstance(scope, dict) or scope.get("type") != "PIPES:READ":
-            kind = scope.get("type") if isinstance(scope, dict) else scope
-            raise forbidden(
-                f"Unsupported JWT scope {str(kind)[:40]!r}: only PIPES:READ is accepted")
+        kind = scope.get("type") if isinstance(scope, dict) else scope
+        if not isinstance(scope, dict) or kind not in JWT_SCOPES:
+            raise forbidden(f"Unsupported JWT scope {str(kind)[:40]!r}: only PIPES:READ "
+                            "and DATASOURCES:READ are accepted")
         resource = scope.get("resource")
         if not isinstance(resource, str) or not resource:
             raise forbidden("JWT scope without a resource")
+        if kind == "DATASOURCES:READ":
+            row_filter = scope.get("filter") or ""
+            if not isinstance(row_filter, str):
+                raise forbidden("JWT filter must be a string")
+            read_ds[resource] = row_filter
+            continue
         fixed = scope.get("fixed_params") or {}
         if not isinstance(fixed, dict):
             raise forbidden("JWT fixed_params must be an object")
@@ -180,7 +249,20 @@ def _jwt_grant(token: str, workspace: Workspace, pipe_ids: Mapping[str, str]) ->
         # Tinybird ignores a limit of zero or less.
         rps = float(limits["rps"]) if limits["rps"] > 0 else None
     return Grant(kind="jwt", name=name, read_pipes=read, rps=rps,
-                 expires_at=float(int(claims["exp"])))
+                 expires_at=float(int(claims["exp"])), read_datasources=read_ds)
+
+
+JWT_SCOPES = frozenset({"PIPES:READ", "DATASOURCES:READ"})
+
+
+def sign_jwt(workspace: Workspace, *, name: str, exp: int, scopes: Sequence[Mapping[str, Any]],
+             limits: Mapping[str, Any] | None = None) -> str:
+    """A JWT with these claims, signed as Tinybird signs them (HS256, the admin token)."""
+    claims: dict[str, Any] = {"workspace_id": workspace.workspace_id, "name": name,
+                              "exp": int(exp), "scopes": [dict(s) for s in scopes]}
+    if limits:
+        claims["limits"] = dict(limits)
+    return jwt.encode(claims, workspace.admin_token, algorithm="HS256")
 
 
 def issue_jwt(workspace: Workspace, pipes: str | Sequence[str], *, name: str,

@@ -200,6 +200,19 @@ class Engine:
         with self._lock.shared():
             return self._run(sql, fmt)
 
+    def query_stats(self, sql: str, fmt: str = "JSON") -> tuple[bytes, int, int]:
+        """`query`, with the rows and bytes the engine read for it."""
+        with self._lock.shared():
+            if self._closed:
+                raise EngineError("the engine is closed")
+            try:
+                result = self._conn.query(sql, fmt)
+            except Exception as exc:
+                raise EngineError.from_chdb(exc) from None
+            if result is None:
+                return b"", 0, 0
+            return result.bytes(), int(result.rows_read()), int(result.bytes_read())
+
     def _run(self, sql: str, fmt: str) -> bytes:
         if self._closed:
             raise EngineError("the engine is closed")
@@ -448,6 +461,10 @@ class Engine:
         payload = escaped.rstrip(b"\n").replace(b"\n", suffix) + suffix
         lines, _ = _rejected_names(ds)
         self._insert(f"INSERT INTO {lines} (line, import_id)", "TabSeparated", payload)
+
+    def insert_raw(self, statement: str, fmt: str, payload: bytes) -> None:
+        """`statement` (an `INSERT INTO t`) fed with `payload` in the format `fmt`."""
+        self._insert(statement, fmt, payload)
 
     def _insert_ndjson(self, table: str, payload: bytes) -> None:
         self._insert(f"INSERT INTO {quote_identifier(table)}", "JSONEachRow", payload)

@@ -47,10 +47,10 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
     try:
         check_pipes(engine, project)
         engine.apply_project(project)
+        return LocalState(project=project, workspace=workspace, engine=engine, limits=limits)
     except Exception:
         engine.close()
         raise
-    return LocalState(project=project, workspace=workspace, engine=engine, limits=limits)
 
 
 class LocalServer:
@@ -75,7 +75,7 @@ class LocalServer:
             self._socket.bind((host, port))
         except OSError as exc:
             self._socket.close()
-            self.state.engine.close()
+            self.state.close()
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self._socket.listen(2048)
         bound_host, bound_port = self._socket.getsockname()[:2]
@@ -128,7 +128,7 @@ class LocalServer:
         try:
             self._socket.close()
         finally:
-            self.state.engine.close()
+            self.state.close()
             server_file = self.data_dir / SERVER_FILE
             if server_file.exists():
                 server_file.unlink()

@@ -43,6 +43,12 @@ _IN_FUNCTIONS = frozenset({"in", "notIn", "globalIn", "globalNotIn", "nullIn", "
                            "globalNullIn", "globalNotNullIn"})
 ALLOWED_STATEMENTS = frozenset({"SelectWithUnionQuery", "DescribeQuery"})
 
+# Tinybird's Service Data Sources: the only tables outside the workspace's own database a
+# query may read (`SELECT ... FROM tinybird.pipe_stats_rt`). Every other database,
+# `system` first, stays refused.
+SERVICE_DATABASE = "tinybird"
+SERVICE_TABLES = frozenset({"pipe_stats_rt", "datasources_ops_log"})
+
 _CHILDREN = re.compile(r" \(children (\d+)\)$")
 _SETTING_NAME = re.compile(r"\bSETTINGS\s+([A-Za-z_][A-Za-z0-9_]*)\s*=")
 _CACHE_SIZE = 1024
@@ -128,7 +134,7 @@ class SQLGuard:
             name + QUARANTINE_SUFFIX for name in project.datasources}
         self.internal = {BACKFILLS_TABLE.strip("`")} | {
             f"{p.name}__mv" for p in project.pipes.values()}
-        self._cache: OrderedDict[str, SQLRefused | None] = OrderedDict()
+        self._cache: OrderedDict[str, SQLRefused | tuple[str, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     def add_resources(self, names: set[str]) -> None:
@@ -137,31 +143,34 @@ class SQLGuard:
             self.resources |= names
             self._cache.clear()  # a verdict of "not found" may name one of them
 
-    def check(self, sql: str) -> None:
+    def check(self, sql: str) -> tuple[str, ...]:
         """Raise SQLRefused unless `sql` is one read of this workspace's data.
 
-        An EngineError other than a parse error (a closed engine) is raised as it is.
+        Returns the tables it names, as written (`events`, `db.events`,
+        `tinybird.pipe_stats_rt`), in FROM/JOIN or as `x IN name`: a bare name may also be
+        a CTE of the query. An EngineError other than a parse error (a closed engine) is
+        raised as it is.
         """
         with self._lock:
             if sql in self._cache:
                 self._cache.move_to_end(sql)
                 verdict = self._cache[sql]
-                if verdict is not None:
+                if isinstance(verdict, SQLRefused):
                     raise SQLRefused(verdict.message, verdict.code)
-                return
+                return verdict
         try:
-            self._check(sql)
-            verdict = None
+            verdict = self._check(sql)
         except SQLRefused as exc:
             verdict = exc
         with self._lock:
             self._cache[sql] = verdict
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
-        if verdict is not None:
+        if isinstance(verdict, SQLRefused):
             raise SQLRefused(verdict.message, verdict.code)
+        return verdict
 
-    def _check(self, sql: str) -> None:
+    def _check(self, sql: str) -> tuple[str, ...]:
         try:
             canonical, ast = self.engine.parse(sql)
         except EngineError as exc:
@@ -174,6 +183,7 @@ class SQLGuard:
         if not nodes:
             raise SQLRefused("Only SELECT queries are supported")
         root = nodes[0]
+        tables: list[str] = []
         if root.kind not in ALLOWED_STATEMENTS:
             # Tinybird's answer to a CREATE on /v0/sql, observed:
             # "DB::Exception: Only SELECT or DESCRIBE queries are supported. Got: CreateQuery"
@@ -193,6 +203,7 @@ class SQLGuard:
                     "support@tinybird.co if you require access to this feature")
             if node.kind == "TableIdentifier":
                 self._check_table(node.detail)
+                tables.append(node.detail)
             elif node.kind == "Function" and node.parent == "TableExpression":
                 if node.detail not in ALLOWED_TABLE_FUNCTIONS:
                     # Tinybird's sql_toolset.InvalidFunction, word for word.
@@ -202,10 +213,12 @@ class SQLGuard:
                 name = node.detail.lower()
                 if name in _DENIED_FUNCTIONS or name.startswith("dict"):
                     raise SQLRefused(f"The query uses disabled functions: '{node.detail}'")
-        self._check_in_tables(nodes)
+        tables += self._check_in_tables(nodes)
+        return tuple(dict.fromkeys(tables))
 
-    def _check_in_tables(self, nodes: list[_Node]) -> None:
+    def _check_in_tables(self, nodes: list[_Node]) -> list[str]:
         """`x IN system.tables` reads a table through an identifier, not a FROM."""
+        names = []
         for i, node in enumerate(nodes):
             if node.kind != "Function" or node.detail not in _IN_FUNCTIONS:
                 continue
@@ -217,9 +230,13 @@ class SQLGuard:
                 name = args[1].detail
                 if "." in name or name in self.internal:
                     self._check_table(name)
+                names.append(name)
+        return names
 
     def _check_table(self, name: str) -> None:
         database, _, table = name.rpartition(".")
+        if database == SERVICE_DATABASE and table in SERVICE_TABLES:
+            return
         if database and database != self.database:
             raise _not_found(name)
         if table in self.internal:

@@ -21,6 +21,7 @@ from .errors import PIPE_DOCS, APIError, no_access
 from .ingest import RowChecker
 from .limits import Limits
 from .ratelimit import RateLimiter
+from .service_log import OpsLog, PipeStats, ServiceLog
 from .sql_guard import SQLGuard, SQLRefused
 from .workspace import Workspace
 
@@ -36,6 +37,7 @@ class LocalState:
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
     guard: SQLGuard = field(init=False)
     catalog: Catalog = field(init=False)
+    service_log: ServiceLog = field(init=False)
 
     def secrets(self) -> list[str]:
         """Every token of the workspace: none may appear in an error body."""
@@ -46,14 +48,35 @@ class LocalState:
         self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
         self.guard = SQLGuard(self.engine, self.project)
         self.catalog = Catalog.open(self.engine.data_dir, self.workspace, self.project)
-
+        # Tinybird-style ids of the datasources (`t_<32 hex>`), kept by the catalog; the
+        # ops log reads this same dict, so a datasource created later is named there too.
+        self.datasource_ids = {name: self.catalog.datasource(name).id
+                               for name in self.project.datasources}
+        self.service_log = ServiceLog(self.engine, self.datasource_ids)
 
     def add_datasource(self, ds: Datasource) -> None:
         """A data source created at run time (its tables exist): known from now on."""
         self.checkers[ds.name] = RowChecker(ds)
         self.project.datasources[ds.name] = ds
         self.guard.add_resources({ds.name, ds.name + QUARANTINE_SUFFIX})
-        self.catalog.see_datasource(ds)
+        self.datasource_ids[ds.name] = self.catalog.see_datasource(ds).id
+
+    @property
+    def ops_log(self) -> OpsLog:
+        """`tinybird.datasources_ops_log`: `state.ops_log.record(event_type, datasource, ...)`."""
+        return self.service_log.ops_log
+
+    @property
+    def pipe_stats(self) -> PipeStats:
+        """`tinybird.pipe_stats_rt`: one row per pipe endpoint request."""
+        return self.service_log.pipe_stats
+
+    def close(self) -> None:
+        """Write the service logs' last rows, then close the engine."""
+        try:
+            self.service_log.close()
+        finally:
+            self.engine.close()
 
 
 def state_of(request: Request) -> LocalState:
@@ -82,9 +105,16 @@ async def run_query(state: LocalState, sql: str, documentation: str = PIPE_DOCS)
     read of the workspace's data (400 naming the reason otherwise); checked and run as
     the very same text.
     """
+    body, _, _ = await run_query_stats(state, sql, documentation)
+    return body
+
+
+async def run_query_stats(state: LocalState, sql: str,
+                          documentation: str = PIPE_DOCS) -> tuple[bytes, int, int]:
+    """`run_query`, with the rows and bytes the engine read."""
     try:
         await run_in_threadpool(state.guard.check, sql)
-        return await run_in_threadpool(state.engine.query, sql, "JSON")
+        return await run_in_threadpool(state.engine.query_stats, sql, "JSON")
     except SQLRefused as exc:
         headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
         raise APIError(400, exc.message, documentation, headers=headers) from None

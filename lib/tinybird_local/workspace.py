@@ -20,12 +20,33 @@ from .datafiles import Project
 WORKSPACE_FILE = "workspace.json"
 
 
+# Where a static token came from, as the Tokens API's `origin.type` says it: a pipe's or
+# a datasource's TOKEN line, or created through the API (custom).
+ORIGIN_PIPE, ORIGIN_DATASOURCE, ORIGIN_CUSTOM = "P", "DS", "C"
+
+
 @dataclass
 class StaticToken:
+    """A static (`p.`) token: a datafile TOKEN line's, or one made with the Tokens API.
+
+    `scopes` are Tinybird's scope strings (`PIPES:READ:top_airlines`,
+    `DATASOURCES:APPEND:events`, `DATASOURCES:READ:events[:filter]`, `ADMIN`, `TOKENS`...).
+    A datafile token also keeps its line's `permission` and `resource`.
+    """
+
     name: str
     token: str
-    permission: str  # READ or APPEND
-    resource: str  # pipe or datasource name
+    permission: str = ""  # a datafile token's READ or APPEND
+    resource: str = ""  # a datafile token's pipe or datasource name
+    scopes: list[str] = field(default_factory=list)
+    description: str = ""
+    origin: str = ORIGIN_CUSTOM
+    token_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def to_json(self) -> dict:
+        return {"token": self.token, "permission": self.permission, "resource": self.resource,
+                "scopes": list(self.scopes), "description": self.description,
+                "origin": self.origin, "id": self.token_id}
 
 
 @dataclass
@@ -40,15 +61,17 @@ class Workspace:
         digest = hashlib.sha256(f"{self.workspace_id}:{pipe_name}".encode()).hexdigest()
         return "t_" + digest[:32]
 
+    @property
+    def admin_token_id(self) -> str:
+        """The admin token's stable id in the Tokens API."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tinybird-local:{self.workspace_id}:admin"))
+
     def to_json(self) -> dict:
         return {
             "workspace_id": self.workspace_id,
             "name": self.name,
             "admin_token": self.admin_token,
-            "tokens": {
-                t.name: {"token": t.token, "permission": t.permission, "resource": t.resource}
-                for t in self.tokens.values()
-            },
+            "tokens": {t.name: t.to_json() for t in self.tokens.values()},
         }
 
 
@@ -63,8 +86,11 @@ def load_workspace(data_dir: Path | str) -> Workspace | None:
         return None
     raw = json.loads(path.read_text())
     tokens = {
-        name: StaticToken(name=name, token=t["token"], permission=t["permission"],
-                          resource=t["resource"])
+        name: StaticToken(name=name, token=t["token"], permission=t.get("permission", ""),
+                          resource=t.get("resource", ""), scopes=list(t.get("scopes", [])),
+                          description=t.get("description", ""),
+                          origin=t.get("origin", ORIGIN_CUSTOM),
+                          token_id=t.get("id") or str(uuid.uuid4()))
         for name, t in raw.get("tokens", {}).items()
     }
     return Workspace(workspace_id=raw["workspace_id"], admin_token=raw["admin_token"],
@@ -88,14 +114,21 @@ def ensure_workspace(data_dir: Path | str, project: Project | None = None) -> Wo
     if workspace is None:
         workspace = Workspace(workspace_id=str(uuid.uuid4()), admin_token=new_static_token())
     if project is not None:
-        wanted = [(t, ds.name) for ds in project.datasources.values() for t in ds.tokens]
-        wanted += [(t, p.name) for p in project.pipes.values() for t in p.tokens]
-        for line, resource in wanted:
+        wanted = [(t, ds.name, "DATASOURCES", ORIGIN_DATASOURCE)
+                  for ds in project.datasources.values() for t in ds.tokens]
+        wanted += [(t, p.name, "PIPES", ORIGIN_PIPE)
+                   for p in project.pipes.values() for t in p.tokens]
+        for line, resource, kind, origin in wanted:
+            scopes = [f"{kind}:{line.permission}:{resource}"]
             current = workspace.tokens.get(line.name)
-            if current and current.permission == line.permission and current.resource == resource:
+            if (current and current.permission == line.permission
+                    and current.resource == resource and current.scopes == scopes):
                 continue
             token = current.token if current else new_static_token()
-            workspace.tokens[line.name] = StaticToken(line.name, token, line.permission, resource)
+            token_id = current.token_id if current else str(uuid.uuid4())
+            workspace.tokens[line.name] = StaticToken(
+                line.name, token, line.permission, resource, scopes=scopes, origin=origin,
+                token_id=token_id)
             changed = True
     if changed:
         save_workspace(data_dir, workspace)

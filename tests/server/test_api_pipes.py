@@ -335,9 +335,12 @@ def test_jwt_rate_limit_gives_429_with_retry_after(server):
                server.jwt(name="other", rps=2)).status_code == 200
 
 
-def test_sql_endpoint_needs_admin(server):
-    response = get(server, "/v0/sql", server.jwt(), q="SELECT 1")
+def test_sql_endpoint_limits_a_jwt_to_its_pipes(server):
+    # Any token may use /v0/sql, for the resources it may read (test_sql_access.py).
+    response = get(server, "/v0/sql", server.jwt(), q="SELECT count() FROM events")
     assert response.status_code == 403
+    assert get(server, "/v0/sql", server.jwt(),
+               q="SELECT count() AS n FROM top_airlines").json()["data"][0]["n"] == 7
     assert server.sql("SELECT count() AS n FROM events")["data"][0]["n"] == 20000
 
 
@@ -394,3 +397,43 @@ def test_sql_endpoint_takes_post_bodies_and_explicit_formats(server):
     csv = get(server, "/v0/sql", server.admin_token, q="SELECT 'a format b' AS s FORMAT CSV")
     assert csv.text.strip() == '"a format b"'
     assert get(server, "/v0/sql", server.admin_token, q="  ;").status_code == 400
+
+
+def test_q_runs_sql_over_the_endpoint_result(server):
+    response = get(server, "/v0/pipes/top_airlines.json", server.jwt(),
+                   q="SELECT count() AS airlines, sum(bookings) AS total FROM _")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == [{"airlines": 7, "total": 20000}]
+    csv = get(server, "/v0/pipes/top_airlines.csv", server.jwt(),
+              q="SELECT airline FROM _ ORDER BY airline LIMIT 2")
+    assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == 3
+
+
+def test_q_sees_the_request_parameters_and_the_jwt_fixed_params(server):
+    token = server.jwt(fixed_params={"meal_choice": "vegan"})
+    vegan = server.sql("SELECT count() AS n FROM events WHERE meal_choice = 'vegan'")
+    response = get(server, "/v0/pipes/top_airlines.json", token,
+                   q="SELECT sum(bookings) AS total FROM _", meal_choice="halal")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"][0]["total"] == vegan["data"][0]["n"]
+
+
+def test_q_follows_the_select_only_rules_and_the_token_scopes(server):
+    token = server.jwt()
+    assert get(server, "/v0/pipes/top_airlines.json", token,
+               q="% SELECT * FROM _").json()["error"] == "'q' parameter doesn't support templates"
+    for q, status in [("DROP TABLE events", 400), ("SELECT * FROM system.tables", 400),
+                      ("SELECT * FROM _; DROP TABLE events", 400),
+                      ("SELECT count() FROM events", 403),
+                      ("SELECT * FROM tinybird.pipe_stats_rt", 403)]:
+        response = get(server, "/v0/pipes/top_airlines.json", token, q=q)
+        assert response.status_code == status, (q, response.text)
+    assert server.count("events") == 20000
+
+
+def test_q_in_a_post_body(server):
+    response = requests.post(f"{server.url}/v0/pipes/top_airlines.json",
+                             params={"token": server.jwt()},
+                             json={"q": "SELECT count() AS n FROM _"}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == [{"n": 7}]

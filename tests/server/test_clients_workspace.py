@@ -108,8 +108,6 @@ def test_forward_tb_pipe_ls(server, tmp_path):
     assert "top_airlines" in out and "materialized" in out
 
 
-@pytest.mark.xfail(strict=True, reason="`tb endpoint ls` then asks GET /v0/tokens for each "
-                                       "endpoint's read token: the Tokens API (branch clients-b)")
 def test_forward_tb_endpoint_ls(server, tmp_path):
     env = client_venv("tinybird")
     out = ok(run(env, ["tb", "--cloud", "endpoint", "ls"], cwd=tmp_path,

@@ -1,0 +1,102 @@
+"""What a token may read through SQL: the Query API (`/v0/sql`) and a pipe's `q`.
+
+The guard (`sql_guard`) decides whether a text is one read of the workspace's data and
+names the tables it reads; this module decides whether *this token* may read each of
+them, and turns the resources that are not tables into SQL the engine can run:
+
+- a pipe read by name (Tinybird's `/v0/sql` reads pipes as tables) becomes a CTE of the
+  pipe's SQL, rendered with the token's fixed params for that pipe (a JWT's
+  `fixed_params`), so the token reads through the pipe exactly what the endpoint would
+  give it;
+- a datasource read through a token's row filter (`DATASOURCES:READ:events:<filter>`, or
+  a JWT's `filter`) becomes a CTE of its filtered rows;
+- in a pipe's `q`, `_` is the pipe's rendered SQL.
+
+The text the client sent is checked by the guard first, and the composed text is checked
+again when it runs (`state.run_query`), so nothing here widens what may run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from .auth import Grant
+from .engine import QUARANTINE_SUFFIX, pipe_sql, quote_identifier
+from .errors import AUTH_DOCS, SQL_DOCS, TEMPLATE_DOCS, APIError
+from .sql_guard import SERVICE_DATABASE, SERVICE_TABLES, SQLRefused
+from .sql_template import TemplateError
+from .state import LocalState
+
+
+@dataclass
+class Composed:
+    sql: str  # what runs (without FORMAT)
+    reads_service: bool  # reads tinybird.*: flush the service log first
+
+
+def lacks(kind: str, name: str) -> APIError:
+    return APIError(403, "The token you have provided doesn't have access to this resource: "
+                         f"it lacks READ on {kind} '{name}'", AUTH_DOCS)
+
+
+def compose(state: LocalState, grant: Grant, sql: str,
+            underscore: str | None = None, documentation: str = SQL_DOCS) -> Composed:
+    """The SQL to run for `sql` read with `grant`; APIError 400/403 when it may not run.
+
+    `underscore` is the rendered SQL `_` stands for (a pipe endpoint's `q`). Blocking
+    (the guard asks the engine): call it in a worker thread.
+    """
+    try:
+        tables = state.guard.check(sql)
+    except SQLRefused as exc:
+        headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
+        raise APIError(400, exc.message, documentation, headers=headers) from None
+    ctes: dict[str, str] = {}
+    reads_service = False
+    for name in tables:
+        database, _, table = name.rpartition(".")
+        if database == SERVICE_DATABASE and table in SERVICE_TABLES:
+            if not grant.is_admin:
+                raise APIError(403, f"Services Data Sources like '{name}' can't be directly "
+                                    "accessed without an ADMIN token", AUTH_DOCS)
+            reads_service = True
+            continue
+        if table == "_" and underscore is not None and not database:
+            ctes["_"] = underscore
+            continue
+        datasource = table[: -len(QUARANTINE_SUFFIX)] if table.endswith(QUARANTINE_SUFFIX) \
+            else table
+        if datasource in state.project.datasources:
+            if not grant.can_read_datasource(datasource):
+                raise lacks("Data Source", datasource)
+            row_filter = grant.row_filter(datasource)
+            if row_filter:
+                if database or table != datasource:
+                    raise APIError(403, f"This token reads '{datasource}' through a filter: "
+                                        f"query it as {datasource}, unqualified", AUTH_DOCS)
+                ctes[table] = (f"SELECT * FROM {quote_identifier(state.guard.database)}."
+                               f"{quote_identifier(table)} WHERE {row_filter}")
+            continue
+        pipe_name = state.pipe_ids.get(table, table)
+        if not database and pipe_name in state.project.pipes:
+            if not grant.can_read(pipe_name):
+                raise lacks("Pipe", pipe_name)
+            ctes[table] = render_pipe(state, pipe_name, grant.fixed_params(pipe_name))
+            continue
+        # Anything else is a CTE of the query itself, or a table the engine will not find.
+    if not ctes:
+        return Composed(sql, reads_service)
+    if sql.lstrip()[:4].upper() == "DESC":
+        raise APIError(400, "DESCRIBE reads datasources only, not pipes or filtered data",
+                       documentation)
+    with_clause = ",\n".join(f"{quote_identifier(n)} AS (\n{body}\n)" for n, body in ctes.items())
+    return Composed(f"WITH {with_clause}\nSELECT * FROM (\n{sql}\n)", reads_service)
+
+
+def render_pipe(state: LocalState, pipe_name: str, params: Mapping[str, object]) -> str:
+    """The pipe's SQL (its last node, earlier nodes as CTEs) with these parameters."""
+    try:
+        return pipe_sql(state.project.pipes[pipe_name], {k: str(v) for k, v in params.items()})
+    except TemplateError as exc:
+        raise APIError(400, str(exc), TEMPLATE_DOCS) from None
