@@ -278,16 +278,22 @@ async def _create_jwt(request: Request, state: LocalState,
     return json_response({"token": token})
 
 
-async def refresh_token(request: Request) -> Response:
+def _managed_token(request: Request, refusal: str) -> tuple[LocalState, StaticToken]:
+    """The token the path names, for a manager; the admin token is refused with `refusal`."""
     state = state_of(request)
     _require_manager(grant_for(request, state))
     key = request.path_params["token"]
     if _is_admin_key(state, key):
-        raise APIError(403, "The admin token can't be refreshed in Tinybird Local: it signs "
-                            "every JWT the dashboard uses", AUTH_DOCS)
+        raise APIError(403, refusal, AUTH_DOCS)
     token = _find(state, key)
     if token is None:
         raise _not_found(key)
+    return state, token
+
+
+async def refresh_token(request: Request) -> Response:
+    state, token = _managed_token(request, "The admin token can't be refreshed in Tinybird "
+                                           "Local: it signs every JWT the dashboard uses")
     token.token = new_static_token()
     _save(state)
     return json_response(_token_json(state, token))
@@ -295,14 +301,7 @@ async def refresh_token(request: Request) -> Response:
 
 async def update_token(request: Request) -> Response:
     """`PUT /v0/tokens/{name}`: new `name`, `description` and/or scopes (all replaced)."""
-    state = state_of(request)
-    _require_manager(grant_for(request, state))
-    key = request.path_params["token"]
-    if _is_admin_key(state, key):
-        raise APIError(403, "The admin token can't be changed", AUTH_DOCS)
-    token = _find(state, key)
-    if token is None:
-        raise _not_found(key)
+    state, token = _managed_token(request, "The admin token can't be changed")
     fields = await _form(request)
     if not fields and (raw := await request.body()):
         # `tb` sends long scope lists as a raw `scope=...&scope=...` body.
@@ -326,14 +325,7 @@ async def update_token(request: Request) -> Response:
 
 
 async def delete_token(request: Request) -> Response:
-    state = state_of(request)
-    _require_manager(grant_for(request, state))
-    key = request.path_params["token"]
-    if _is_admin_key(state, key):
-        raise APIError(403, "The admin token can't be deleted", AUTH_DOCS)
-    token = _find(state, key)
-    if token is None:
-        raise _not_found(key)
+    state, token = _managed_token(request, "The admin token can't be deleted")
     del state.workspace.tokens[token.name]
     _save(state)
     return Response(status_code=204)
