@@ -32,7 +32,14 @@ from .limits import (
     Limits,
 )
 from .seeding import SeedError, seed_bookings
-from .server import DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE, LocalServer, configure_logging
+from .server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    SERVER_FILE,
+    LocalServer,
+    configure_logging,
+    served_project_dir,
+)
 from .sql_guard import check_pipes
 from .workspace import ensure_workspace, load_workspace
 
@@ -112,7 +119,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     else:
         if _running_host(data_dir):
             raise CLIError(f"a server is using {data_dir}: pass --host {_running_host(data_dir)}")
-        project = load_project(args.project_dir)
+        project = load_project(served_project_dir(args.project_dir, data_dir))
         ds = project.datasources.get(args.datasource)
         if ds is None:
             raise CLIError(f"no datasource '{args.datasource}' in {args.project_dir}")

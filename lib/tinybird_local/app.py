@@ -30,6 +30,13 @@ from .api_datasources import (
     post_datasources,
     truncate_datasource,
 )
+from .api_deploy import (
+    delete_deployment,
+    deploy,
+    get_deployment,
+    list_deployments,
+    set_live,
+)
 from .api_events import events, seed
 from .api_pipes import list_pipes, pipe_data, pipe_info
 from .api_query import sql_query
@@ -192,6 +199,12 @@ def create_app(state: LocalState) -> Starlette:
         Route("/v0/tokens/{token}", get_token, methods=["GET"]),
         Route("/v0/tokens/{token}", update_token, methods=["PUT"]),
         Route("/v0/tokens/{token}", delete_token, methods=["DELETE"]),
+        # Deployments (api_deploy.py): the Forward CLI's `tb deploy`.
+        Route("/v1/deploy", deploy, methods=["POST"]),
+        Route("/v1/deployments", list_deployments, methods=["GET"]),
+        Route("/v1/deployments/{ident:resource}", get_deployment, methods=["GET"]),
+        Route("/v1/deployments/{ident:resource}", delete_deployment, methods=["DELETE"]),
+        Route("/v1/deployments/{ident:resource}/set-live", set_live, methods=["POST"]),
     ]
     # HeadersAndAccessLog first (outermost), so preflights get a request id and a log line.
     middleware = [

@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from .api_datasources import load_created
+from .api_deploy import DEPLOYED_DIR
 from .app import create_app
 from .datafiles import DatafileError, load_project
 from .engine import Engine
@@ -32,9 +33,23 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7181
 
 
+def served_project_dir(project_dir: Path | str, data_dir: Path | str) -> Path:
+    """Which datafiles a server on `data_dir` serves.
+
+    The rule: once a project has been deployed into this data dir (`tb deploy`, kept in
+    `data_dir/deployed/`), that project is served and `--project-dir` is ignored; remove
+    `data_dir/deployed/` to serve `--project-dir` again (its tables and rows are kept).
+    """
+    deployed = Path(data_dir) / DEPLOYED_DIR
+    return deployed if deployed.is_dir() else Path(project_dir)
+
+
 def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) -> LocalState:
-    """Datafiles, workspace and engine, ready to serve; raises DatafileError/EngineError."""
-    project = load_project(project_dir)
+    """Datafiles, workspace and engine, ready to serve; raises DatafileError/EngineError.
+
+    The datafiles are the deployed project's if there is one (`served_project_dir`).
+    """
+    project = load_project(served_project_dir(project_dir, data_dir))
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     # Data sources created through the Data Sources API, kept as datafiles in the data dir.

@@ -61,6 +61,26 @@ class LocalState:
         self.guard.add_resources({ds.name, ds.name + QUARANTINE_SUFFIX})
         self.datasource_ids[ds.name] = self.catalog.see_datasource(ds).id
 
+    def swap_project(self, project: Project, workspace: Workspace) -> None:
+        """Serve `project` from now on (a deployment; its tables and views exist).
+
+        The dicts are changed in place, as handlers and the service log hold them;
+        `workspace` is the one `ensure_workspace` saved with the new TOKEN lines.
+        """
+        for name, ds in project.datasources.items():
+            self.checkers[name] = RowChecker(ds)
+            self.datasource_ids[name] = self.catalog.see_datasource(ds).id
+        for pipe in project.pipes.values():
+            self.catalog.see_pipe(pipe, self.workspace)
+        self.workspace.tokens.update(workspace.tokens)
+        self.guard = SQLGuard(self.engine, project)
+        self.project.datasources.clear()
+        self.project.datasources.update(project.datasources)
+        self.project.pipes.clear()
+        self.project.pipes.update(project.pipes)
+        self.pipe_ids.clear()
+        self.pipe_ids.update({self.workspace.pipe_id(name): name for name in project.pipes})
+
     @property
     def ops_log(self) -> OpsLog:
         """`tinybird.datasources_ops_log`: `state.ops_log.record(event_type, datasource, ...)`."""

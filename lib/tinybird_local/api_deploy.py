@@ -1,0 +1,422 @@
+"""Deployments, as the Forward CLI makes them: `tb --cloud deploy [--check]`.
+
+What the CLI (tinybird 5.0.3, `tb/modules/deployment_common.py`) sends and reads:
+
+- `POST /v1/deploy[?check=true|auto_promote=true]`: a multipart body with one part per
+  datafile, field `data_project://`, the file name being its path in the project
+  (`pipes/x.pipe`), plus `context://` (cli-version), ignored here. The answer is
+  `{"result": "success"|"no_changes"|"failed", "deployment": {...}}`; a check that fails
+  is a 400 with the same body (no top-level `error`, so the CLI prints each of
+  `deployment.errors[]` as `filename` then `error` and exits 1).
+- `GET /v1/deployments/{id}`: `{"deployment": {...}}`, polled until `status` is
+  `data_ready` and `live` is true (with `--auto`); an old deployment reads `deleted`.
+- `GET /v1/deployments`: `{"deployments": [...]}`, the live one first, then a staged
+  one (`tb deployment create` without `--auto`); `POST /v1/deployments/{id}/set-live`
+  promotes it (`tb deployment promote`), `DELETE /v1/deployments/{id}` discards it.
+
+What a deployment does here: the posted files are written to
+`data_dir/deployments/{id}/`, read with our parser (`load_project`) and every pipe's SQL
+checked by the guard, as at start-up; data sources created through the Data Sources API
+are kept alongside. A change that Tinybird Local cannot make safely is refused with the
+file and reason: an existing data source's schema or engine settings (only its
+description and tokens may change), or removing a data source. Nothing changes until the
+whole project is valid. Going live creates the new tables and views (new and changed
+materialized pipes are back-filled, views of removed ones dropped), copies the files to
+`data_dir/deployed/` and serves them from then on; `server.served_project_dir` makes a
+restart serve that folder instead of `--project-dir`. Admin token only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .api_datasources import load_created
+from .catalog import now_text
+from .datafiles import DatafileError, Datasource, Project, load_project
+from .engine import EngineError, pipe_sql, quote_identifier
+from .errors import DOCS, APIError
+from .sql_guard import SQLGuard, SQLRefused, check_pipes
+from .sql_template import TemplateError
+from .state import LocalState, grant_for, json_response, require_admin, state_of
+from .workspace import ensure_workspace
+
+DEPLOY_DOCS = f"{DOCS}/forward/test-and-deploy/deployments"
+DEPLOYED_DIR = "deployed"  # the live project (server.served_project_dir reads it)
+STAGED_DIR = "deployments"  # one folder per deployment's files
+RECORDS_FILE = "deployments.json"
+DATAFILE_SUFFIXES = {".datasource", ".pipe"}
+PROJECT_FIELD = "data_project://"
+
+# One deployment at a time: chDB opens one data dir per process, so one server per process.
+_LOCK = threading.Lock()
+
+
+class DeployRefused(Exception):
+    """The project cannot be deployed: one error per file, as the CLI prints them."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        super().__init__("; ".join(e["error"] for e in errors))
+        self.errors = errors
+
+
+@dataclass
+class Deployment:
+    id: str
+    status: str  # data_ready, live is a flag; deleted once discarded or replaced
+    live: bool
+    created_at: str
+    updated_at: str
+    new_datasource_names: list[str] = field(default_factory=list)
+    changed_datasource_names: list[str] = field(default_factory=list)
+    new_pipe_names: list[str] = field(default_factory=list)
+    changed_pipe_names: list[str] = field(default_factory=list)
+    deleted_pipe_names: list[str] = field(default_factory=list)
+
+    def to_json(self, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        body = asdict(self)
+        body.update({
+            "errors": errors or [], "feedback": [],
+            "deleted_datasource_names": [], "new_data_connector_ids": [],
+            "new_data_connector_names": [], "changed_data_connector_names": [],
+            "deleted_data_connector_names": [], "disconnected_data_source_names": [],
+            "token_changes": [],
+        })
+        return body
+
+
+# -- records -------------------------------------------------------------------------------
+def _load_records(data_dir: Path) -> list[Deployment]:
+    path = data_dir / RECORDS_FILE
+    if not path.exists():
+        return []
+    return [Deployment(**d) for d in json.loads(path.read_text())["deployments"]]
+
+
+def _save_records(data_dir: Path, records: list[Deployment]) -> None:
+    path = data_dir / RECORDS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"deployments": [asdict(d) for d in records]}, indent=2))
+    os.replace(tmp, path)
+
+
+def _next_id(records: list[Deployment]) -> str:
+    return str(max((int(d.id) for d in records), default=0) + 1)
+
+
+# -- validation ----------------------------------------------------------------------------
+def _relative(name: str) -> str:
+    """A posted file name as a safe relative path, or DeployRefused."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise DeployRefused([{"filename": name, "error": "invalid file path"}])
+    return path.as_posix()
+
+
+def _file_error(staged: Path, exc: DatafileError) -> dict[str, str]:
+    try:
+        filename = Path(exc.path).relative_to(staged).as_posix()
+    except ValueError:
+        filename = Path(exc.path).name
+    where = f"line {exc.line}: " if exc.line else ""
+    return {"filename": filename, "error": f"{where}{exc.reason}"}
+
+
+def _schema(ds: Datasource) -> tuple[Any, ...]:
+    return (ds.columns, ds.engine, ds.sorting_key, ds.partition_key, ds.ttl, ds.engine_settings)
+
+
+def _datafile_text(path: str) -> str:
+    return Path(path).read_text()
+
+
+def _validate(state: LocalState, staged: Path) -> tuple[Project, Deployment]:
+    """The project in `staged` with the API-created data sources, checked against what
+    is served; raises DeployRefused naming each file and reason."""
+    try:
+        project = load_project(staged)
+    except DatafileError as exc:
+        raise DeployRefused([_file_error(staged, exc)]) from None
+    current = state.project
+    created = {ds.name: ds for ds in load_created(state.engine.data_dir)}
+    errors: list[dict[str, str]] = []
+
+    def rel(path: str) -> str:
+        return Path(path).relative_to(staged).as_posix()
+
+    for name, ds in project.datasources.items():
+        if name in created:
+            errors.append({"filename": rel(ds.path), "error": (
+                f"data source '{name}' was created through the Data Sources API; "
+                "Tinybird Local does not let a deployment redefine it")})
+        elif name in current.datasources and _schema(ds) != _schema(current.datasources[name]):
+            errors.append({"filename": rel(ds.path), "error": (
+                f"changing the schema or engine settings of the existing data source "
+                f"'{name}' is not supported by Tinybird Local: only its DESCRIPTION and "
+                "TOKEN lines may change")})
+    for name in sorted(set(current.datasources) - set(project.datasources) - set(created)):
+        errors.append({"filename": Path(current.datasources[name].path).name, "error": (
+            f"the data source '{name}' is missing from the project: Tinybird Local does "
+            "not delete data sources in a deployment")})
+    for name, pipe in project.pipes.items():
+        if name in created:
+            errors.append({"filename": rel(pipe.path),
+                           "error": f"name '{name}' is already taken by a data source"})
+    if errors:
+        raise DeployRefused(errors)
+    project.datasources.update(created)
+    try:
+        check_pipes(state.engine, project)
+    except DatafileError as exc:
+        raise DeployRefused([_file_error(staged, exc)]) from None
+    errors = _unknown_tables(state, project, staged)
+    if errors:
+        raise DeployRefused(errors)
+
+    def changed(old: Any, new: Any) -> bool:
+        return _datafile_text(old.path) != _datafile_text(new.path)
+
+    stamp = now_text()
+    summary = Deployment(
+        id="", status="data_ready", live=False, created_at=stamp, updated_at=stamp,
+        new_datasource_names=sorted(set(project.datasources) - set(current.datasources)),
+        changed_datasource_names=sorted(
+            n for n in set(project.datasources) & set(current.datasources) - set(created)
+            if changed(current.datasources[n], project.datasources[n])),
+        new_pipe_names=sorted(set(project.pipes) - set(current.pipes)),
+        changed_pipe_names=sorted(
+            n for n in set(project.pipes) & set(current.pipes)
+            if changed(current.pipes[n], project.pipes[n])),
+        deleted_pipe_names=sorted(set(current.pipes) - set(project.pipes)),
+    )
+    return project, summary
+
+
+def _unknown_tables(state: LocalState, project: Project, staged: Path) -> list[dict[str, str]]:
+    """A node reading a bare name that is no data source and no CTE of its query.
+
+    The guard lets such a name through (the engine answers at run time); a deployment is
+    the moment to name the file instead. Nodes that need request parameters to render are
+    left to run time, as at start-up.
+    """
+    guard = SQLGuard(state.engine, project)
+    errors = []
+    for pipe in project.pipes.values():
+        for index, node in enumerate(pipe.nodes):
+            try:
+                sql = pipe_sql(pipe, {}, index)
+                tables = guard.check(sql)
+            except (TemplateError, SQLRefused):
+                continue
+            for table in tables:
+                if "." in table or table in project.datasources:
+                    continue
+                if re.search(rf"(?i)(`{re.escape(table)}`|\b{re.escape(table)})\s+AS\s*\(",
+                             sql):
+                    continue  # a CTE (an earlier node, or the node's own WITH)
+                errors.append({"filename": Path(pipe.path).relative_to(staged).as_posix(),
+                               "error": f"line {node.line}: node '{node.name}' reads "
+                                        f"'{table}', which is not a data source of the "
+                                        "project"})
+                break
+    return errors
+
+
+def _no_changes(d: Deployment) -> bool:
+    return not (d.new_datasource_names or d.changed_datasource_names or d.new_pipe_names
+                or d.changed_pipe_names or d.deleted_pipe_names)
+
+
+# -- going live ----------------------------------------------------------------------------
+def _promote(state: LocalState, records: list[Deployment], deployment: Deployment) -> None:
+    """Apply the staged project to the engine, keep its files, serve it."""
+    data_dir = state.engine.data_dir
+    staged = data_dir / STAGED_DIR / deployment.id
+    project, _ = _validate(state, staged)  # again: the served project may have changed
+    old_pipes = dict(state.project.pipes)
+    try:
+        state.engine.apply_project(project)
+        for name, pipe in old_pipes.items():
+            new = project.pipes.get(name)
+            if pipe.type == "materialized" and (new is None or new.type != "materialized"):
+                state.engine.execute(f"DROP VIEW IF EXISTS {quote_identifier(name + '__mv')}")
+    except EngineError as exc:
+        raise DeployRefused([{"error": f"[Error] {exc.message}"}]) from None
+    deployed = data_dir / DEPLOYED_DIR
+    fresh = data_dir / f"{DEPLOYED_DIR}.new"
+    old = data_dir / f"{DEPLOYED_DIR}.old"
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(staged, fresh)
+    if deployed.exists():
+        deployed.rename(old)
+    fresh.rename(deployed)
+    shutil.rmtree(old, ignore_errors=True)
+    served = load_project(deployed)
+    for ds in load_created(data_dir):
+        served.datasources.setdefault(ds.name, ds)
+    workspace = ensure_workspace(data_dir, served)
+    state.swap_project(served, workspace)
+    stamp = now_text()
+    for other in records:
+        if other.live or (other.status != "deleted" and other.id != deployment.id):
+            other.live, other.status, other.updated_at = False, "deleted", stamp
+            shutil.rmtree(data_dir / STAGED_DIR / other.id, ignore_errors=True)
+    deployment.live, deployment.updated_at = True, stamp
+
+
+def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
+            auto: bool) -> tuple[str, Deployment, list[dict[str, str]]]:
+    data_dir = state.engine.data_dir
+    with _LOCK:
+        records = _load_records(data_dir)
+        ident = _next_id(records)
+        staged = data_dir / STAGED_DIR / ident
+        shutil.rmtree(staged, ignore_errors=True)
+        stamp = now_text()
+        try:
+            written = set()
+            for name, text in files:
+                relative = _relative(name)
+                if PurePosixPath(relative).suffix not in DATAFILE_SUFFIXES:
+                    raise DeployRefused([{"filename": relative, "error": (
+                        "only .datasource and .pipe files are supported by Tinybird Local")}])
+                if relative in written:
+                    raise DeployRefused([{"filename": relative, "error": "file sent twice"}])
+                written.add(relative)
+                target = staged / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            if not written:
+                raise DeployRefused([{"error": "the deployment has no .datasource or .pipe file"}])
+            _, deployment = _validate(state, staged)
+        except DeployRefused as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            return "failed", Deployment(id=ident, status="failed", live=False, created_at=stamp,
+                                        updated_at=stamp), exc.errors
+        deployment.id = ident
+        if check or _no_changes(deployment):
+            shutil.rmtree(staged, ignore_errors=True)
+            return ("success" if not _no_changes(deployment) else "no_changes"), deployment, []
+        records.insert(0, deployment)
+        if auto:
+            try:
+                _promote(state, records, deployment)
+            except DeployRefused as exc:
+                records.remove(deployment)
+                shutil.rmtree(staged, ignore_errors=True)
+                deployment.status = "failed"
+                return "failed", deployment, exc.errors
+        _save_records(data_dir, records)
+        return "success", deployment, []
+
+
+async def _files(request: Request) -> list[tuple[str, str]]:
+    form = await request.form(max_files=10_000, max_fields=10_000)
+    files: list[tuple[str, str]] = []
+    try:
+        for key, value in form.multi_items():
+            if key != PROJECT_FIELD or not isinstance(value, UploadFile):
+                continue  # context://, vendored files: not used here
+            raw = await value.read()
+            try:
+                files.append((value.filename or "", raw.decode("utf-8")))
+            except UnicodeDecodeError:
+                raise APIError(400, f"{value.filename}: not UTF-8 text", DEPLOY_DOCS) from None
+    finally:
+        await form.close()
+    return files
+
+
+# -- handlers ------------------------------------------------------------------------------
+async def deploy(request: Request) -> Response:
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    check = request.query_params.get("check", "").lower() == "true"
+    auto = request.query_params.get("auto_promote", "").lower() == "true"
+    files = await _files(request)
+    result, deployment, errors = await run_in_threadpool(_deploy, state, files, check, auto)
+    body = {"result": result, "deployment": deployment.to_json(errors)}
+    return json_response(body, status=400 if result == "failed" else 200)
+
+
+def _find(records: list[Deployment], ident: str) -> Deployment:
+    found = next((d for d in records if d.id == ident), None)
+    if found is None:
+        raise APIError(404, f"Deployment {ident} not found", DEPLOY_DOCS)
+    return found
+
+
+async def list_deployments(request: Request) -> Response:
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    records = _load_records(state.engine.data_dir)
+    active = [d for d in records if d.status != "deleted"]
+    # The live one first, as the CLI's promote reads [live, candidate].
+    active.sort(key=lambda d: (not d.live, -int(d.id)))
+    return json_response({"deployments": [d.to_json() for d in active]})
+
+
+async def get_deployment(request: Request) -> Response:
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    found = _find(_load_records(state.engine.data_dir), request.path_params["ident"])
+    return json_response({"deployment": found.to_json()})
+
+
+def _set_live(state: LocalState, ident: str) -> Deployment:
+    data_dir = state.engine.data_dir
+    with _LOCK:
+        records = _load_records(data_dir)
+        found = _find(records, ident)
+        if found.status != "data_ready":
+            raise APIError(400, f"Deployment {ident} is {found.status}, not data_ready",
+                           DEPLOY_DOCS)
+        if not found.live:
+            try:
+                _promote(state, records, found)
+            except DeployRefused as exc:
+                raise APIError(400, "; ".join(
+                    f"{e['filename']}: {e['error']}" if e.get("filename") else e["error"]
+                    for e in exc.errors), DEPLOY_DOCS) from None
+            _save_records(data_dir, records)
+        return found
+
+
+async def set_live(request: Request) -> Response:
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    found = await run_in_threadpool(_set_live, state, request.path_params["ident"])
+    return json_response({"result": "success", "deployment": found.to_json()})
+
+
+def _discard(state: LocalState, ident: str) -> Deployment:
+    data_dir = state.engine.data_dir
+    with _LOCK:
+        records = _load_records(data_dir)
+        found = _find(records, ident)
+        if found.live:
+            raise APIError(400, f"Deployment {ident} is live: promote another one first",
+                           DEPLOY_DOCS)
+        found.status, found.updated_at = "deleted", now_text()
+        shutil.rmtree(data_dir / STAGED_DIR / ident, ignore_errors=True)
+        _save_records(data_dir, records)
+        return found
+
+
+async def delete_deployment(request: Request) -> Response:
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    found = await run_in_threadpool(_discard, state, request.path_params["ident"])
+    return json_response({"result": "success", "deployment": found.to_json()})
