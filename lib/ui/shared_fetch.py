@@ -157,8 +157,3 @@ class SharedFetches:
             raise outcome.error
         assert outcome.result is not None  # one of the two is always set
         return outcome.result
-
-    def forget(self) -> None:
-        """Drop every view (the connection changed, or a test wants a clean slate)."""
-        with self._lock:
-            self._views.clear()
