@@ -23,7 +23,14 @@ from typing import Any, Iterator
 import chdb
 
 from .datafiles import Datasource, Pipe, Project
-from .ingest import CheckedBatch, QuarantinedRow, encode
+from .ingest import (
+    COMPACT_ERROR_AT,
+    COMPACT_ERRORS,
+    COMPACT_MISSING,
+    CheckedBatch,
+    QuarantinedRow,
+    encode,
+)
 from .sql_template import quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
@@ -145,6 +152,14 @@ REJECTED_LINE = "^[ \\t\\r]*[^{ \\t\\r]"
 def _rejected_names(ds: Datasource) -> tuple[str, str]:
     return (quote_identifier(f"_tb_local_{ds.name}_rejected_lines"),
             quote_identifier(f"_tb_local_{ds.name}_rejected_lines__mv"))
+
+
+COMPACT_IMPORT_ID = "_tb_local_import_id"
+
+
+def _compact_names(ds: Datasource) -> tuple[str, str]:
+    return (quote_identifier(f"_tb_local_{ds.name}_compact_quarantine"),
+            quote_identifier(f"_tb_local_{ds.name}_compact_quarantine__mv"))
 
 
 def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
@@ -290,6 +305,38 @@ class Engine:
             "AS c__error,\n"
             "  import_id AS c__import_id, now() AS insertion_date\n"
             f"FROM {lines} WHERE match(line, {quote_string(REJECTED_LINE)})")
+        self._ensure_compact_quarantine(ds)
+
+    def _ensure_compact_quarantine(self, ds: Datasource) -> None:
+        """A Null table whose view expands compact quarantine rows (`CheckedBatch.compact`).
+
+        Such a row holds the present columns' original values, the positions of the
+        missing required columns, and the positions and texts of its other errors; the
+        view writes the row the checks would have written: the columns, and the errors
+        in column order, each missing column's reason taken from a constant array.
+        """
+        table, view = _compact_names(ds)
+        self.execute(f"DROP VIEW IF EXISTS {view}")
+        self.execute(f"DROP TABLE IF EXISTS {table}")
+        columns = [f"{quote_identifier(c.name)} Nullable(String)" for c in ds.columns]
+        columns += [f"{COMPACT_ERROR_AT} Array(UInt16)", f"{COMPACT_ERRORS} Array(String)",
+                    f"{COMPACT_MISSING} Array(UInt16)", f"{COMPACT_IMPORT_ID} String"]
+        self.execute(f"CREATE TABLE {table} ({', '.join(columns)}) ENGINE = Null")
+        names = "[" + ", ".join(quote_string(c.name) for c in ds.columns) + "]"
+        reasons = "[" + ", ".join(
+            quote_string(f"missing value for column '{c.name}' (no '{c.json_path or c.name}' "
+                         "in the event and no DEFAULT)") for c in ds.columns) + "]"
+        pairs = (f"arraySort(p -> p.1, arrayConcat(arrayMap(i -> (i, {reasons}[i]), "
+                 f"{COMPACT_MISSING}), arrayZip({COMPACT_ERROR_AT}, {COMPACT_ERRORS})))")
+        selected = ", ".join(quote_identifier(c.name) for c in ds.columns)
+        self.execute(
+            f"CREATE MATERIALIZED VIEW {view} TO "
+            f"{quote_identifier(ds.name + QUARANTINE_SUFFIX)} AS\n"
+            f"SELECT {selected},\n"
+            f"  arrayMap(p -> {names}[p.1], {pairs}) AS c__error_column,\n"
+            f"  arrayMap(p -> p.2, {pairs}) AS c__error,\n"
+            f"  {COMPACT_IMPORT_ID} AS c__import_id, now() AS insertion_date\n"
+            f"FROM {table}")
 
     def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
         """After an unclean stop, make every materialized target agree with its sources.
@@ -449,9 +496,20 @@ class Engine:
                             ["__row__"], [exc.message[:500]]))
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)
+        if batch.compact:
+            self._quarantine_compact(datasource, batch.compact, import_id)
         if batch.rejected_count:
             self._quarantine_lines(datasource, batch.rejected, import_id)
-        return InsertResult(inserted, len(quarantined) + batch.rejected_count, import_id)
+        return InsertResult(inserted, len(quarantined) + len(batch.compact)
+                            + batch.rejected_count, import_id)
+
+    def _quarantine_compact(self, ds: Datasource, rows: list[bytes], import_id: str) -> None:
+        """Compact quarantine rows to the view that expands them; the import id is added
+        to every row in one replace (an encoded row holds no raw newline)."""
+        suffix = b',"' + COMPACT_IMPORT_ID.encode() + b'":' + encode(import_id) + b"}\n"
+        payload = (b"\n".join(rows) + b"\n").replace(b"}\n", suffix)
+        table, _ = _compact_names(ds)
+        self._insert(f"INSERT INTO {table}", "JSONEachRow", payload)
 
     def _quarantine_lines(self, ds: Datasource, window: bytes, import_id: str) -> None:
         """Hand a piece of the body to the rejected-lines view, as TSV: escaped, one line

@@ -352,3 +352,34 @@ def test_a_body_of_invalid_lines_is_quarantined_with_reasons(server):
     assert by_value["{broken"]["errors"][0].startswith("invalid JSON: ")
     assert "'old' on column 'age'" in by_value["old"]["errors"][0]
     assert len({by_value[v]["id"] for v in ("1", "{broken", "old")}) == 1
+
+
+def test_objects_that_lack_columns_are_quarantined_with_every_reason_in_order(server):
+    """Tiny objects lacking most columns take a compact path to the quarantine; the rows
+    must be those of the full checks: original values, reasons in column order."""
+    columns = ["age", "airline", "email", "extra_bags", "flight_from", "flight_to",
+               "meal_choice", "name", "passport_number", "priority_boarding", "timestamp",
+               "transaction_id"]
+
+    def missing(name):
+        return f"missing value for column '{name}' (no '$.{name}' in the event and no DEFAULT)"
+
+    body = b"\n".join([b'{"age":"x"}', b'{"name":5,"email":null,"zz":1}', b"{}"] * 100)
+    response = post_events(server, "events", body, wait="true")
+    assert response.json() == {"successful_rows": 0, "quarantined_rows": 300}
+    rows = server.sql(
+        "SELECT age, name, email, c__error_column AS cols, c__error AS errors, count() AS n "
+        "FROM events_quarantine WHERE c__import_id IN (SELECT c__import_id FROM "
+        "events_quarantine ORDER BY insertion_date DESC LIMIT 1) "
+        "GROUP BY age, name, email, cols, errors ORDER BY n")["data"]
+    by_shape = {(r["age"], r["name"]): r for r in rows}
+    assert all(r["n"] == 100 for r in rows) and len(rows) == 3
+    assert by_shape[("x", None)]["cols"] == columns
+    assert by_shape[("x", None)]["errors"] == (
+        ["value 'x' on column 'age' is not an integer (Int16)"]
+        + [missing(c) for c in columns[1:]])
+    assert by_shape[(None, "5")]["cols"] == [c for c in columns if c != "name"]
+    assert by_shape[(None, "5")]["errors"] == [
+        "value null on column 'email' is not Nullable" if c == "email" else missing(c)
+        for c in columns if c != "name"]
+    assert by_shape[(None, None)]["errors"] == [missing(c) for c in columns]
