@@ -218,24 +218,23 @@ class Engine:
     def query_stats(self, sql: str, fmt: str = "JSON") -> tuple[bytes, int, int]:
         """`query`, with the rows and bytes the engine read for it."""
         with self._lock.shared():
-            if self._closed:
-                raise EngineError("the engine is closed")
-            try:
-                result = self._conn.query(sql, fmt)
-            except Exception as exc:
-                raise EngineError.from_chdb(exc) from None
+            result = self._result(sql, fmt)
             if result is None:
                 return b"", 0, 0
             return result.bytes(), int(result.rows_read()), int(result.bytes_read())
 
     def _run(self, sql: str, fmt: str) -> bytes:
+        result = self._result(sql, fmt)
+        return result.bytes() if result is not None else b""
+
+    def _result(self, sql: str, fmt: str) -> Any:
+        """chDB's result object for `sql`; an engine failure becomes an `EngineError`."""
         if self._closed:
             raise EngineError("the engine is closed")
         try:
-            result = self._conn.query(sql, fmt)
+            return self._conn.query(sql, fmt)
         except Exception as exc:
             raise EngineError.from_chdb(exc) from None
-        return result.bytes() if result is not None else b""
 
     def scalar(self, sql: str) -> str:
         return self.query(sql, "TabSeparated").decode().strip()
