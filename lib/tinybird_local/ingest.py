@@ -51,10 +51,9 @@ class CheckedBatch:
     rows: list[bytes] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     # Lines that cannot be events (their first character is not `{`), left in the body's
-    # bytes for the engine to quarantine in one statement: `rejected` is the window they
-    # are in (object lines in it are skipped by the engine), `rejected_count` how many.
+    # bytes for the engine to find and quarantine in one statement: `rejected` is the
+    # window they are in (the engine skips its object lines, and says how many it kept).
     rejected: bytes = b""
-    rejected_count: int = 0
     # Quarantined rows of a flat datasource that lack required columns, in a compact
     # form the engine expands (engine.COMPACT_*): the present columns' values as text,
     # the missing columns' positions, and the other errors' positions and texts. A row
@@ -494,15 +493,15 @@ def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
 def checked_batches(checker: RowChecker, window: bytes,
                     rows: int = BATCH_ROWS) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON, `rows` object lines per batch; the other lines are left
-    to the engine (on the first batch), so they never become Python objects."""
+    to the engine (on the first batch), so they never become Python objects, not even to
+    be counted."""
     batch = CheckedBatch()
-    rejected = len(_REJECTED_LINE.findall(window))
-    if rejected:
-        batch.rejected, batch.rejected_count = window, rejected
+    if _REJECTED_LINE.search(window):
+        batch.rejected = window
     for count, line in enumerate(_OBJECT_LINE.findall(window), 1):
         checker.check_line(line, batch)
         if count % rows == 0:
             yield batch
             batch = CheckedBatch()
-    if batch.rows or batch.quarantined_count or batch.rejected_count:
+    if batch.rows or batch.quarantined_count or batch.rejected:
         yield batch

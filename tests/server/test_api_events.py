@@ -354,6 +354,17 @@ def test_a_body_of_invalid_lines_is_quarantined_with_reasons(server):
     assert len({by_value[v]["id"] for v in ("1", "{broken", "old")}) == 1
 
 
+def test_the_engine_counts_rejected_lines_across_pieces_of_the_body(server):
+    """Over a MiB of lines that are not objects spans two pieces of the body; the count
+    the engine reports must be every line, the last one without a newline included."""
+    quarantined_before = server.count("events_quarantine")
+    body = b"1\n" * 300_000 + b"\r\n \n" + b"[2]\n" * 150_000 + b"3"
+    assert len(body) > 1 << 20
+    response = post_events(server, "events", body, wait="true")
+    assert response.json() == {"successful_rows": 0, "quarantined_rows": 450_001}
+    assert server.count("events_quarantine") == quarantined_before + 450_001
+
+
 def test_objects_that_lack_columns_are_quarantined_with_every_reason_in_order(server):
     """Tiny objects lacking most columns take a compact path to the quarantine; the rows
     must be those of the full checks: original values, reasons in column order."""
