@@ -370,10 +370,10 @@ def _csv_batches(checker: RowChecker, data: bytes, delimiter: str,
                            f"the Data Source {len(order)} columns", batch)
         else:
             checker.check_event(_event(ds, order, fields), batch)
-        if len(batch.rows) + batch.quarantined_count >= BATCH_ROWS:
+        if batch.row_count + batch.quarantined_count >= BATCH_ROWS:
             yield batch
             batch = CheckedBatch()
-    if batch.rows or batch.quarantined_count:
+    if batch.row_count or batch.quarantined_count:
         yield batch
 
 

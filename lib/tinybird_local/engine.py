@@ -23,18 +23,19 @@ from typing import Any, Iterator
 import chdb
 
 from .datafiles import Datasource, Pipe, Project
-from .ingest import (
-    COMPACT_ERROR_AT,
-    COMPACT_ERRORS,
-    COMPACT_MISSING,
-    CheckedBatch,
-    QuarantinedRow,
-    encode,
+from .ingest import CheckedBatch, QuarantinedRow, encode
+from .quarantine import (
+    POSITION_COLUMNS,
+    rejected_lines_names,
+    rejected_lines_sql,
+    storage_name,
+    storage_sql,
+    view_name,
+    view_sql,
 )
-from .sql_template import quote_string, render_sql
+from .sql_template import quote_identifier, quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
-QUARANTINE_SUFFIX = "_quarantine"
 NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 BACKFILLS_TABLE = "`_tb_local_backfills`"
 # Present in the data dir from the moment an Engine opens it until it closes cleanly.
@@ -105,10 +106,6 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"))
 
 
-def quote_identifier(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def create_table_sql(ds: Datasource) -> str:
     columns = []
     for c in ds.columns:
@@ -127,39 +124,6 @@ def create_table_sql(ds: Datasource) -> str:
     if ds.engine_settings:
         sql += f"\nSETTINGS {ds.engine_settings}"
     return sql
-
-
-def quarantine_table_sql(ds: Datasource) -> str:
-    columns = [f"{quote_identifier(c.name)} Nullable(String)" for c in ds.columns]
-    columns += [
-        "`c__error_column` Array(String)",
-        "`c__error` Array(String)",
-        "`c__import_id` Nullable(String)",
-        "`insertion_date` DateTime",
-    ]
-    return (
-        f"CREATE TABLE IF NOT EXISTS {quote_identifier(ds.name + QUARANTINE_SUFFIX)} (\n  "
-        + ",\n  ".join(columns)
-        + "\n) ENGINE = MergeTree() ORDER BY insertion_date"
-    )
-
-
-# ingest._REJECTED_LINE in the engine's regex dialect (re2): a line that is not blank and
-# whose first character after blanks is not `{`.
-REJECTED_LINE = "^[ \\t\\r]*[^{ \\t\\r]"
-
-
-def _rejected_names(ds: Datasource) -> tuple[str, str]:
-    return (quote_identifier(f"_tb_local_{ds.name}_rejected_lines"),
-            quote_identifier(f"_tb_local_{ds.name}_rejected_lines__mv"))
-
-
-COMPACT_IMPORT_ID = "_tb_local_import_id"
-
-
-def _compact_names(ds: Datasource) -> tuple[str, str]:
-    return (quote_identifier(f"_tb_local_{ds.name}_compact_quarantine"),
-            quote_identifier(f"_tb_local_{ds.name}_compact_quarantine__mv"))
 
 
 def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
@@ -266,8 +230,7 @@ class Engine:
         """Create what the datafiles describe; existing tables and their rows are kept."""
         for ds in project.datasources.values():
             self.execute(create_table_sql(ds))
-            self.execute(quarantine_table_sql(ds))
-            self._ensure_rejected_lines(ds)
+            self._ensure_quarantine(ds)
         self.execute(f"CREATE TABLE IF NOT EXISTS {BACKFILLS_TABLE} (view String, sql_hash String, "
                      "done DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY view")
         materialized = [p for p in project.pipes.values() if p.type == "materialized"]
@@ -281,63 +244,31 @@ class Engine:
             self._rebuild_materialized(materialized)
         self.recovering = False
 
-    def _ensure_rejected_lines(self, ds: Datasource) -> None:
-        """A Null table whose view quarantines the lines that cannot be events.
+    def _ensure_quarantine(self, ds: Datasource) -> None:
+        """The quarantine's storage table, the view clients read, and the rejected-lines
+        view (see `quarantine`); made again at every start, so the views are current.
 
-        A line whose first character (after blanks) is not `{` is not a JSON object, so
-        it is quarantined whole, and that needs no Python per line: a piece of the body
-        goes in as it is (`LineAsString`, one row per line, nothing to escape) with the
-        import id as the insert's `log_comment`, and this view keeps those lines, with
-        the reason, in one statement. It is the same test as `ingest._REJECTED_LINE`.
-        Made again at every start (nothing is stored in a Null table), so its SQL is
-        always current.
+        A data dir of an earlier version has `{ds}_quarantine` as a table of Tinybird's
+        form: it becomes the storage table as it is (its rows have no positions, so the
+        view reads them unchanged) and gains the positions columns.
         """
-        lines, view = _rejected_names(ds)
-        first = quote_identifier(ds.columns[0].name)
-        self.execute(f"DROP VIEW IF EXISTS {view}")
-        self.execute(f"DROP TABLE IF EXISTS {lines}")
-        self.execute(f"CREATE TABLE {lines} (line String) ENGINE = Null")
-        self.execute(
-            f"CREATE MATERIALIZED VIEW {view} TO "
-            f"{quote_identifier(ds.name + QUARANTINE_SUFFIX)} AS\n"
-            f"SELECT leftUTF8(toValidUTF8(trim(BOTH ' \\t\\r' FROM line)), 65536) AS {first},\n"
-            "  ['__row__'] AS c__error_column,\n"
-            "  [if(isValidJSON(line), 'the event is not a JSON object', 'invalid JSON')] "
-            "AS c__error,\n"
-            "  getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
-            f"FROM {lines} WHERE match(line, {quote_string(REJECTED_LINE)})")
-        self._ensure_compact_quarantine(ds)
-
-    def _ensure_compact_quarantine(self, ds: Datasource) -> None:
-        """A Null table whose view expands compact quarantine rows (`CheckedBatch.compact`).
-
-        Such a row holds the present columns' original values, the positions of the
-        missing required columns, and the positions and texts of its other errors; the
-        view writes the row the checks would have written: the columns, and the errors
-        in column order, each missing column's reason taken from a constant array.
-        """
-        table, view = _compact_names(ds)
-        self.execute(f"DROP VIEW IF EXISTS {view}")
-        self.execute(f"DROP TABLE IF EXISTS {table}")
-        columns = [f"{quote_identifier(c.name)} Nullable(String)" for c in ds.columns]
-        columns += [f"{COMPACT_ERROR_AT} Array(UInt16)", f"{COMPACT_ERRORS} Array(String)",
-                    f"{COMPACT_MISSING} Array(UInt16)", f"{COMPACT_IMPORT_ID} String"]
-        self.execute(f"CREATE TABLE {table} ({', '.join(columns)}) ENGINE = Null")
-        names = "[" + ", ".join(quote_string(c.name) for c in ds.columns) + "]"
-        reasons = "[" + ", ".join(
-            quote_string(f"missing value for column '{c.name}' (no '{c.json_path or c.name}' "
-                         "in the event and no DEFAULT)") for c in ds.columns) + "]"
-        pairs = (f"arraySort(p -> p.1, arrayConcat(arrayMap(i -> (i, {reasons}[i]), "
-                 f"{COMPACT_MISSING}), arrayZip({COMPACT_ERROR_AT}, {COMPACT_ERRORS})))")
-        selected = ", ".join(quote_identifier(c.name) for c in ds.columns)
-        self.execute(
-            f"CREATE MATERIALIZED VIEW {view} TO "
-            f"{quote_identifier(ds.name + QUARANTINE_SUFFIX)} AS\n"
-            f"SELECT {selected},\n"
-            f"  arrayMap(p -> {names}[p.1], {pairs}) AS c__error_column,\n"
-            f"  arrayMap(p -> p.2, {pairs}) AS c__error,\n"
-            f"  {COMPACT_IMPORT_ID} AS c__import_id, now() AS insertion_date\n"
-            f"FROM {table}")
+        view, storage = view_name(ds), storage_name(ds)
+        kinds = dict(json.loads(self.query(
+            "SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND "
+            f"name IN ({quote_string(view)}, {quote_string(storage)})", "JSONCompact"))["data"])
+        if kinds.get(view, "View") != "View" and storage not in kinds:
+            self.execute(f"RENAME TABLE {quote_identifier(view)} TO {quote_identifier(storage)}")
+        self.execute(storage_sql(ds))
+        for column in POSITION_COLUMNS:
+            self.execute(f"ALTER TABLE {quote_identifier(storage)} "
+                         f"ADD COLUMN IF NOT EXISTS {column}")
+        self.execute(view_sql(ds))
+        for statement in rejected_lines_sql(ds):
+            self.execute(statement)
+        # Made by an earlier version, which expanded compact rows as they were written.
+        compact = f"_tb_local_{ds.name}_compact_quarantine"
+        self.execute(f"DROP VIEW IF EXISTS {quote_identifier(compact + '__mv')}")
+        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(compact)}")
 
     def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
         """After an unclean stop, make every materialized target agree with its sources.
@@ -411,8 +342,7 @@ class Engine:
     def create_datasource(self, ds: Datasource) -> None:
         """The tables of a data source created at run time (`POST /v0/datasources`)."""
         self.execute(create_table_sql(ds))
-        self.execute(quarantine_table_sql(ds))
-        self._ensure_rejected_lines(ds)
+        self._ensure_quarantine(ds)
 
     def truncate(self, name: str) -> None:
         self.execute(f"TRUNCATE TABLE {quote_identifier(name)}")
@@ -478,17 +408,16 @@ class Engine:
         table = table or datasource.name
         quarantined = list(batch.quarantined)
         inserted = 0
-        if batch.rows:
+        if batch.row_count:
             try:
-                self._insert_ndjson(table, batch.ndjson())
-                inserted = len(batch.rows)
+                self._insert_ndjson(table, bytes(batch.ndjson))
+                inserted = batch.row_count
             except EngineError:
                 # The engine refused the batch (a type we do not check in Python): find
                 # the rows it refuses one by one, so the good ones still land.
                 for row in batch.rows:
-                    single = CheckedBatch(rows=[row])
                     try:
-                        self._insert_ndjson(table, single.ndjson())
+                        self._insert_ndjson(table, row + b"\n")
                         inserted += 1
                     except EngineError as exc:
                         values = json.loads(row)
@@ -497,20 +426,23 @@ class Engine:
                             ["__row__"], [exc.message[:500]]))
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)
-        if batch.compact:
+        if batch.compact_count:
             self._quarantine_compact(datasource, batch.compact, import_id)
         rejected = self._quarantine_lines(datasource, batch.rejected, import_id) \
             if batch.rejected else 0
-        return InsertResult(inserted, len(quarantined) + len(batch.compact) + rejected,
+        return InsertResult(inserted, len(quarantined) + batch.compact_count + rejected,
                             import_id)
 
-    def _quarantine_compact(self, ds: Datasource, rows: list[bytes], import_id: str) -> None:
-        """Compact quarantine rows to the view that expands them; the import id is added
-        to every row in one replace (an encoded row holds no raw newline)."""
-        suffix = b',"' + COMPACT_IMPORT_ID.encode() + b'":' + encode(import_id) + b"}\n"
-        payload = (b"\n".join(rows) + b"\n").replace(b"}\n", suffix)
-        table, _ = _compact_names(ds)
-        self._insert(f"INSERT INTO {table}", "JSONEachRow", payload)
+    def _quarantine_compact(self, ds: Datasource, rows: bytearray, import_id: str) -> None:
+        """Compact quarantine rows (JSON lines) straight into the storage table; the import
+        id and the time are added to every row in one replace (an encoded row holds no raw
+        newline)."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        suffix = (b',"c__import_id":' + encode(import_id) + b',"insertion_date":"'
+                  + now.encode() + b'"}\n')
+        payload = bytes(rows).replace(b"}\n", suffix)
+        self._insert(f"INSERT INTO {quote_identifier(storage_name(ds))}", "JSONEachRow",
+                     payload)
 
     def _quarantine_lines(self, ds: Datasource, window: bytes, import_id: str) -> int:
         """Hand a piece of the body to the rejected-lines view; how many it quarantined.
@@ -519,8 +451,9 @@ class Engine:
         Null table and one per rejected line into the quarantine, so no Python runs per
         line, not even to count (a piece of 500,000 one-byte lines costs one call).
         """
-        lines, _ = _rejected_names(ds)
-        statement = f"INSERT INTO {lines} SETTINGS log_comment = {quote_string(import_id)}"
+        lines, _ = rejected_lines_names(ds)
+        statement = (f"INSERT INTO {quote_identifier(lines)} "
+                     f"SETTINGS log_comment = {quote_string(import_id)}")
         written = self._insert(statement, "LineAsString", window)
         return written - (window.count(b"\n") + (not window.endswith(b"\n")))
 
@@ -545,12 +478,12 @@ class Engine:
 
     def _quarantine(self, ds: Datasource, rows: list[QuarantinedRow], import_id: str) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        batch = CheckedBatch(rows=[
-            encode({**row.values, "c__error_column": row.error_columns, "c__error": row.errors,
-                    "c__import_id": import_id, "insertion_date": now})
-            for row in rows
-        ])
-        self._insert_ndjson(ds.name + QUARANTINE_SUFFIX, batch.ndjson())
+        batch = CheckedBatch()
+        for row in rows:
+            batch.add_row(encode({**row.values, "c__error_column": row.error_columns,
+                                  "c__error": row.errors, "c__import_id": import_id,
+                                  "insertion_date": now}))
+        self._insert_ndjson(storage_name(ds), bytes(batch.ndjson))
 
     def close(self) -> None:
         with self._lock.exclusive():

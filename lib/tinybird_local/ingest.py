@@ -19,13 +19,9 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from .datafiles import Column, Datasource
+from .quarantine import ERROR_AT, MISSING_AT, missing_reason
 
 _MISSING = object()
-# The fields of a compact quarantine row (CheckedBatch.compact) besides the columns'.
-COMPACT_ERROR_AT = "_tb_local_error_at"
-COMPACT_ERRORS = "_tb_local_errors"
-COMPACT_MISSING = "_tb_local_missing"
-COMPACT_MISSING_KEY = b',"' + COMPACT_MISSING.encode() + b'":'
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
 _WIDE_INT = re.compile(r"\bU?Int(128|256)\b")
 # ISO 8601 forms the engine reads itself: naive, or UTC with a trailing Z (Mockingbird's).
@@ -45,27 +41,52 @@ class QuarantinedRow:
 
 @dataclass
 class CheckedBatch:
-    # Each row is the checked event, encoded as one JSON line. Encoding what was checked,
-    # never the raw line, matters: with a key given twice the parser keeps the last value
-    # and the engine the first, so the raw line could carry a value that was never checked.
-    rows: list[bytes] = field(default_factory=list)
+    """One batch of checked lines, as the engine takes them.
+
+    Encoded rows are appended to one growing buffer, never kept as objects of their own:
+    orjson returns each encoding in a buffer of 1 KiB or more cut down to size, and
+    keeping tens of thousands of those alive grows the heap by a page every few rows
+    (page faults cost about 3 µs a row here, more than the checks). Each encoding is
+    copied into the buffer and freed, so the next one reuses its memory.
+    """
+
+    # The checked events, encoded, one JSON line each. Encoding what was checked, never
+    # the raw line, matters: with a key given twice the parser keeps the last value and
+    # the engine the first, so the raw line could carry a value that was never checked.
+    ndjson: bytearray = field(default_factory=bytearray)
+    row_count: int = 0
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     # Lines that cannot be events (their first character is not `{`), left in the body's
     # bytes for the engine to find and quarantine in one statement: `rejected` is the
     # window they are in (the engine skips its object lines, and says how many it kept).
     rejected: bytes = b""
-    # Quarantined rows of a flat datasource that lack required columns, in a compact
-    # form the engine expands (engine.COMPACT_*): the present columns' values as text,
-    # the missing columns' positions, and the other errors' positions and texts. A row
-    # of a tiny object that lacks a dozen columns stays a few dozen bytes, not 1.5 KB.
-    compact: list[bytes] = field(default_factory=list)
+    # Quarantined rows of a flat datasource that lack required columns, one JSON line
+    # each, in the quarantine's compact storage form (see `quarantine`): the present
+    # columns' values as text, the missing columns' positions, and the other errors'
+    # positions and texts. A tiny object that lacks a dozen columns stays a few dozen
+    # bytes, not 1 KB of reasons.
+    compact: bytearray = field(default_factory=bytearray)
+    compact_count: int = 0
+
+    def add_row(self, encoded: bytes) -> None:
+        self.ndjson += encoded
+        self.ndjson += b"\n"
+        self.row_count += 1
+
+    def add_compact(self, *parts: bytes) -> None:
+        for part in parts:
+            self.compact += part
+        self.compact += b"\n"
+        self.compact_count += 1
+
+    @property
+    def rows(self) -> list[bytes]:
+        """The encoded rows one by one (an encoded row holds no raw newline)."""
+        return bytes(self.ndjson).splitlines()
 
     @property
     def quarantined_count(self) -> int:
-        return len(self.quarantined) + len(self.compact)
-
-    def ndjson(self) -> bytes:
-        return b"\n".join(self.rows) + b"\n" if self.rows else b""
+        return len(self.quarantined) + self.compact_count
 
 
 def encode(value: Any) -> bytes:
@@ -285,6 +306,14 @@ def _as_text(value: Any) -> str | None:
     return encode(value).decode()
 
 
+@dataclass
+class _Shape:
+    """What the compact path needs to know of events with one set of keys."""
+
+    tail: bytes  # the end of the encoded row: the positions of the columns it lacks
+    checks: list[tuple[int, Column, Callable[[Any], Any] | None, bool]]  # present columns
+
+
 class RowChecker:
     """Checks events for one datasource; build once, reuse for every request."""
 
@@ -298,16 +327,12 @@ class RowChecker:
         # must not format a dozen messages per row.
         self._null_error = {c.name: f"value null on column '{c.name}' is not Nullable"
                             for c in datasource.columns}
-        self._missing_error = {
-            c.name: f"missing value for column '{c.name}' (no '{c.json_path or c.name}' in "
-                    "the event and no DEFAULT)" for c in datasource.columns}
+        self._missing_error = {c.name: missing_reason(c) for c in datasource.columns}
         flat = all(column.json_keys == (column.name,) for column in datasource.columns)
         self._quick = _quick_check(datasource) if flat else None
         self._flat = flat
-        # For the compact quarantine: per tuple of an event's keys, the missing required
-        # columns' positions (encoded once) and the present columns to check.
-        self._shapes: dict[tuple[str, ...], tuple[bytes, list[tuple[int, Column,
-                           Callable[[Any], Any] | None, bool]]] | None] = {}
+        # For the compact quarantine: per tuple of an event's keys, what `_shape` says.
+        self._shapes: dict[tuple[str, ...], _Shape | None] = {}
         # orjson reads an integer over 64 bits as a float, silently losing digits, so a
         # datasource that can hold one (Int128, UInt256...) parses every line with json.
         wide = any(_WIDE_INT.search(column.type) for column in datasource.columns)
@@ -321,14 +346,13 @@ class RowChecker:
             if event is _MISSING:
                 return
         if self._quick is not None and type(event) is dict and self._quick(event):
-            batch.rows.append(encode(event))
+            batch.add_row(encode(event))
             return
         if self._flat and type(event) is dict and self._check_compact(event, batch):
             return
         self.check_event(event, batch)
 
-    def _shape(self, keys: tuple[str, ...]) -> tuple[bytes, list[tuple[
-            int, Column, Callable[[Any], Any] | None, bool]]] | None:
+    def _shape(self, keys: tuple[str, ...]) -> _Shape | None:
         present = set(keys)
         missing: list[int] = []
         checks = []
@@ -341,7 +365,8 @@ class RowChecker:
             return None
         if len(self._shapes) >= 4096:
             self._shapes.clear()
-        return orjson.dumps(missing), checks
+        # The end of every such row: the missing columns' positions, encoded once.
+        return _Shape(b'"' + MISSING_AT.encode() + b'":' + orjson.dumps(missing) + b"}", checks)
 
     def _check_compact(self, event: dict, batch: CheckedBatch) -> bool:
         """The checks of `check_event` for an event of a flat datasource that lacks a
@@ -354,11 +379,10 @@ class RowChecker:
             shape = self._shapes[keys] = self._shape(keys)
         if shape is None:
             return False
-        missing, checks = shape
         values: dict[str, Any] = {}
         error_at: list[int] = []
         errors: list[str] = []
-        for index, column, converter, nullable in checks:
+        for index, column, converter, nullable in shape.checks:
             value = event[column.name]
             if value is None:
                 values[column.name] = None
@@ -376,8 +400,12 @@ class RowChecker:
                 shown = _as_text(value) or ""
                 errors.append(f"value '{shown[:200]}' on column '{column.name}' {exc} "
                               f"({column.type})")
-        values[COMPACT_ERROR_AT], values[COMPACT_ERRORS] = error_at, errors
-        batch.compact.append(encode(values)[:-1] + COMPACT_MISSING_KEY + missing + b"}")
+        if error_at:
+            values[ERROR_AT], values["c__error"] = error_at, errors
+        if values:
+            batch.add_compact(encode(values)[:-1], b",", shape.tail)
+        else:
+            batch.add_compact(b"{", shape.tail)
         return True
 
     def _loads_leniently(self, line: bytes | str, error: Exception, batch: CheckedBatch) -> Any:
@@ -435,7 +463,7 @@ class RowChecker:
             values = {c.name: _as_text(_pick(event, keys)) for c, keys, _, _ in self._columns}
             batch.quarantined.append(QuarantinedRow(values, bad_columns, errors))
         else:
-            batch.rows.append(encode(row))
+            batch.add_row(encode(row))
 
     def reject(self, text: str, reason: str, batch: CheckedBatch) -> None:
         """Quarantine a whole row that cannot be read (a CSV line with too many fields)."""
@@ -503,5 +531,5 @@ def checked_batches(checker: RowChecker, window: bytes,
         if count % rows == 0:
             yield batch
             batch = CheckedBatch()
-    if batch.rows or batch.quarantined_count or batch.rejected:
+    if batch.row_count or batch.quarantined_count or batch.rejected:
         yield batch

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .auth import Grant
-from .engine import QUARANTINE_SUFFIX, pipe_sql, quote_identifier
+from .engine import pipe_sql, quote_identifier
 from .errors import AUTH_DOCS, SQL_DOCS, TEMPLATE_DOCS, APIError
+from .quarantine import QUARANTINE_SUFFIX
 from .sql_guard import SERVICE_DATABASE, SERVICE_TABLES, SQLRefused
 from .sql_template import TemplateError
 from .state import LocalState

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .datafiles import DatafileError
-from .engine import BACKFILLS_TABLE, QUARANTINE_SUFFIX, EngineError, pipe_sql
+from .engine import BACKFILLS_TABLE, EngineError, pipe_sql
+from .quarantine import QUARANTINE_SUFFIX
 from .sql_template import TemplateError
 
 if TYPE_CHECKING:

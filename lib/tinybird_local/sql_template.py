@@ -72,6 +72,10 @@ class Undefined:
         raise TemplateError(f"Template Syntax Error: parameter '{self.name}' is not defined")
 
 
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
 def quote_string(value: str) -> str:
     """A ClickHouse string literal: backslash and quote escaped, so the value stays data."""
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")

@@ -16,10 +16,11 @@ from starlette.responses import JSONResponse, Response
 from .auth import Grant, VerifiedJWTs, authenticate, token_from_request
 from .catalog import Catalog
 from .datafiles import Datasource, Project
-from .engine import QUARANTINE_SUFFIX, Engine, EngineError
+from .engine import Engine, EngineError
 from .errors import PIPE_DOCS, APIError, no_access
 from .ingest import RowChecker
 from .limits import Limits
+from .quarantine import QUARANTINE_SUFFIX
 from .ratelimit import RateLimiter
 from .service_log import OpsLog, PipeStats, ServiceLog
 from .sql_guard import SQLGuard, SQLRefused

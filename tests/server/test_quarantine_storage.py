@@ -1,0 +1,74 @@
+"""The quarantine as clients read it, whatever its storage: Tinybird's columns and types,
+and the rows of a data dir written before the storage became compact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import requests
+
+from lib.bookings.generator import BookingGenerator
+from tests.support.servers import ROOT
+
+COLUMNS = ["age", "airline", "email", "extra_bags", "flight_from", "flight_to", "meal_choice",
+           "name", "passport_number", "priority_boarding", "timestamp", "transaction_id"]
+
+
+def post(server, body: bytes) -> dict:
+    response = requests.post(f"{server.url}/v0/events", params={"name": "events", "wait": "true"},
+                             data=body, headers=server.admin_headers(), timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def quarantine(server) -> list[dict]:
+    return server.sql("SELECT * FROM events_quarantine ORDER BY insertion_date, age, name, "
+                      "c__error")["data"]
+
+
+def test_the_quarantine_has_tinybirds_columns_and_types(server_factory):
+    server = server_factory()
+    described = {row["name"]: row["type"] for row in server.sql(
+        "DESCRIBE events_quarantine")["data"]}
+    assert described == {**{c: "Nullable(String)" for c in COLUMNS},
+                         "c__error_column": "Array(String)", "c__error": "Array(String)",
+                         "c__import_id": "Nullable(String)", "insertion_date": "DateTime"}
+
+
+def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server_factory,
+                                                                          tmp_path):
+    data_dir = tmp_path / "data"
+    server = server_factory(data_dir=data_dir)
+    booking = BookingGenerator(seed=21).booking()
+    lines = [json.dumps({**booking, "age": "old"}), "1", "{broken", '{"age":"x"}', "{}"]
+    assert post(server, "\n".join(lines).encode()) == {"successful_rows": 0,
+                                                      "quarantined_rows": 5}
+    before = quarantine(server)
+    assert server.stop() == 0
+    # The layout of earlier versions: `events_quarantine` was the table itself, in
+    # Tinybird's form, with no position columns (its rows were all stored whole).
+    expand = ", ".join([*COLUMNS, "c__error_column", "c__error", "c__import_id",
+                        "insertion_date"])
+    script = textwrap.dedent(f"""
+        import chdb
+        c = chdb.connect({str(data_dir / "chdb")!r})
+        c.query("CREATE TABLE old AS _tb_local_events_quarantine_rows")
+        c.query("ALTER TABLE old DROP COLUMN _tb_local_missing_at")
+        c.query("ALTER TABLE old DROP COLUMN _tb_local_error_at")
+        c.query("INSERT INTO old ({expand}) SELECT {expand} FROM events_quarantine")
+        c.query("DROP VIEW events_quarantine")
+        c.query("DROP TABLE _tb_local_events_quarantine_rows")
+        c.query("RENAME TABLE old TO events_quarantine")
+        c.close()
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
+
+    server = server_factory(data_dir=data_dir)
+    assert quarantine(server) == before
+    assert post(server, b'{"name":"late"}') == {"successful_rows": 0, "quarantined_rows": 1}
+    [late] = [r for r in quarantine(server) if r["name"] == "late"]
+    assert late["c__error_column"] == [c for c in COLUMNS if c != "name"]
+    assert server.count("events_quarantine") == 6
