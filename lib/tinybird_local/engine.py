@@ -245,7 +245,7 @@ class Engine:
         self.recovering = False
 
     def _ensure_quarantine(self, ds: Datasource) -> None:
-        """The quarantine's storage table, the view clients read, and the rejected-lines
+        """The quarantine's storage tables, the view clients read, and the rejected-lines
         view (see `quarantine`); made again at every start, so the views are current.
 
         A data dir of an earlier version has `{ds}_quarantine` as a table of Tinybird's
@@ -262,9 +262,9 @@ class Engine:
         for column in POSITION_COLUMNS:
             self.execute(f"ALTER TABLE {quote_identifier(storage)} "
                          f"ADD COLUMN IF NOT EXISTS {column}")
-        self.execute(view_sql(ds))
         for statement in rejected_lines_sql(ds):
             self.execute(statement)
+        self.execute(view_sql(ds))
         # Made by an earlier version, which expanded compact rows as they were written.
         compact = f"_tb_local_{ds.name}_compact_quarantine"
         self.execute(f"DROP VIEW IF EXISTS {quote_identifier(compact + '__mv')}")

@@ -5,15 +5,18 @@ Tinybird keeps each bad row in `{datasource}_quarantine`: its original values as
 `c__import_id` and `insertion_date`. Written in that form, a tiny object that lacks
 eleven columns carries eleven reasons of about 80 bytes each, so 10 MB of `{"age":"x"}`
 lines would make the engine write 1.1 GB of text (about 4 s of CPU, against 0.7 s for
-10 MB of good bookings): anyone with an append token could make the server work for it.
+10 MB of good bookings), and each of 5 million `1` lines a row of a dozen columns:
+anyone with an append token could make the server work for it.
 
-So the rows live in `_tb_local_{ds}_quarantine_rows`, where a reason that every such row
-shares, "missing value for column ...", is stored as its column's position only
-(`_tb_local_missing_at`), the row's other reasons with their positions
-(`_tb_local_error_at`, `c__error`), and `{ds}_quarantine` is a view that puts the reasons
-back in column order. What clients read is Tinybird's form; what is written is a few
-dozen bytes a row, and the work of expanding it is done only for the rows read. Rows
-that lack no column are stored whole, as they are read.
+So what is written is small, and `{ds}_quarantine` is a view that puts Tinybird's form
+back, paying only for the rows read:
+- `_tb_local_{ds}_quarantine_rows` holds rows checked in Python. A reason that every row
+  lacking a column shares, "missing value for column ...", is stored as the column's
+  position only (`_tb_local_missing_at`); the row's other reasons with their positions
+  (`_tb_local_error_at`, `c__error`). Rows that lack no column are stored whole.
+- `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
+  import id, time), written by the engine from the body's bytes (`rejected_lines_sql`).
+  Their value and reason are made when read.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -48,6 +51,10 @@ def rejected_lines_names(ds: Datasource) -> tuple[str, str]:
     return (f"_tb_local_{ds.name}_rejected_lines", f"_tb_local_{ds.name}_rejected_lines__mv")
 
 
+def rejected_rows_name(ds: Datasource) -> str:
+    return f"_tb_local_{ds.name}_rejected_rows"
+
+
 def missing_reason(column: Column) -> str:
     return (f"missing value for column '{column.name}' (no '{column.json_path or column.name}'"
             " in the event and no DEFAULT)")
@@ -63,8 +70,11 @@ def storage_sql(ds: Datasource) -> str:
 
 
 def view_sql(ds: Datasource) -> str:
-    """`{ds}_quarantine` in Tinybird's form, from the storage table: a compact row's
-    errors are its missing columns' and its own, merged in column order."""
+    """`{ds}_quarantine` in Tinybird's form, from both storage tables.
+
+    A compact row's errors are its missing columns' and its own, merged in column order.
+    A rejected line is kept whole in the first column, with the reason `__row__`.
+    """
     names = "[" + ", ".join(quote_string(c.name) for c in ds.columns) + "]"
     reasons = "[" + ", ".join(quote_string(missing_reason(c)) for c in ds.columns) + "]"
     selected = ", ".join(quote_identifier(c.name) for c in ds.columns)
@@ -72,6 +82,8 @@ def view_sql(ds: Datasource) -> str:
     # Both arrays are sorted by position with lambdas that read only their arguments:
     # a lambda that reads another column of the row is far slower (11 s for 833k rows).
     messages = f"arrayConcat(arrayMap(i -> {reasons}[i], {MISSING_AT}), c__error)"
+    first, *others = (quote_identifier(c.name) for c in ds.columns)
+    nulls = "".join(f"  CAST(NULL, 'Nullable(String)') AS {name},\n" for name in others)
     return (
         f"CREATE OR REPLACE VIEW {quote_identifier(view_name(ds))} AS\n"
         f"SELECT {selected},\n"
@@ -80,30 +92,38 @@ def view_sql(ds: Datasource) -> str:
         f"  if(empty({MISSING_AT}), c__error, arraySort((m, i) -> i, {messages}, {positions}))"
         " AS c__error,\n"
         "  c__import_id, insertion_date\n"
-        f"FROM {quote_identifier(storage_name(ds))}")
+        f"FROM {quote_identifier(storage_name(ds))}\n"
+        "UNION ALL\n"
+        "SELECT CAST(leftUTF8(toValidUTF8(trim(BOTH ' \\t\\r' FROM line)), 65536), "
+        f"'Nullable(String)') AS {first},\n"
+        f"{nulls}"
+        "  ['__row__'] AS c__error_column,\n"
+        "  [if(isValidJSON(line), 'the event is not a JSON object', 'invalid JSON')] "
+        "AS c__error,\n"
+        "  CAST(c__import_id, 'Nullable(String)') AS c__import_id, insertion_date\n"
+        f"FROM {quote_identifier(rejected_rows_name(ds))}")
 
 
 def rejected_lines_sql(ds: Datasource) -> list[str]:
-    """A Null table whose view quarantines the lines that cannot be events.
+    """The table of rejected lines, and a Null table whose view fills it.
 
     A line whose first character (after blanks) is not `{` is not a JSON object, so it
     is quarantined whole, and that needs no Python per line: a piece of the body goes in
     as it is (`LineAsString`, one row per line, nothing to escape) with the import id as
-    the insert's `log_comment`, and this view keeps those lines, with the reason, in one
-    statement. Made again at every start (a Null table stores nothing), so its SQL is
-    always current.
+    the insert's `log_comment`, and the view keeps those lines in one statement, as sent:
+    their value and reason are made when read, so a flood of them costs the engine three
+    columns a line. The view is made again at every start (a Null table stores
+    nothing), so its SQL is always current.
     """
     lines, view = (quote_identifier(n) for n in rejected_lines_names(ds))
-    first = quote_identifier(ds.columns[0].name)
+    rows = quote_identifier(rejected_rows_name(ds))
     return [
+        f"CREATE TABLE IF NOT EXISTS {rows} (line String, c__import_id String, "
+        "insertion_date DateTime) ENGINE = MergeTree() ORDER BY insertion_date",
         f"DROP VIEW IF EXISTS {view}",
         f"DROP TABLE IF EXISTS {lines}",
         f"CREATE TABLE {lines} (line String) ENGINE = Null",
-        f"CREATE MATERIALIZED VIEW {view} TO {quote_identifier(storage_name(ds))} AS\n"
-        f"SELECT leftUTF8(toValidUTF8(trim(BOTH ' \\t\\r' FROM line)), 65536) AS {first},\n"
-        "  ['__row__'] AS c__error_column,\n"
-        "  [if(isValidJSON(line), 'the event is not a JSON object', 'invalid JSON')] "
-        "AS c__error,\n"
-        "  getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
+        f"CREATE MATERIALIZED VIEW {view} TO {rows} AS\n"
+        "SELECT line, getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
         f"FROM {lines} WHERE match(line, {quote_string(REJECTED_LINE)})",
     ]

@@ -49,7 +49,8 @@ def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server
     before = quarantine(server)
     assert server.stop() == 0
     # The layout of earlier versions: `events_quarantine` was the table itself, in
-    # Tinybird's form, with no position columns (its rows were all stored whole).
+    # Tinybird's form, with no position columns (its rows were all stored whole), and
+    # it held the rejected lines too.
     expand = ", ".join([*COLUMNS, "c__error_column", "c__error", "c__import_id",
                         "insertion_date"])
     script = textwrap.dedent(f"""
@@ -60,6 +61,8 @@ def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server
         c.query("ALTER TABLE old DROP COLUMN _tb_local_error_at")
         c.query("INSERT INTO old ({expand}) SELECT {expand} FROM events_quarantine")
         c.query("DROP VIEW events_quarantine")
+        c.query("DROP VIEW _tb_local_events_rejected_lines__mv")
+        c.query("DROP TABLE _tb_local_events_rejected_rows")
         c.query("DROP TABLE _tb_local_events_quarantine_rows")
         c.query("RENAME TABLE old TO events_quarantine")
         c.close()
