@@ -9,7 +9,6 @@ while queries share it.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
@@ -25,6 +24,7 @@ import chdb
 from .datafiles import Datasource, Pipe, Project
 from .ingest import CheckedBatch, QuarantinedRow, encode
 from .quarantine import (
+    FILLED_COLUMNS,
     POSITION_COLUMNS,
     rejected_lines_names,
     rejected_lines_sql,
@@ -250,7 +250,7 @@ class Engine:
 
         A data dir of an earlier version has `{ds}_quarantine` as a table of Tinybird's
         form: it becomes the storage table as it is (its rows have no positions, so the
-        view reads them unchanged) and gains the positions columns.
+        view reads them unchanged) and gains the positions columns and the defaults.
         """
         view, storage = view_name(ds), storage_name(ds)
         kinds = dict(json.loads(self.query(
@@ -262,6 +262,8 @@ class Engine:
         for column in POSITION_COLUMNS:
             self.execute(f"ALTER TABLE {quote_identifier(storage)} "
                          f"ADD COLUMN IF NOT EXISTS {column}")
+        for column in FILLED_COLUMNS:
+            self.execute(f"ALTER TABLE {quote_identifier(storage)} MODIFY COLUMN {column}")
         for statement in rejected_lines_sql(ds):
             self.execute(statement)
         self.execute(view_sql(ds))
@@ -434,15 +436,13 @@ class Engine:
                             import_id)
 
     def _quarantine_compact(self, ds: Datasource, rows: bytearray, import_id: str) -> None:
-        """Compact quarantine rows (JSON lines) straight into the storage table; the import
-        id and the time are added to every row in one replace (an encoded row holds no raw
-        newline)."""
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        suffix = (b',"c__import_id":' + encode(import_id) + b',"insertion_date":"'
-                  + now.encode() + b'"}\n')
-        payload = bytes(rows).replace(b"}\n", suffix)
-        self._insert(f"INSERT INTO {quote_identifier(storage_name(ds))}", "JSONEachRow",
-                     payload)
+        """Compact quarantine rows (JSON lines) straight into the storage table."""
+        self._insert_quarantine(ds, bytes(rows), import_id)
+
+    def _insert_quarantine(self, ds: Datasource, payload: bytes, import_id: str) -> None:
+        """Storage rows as JSON lines; the engine adds the import id and the time."""
+        self._insert(f"INSERT INTO {quote_identifier(storage_name(ds))} "
+                     f"SETTINGS log_comment = {quote_string(import_id)}", "JSONEachRow", payload)
 
     def _quarantine_lines(self, ds: Datasource, window: bytes, import_id: str) -> int:
         """Hand a piece of the body to the rejected-lines view; how many it quarantined.
@@ -477,13 +477,11 @@ class Engine:
                 raise EngineError.from_chdb(exc) from None
 
     def _quarantine(self, ds: Datasource, rows: list[QuarantinedRow], import_id: str) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         batch = CheckedBatch()
         for row in rows:
             batch.add_row(encode({**row.values, "c__error_column": row.error_columns,
-                                  "c__error": row.errors, "c__import_id": import_id,
-                                  "insertion_date": now}))
-        self._insert_ndjson(storage_name(ds), bytes(batch.ndjson))
+                                  "c__error": row.errors}))
+        self._insert_quarantine(ds, bytes(batch.ndjson), import_id)
 
     def close(self) -> None:
         with self._lock.exclusive():

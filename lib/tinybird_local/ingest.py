@@ -28,8 +28,30 @@ _WIDE_INT = re.compile(r"\bU?Int(128|256)\b")
 _ENGINE_READS_AS_IS = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,9})?Z?$")
 
 
-class BadValue(ValueError):
-    pass
+class Bad:
+    """What a converter returns for a value its column cannot take: the reason.
+
+    Returned, not raised: when a flood of bad values arrives, raising and catching an
+    exception per value costs more than the check itself.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+_NOT_INTEGER = Bad("is not an integer")
+_NOT_NUMBER = Bad("is not a number")
+_NOT_DATETIME = Bad("is not a date and time")
+_NOT_ISO_DATETIME = Bad("is not an ISO 8601 date and time")
+_OUT_OF_DATE_RANGE = Bad("is out of the supported date range")
+_NOT_DATE = Bad("is not a date")
+_NOT_ISO_DATE = Bad("is not a date (YYYY-MM-DD)")
+_NOT_BOOLEAN = Bad("is not a boolean")
+_NOT_UUID = Bad("is not a UUID")
+_NOT_ARRAY = Bad("is not an array")
+_NULL_ITEM = Bad("has a null item")
 
 
 @dataclass
@@ -108,10 +130,11 @@ def _unwrap(type_name: str) -> tuple[str, bool]:
         type_name = m.group(2)
 
 
-def _int_checker(bits: int, signed: bool) -> Callable[[Any], int]:
+def _int_checker(bits: int, signed: bool) -> Callable[[Any], int | Bad]:
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    out_of_range = Bad(f"is out of range [{low}, {high}]")
 
-    def check(value: Any) -> int:
+    def check(value: Any) -> int | Bad:
         if isinstance(value, bool):
             return value  # the engine reads JSON true/false into integer columns as 1/0
         if isinstance(value, int):
@@ -121,23 +144,23 @@ def _int_checker(bits: int, signed: bool) -> Callable[[Any], int]:
         elif isinstance(value, str) and _INT_TEXT.match(value.strip()):
             number = int(value.strip())
         else:
-            raise BadValue("is not an integer")
+            return _NOT_INTEGER
         if not low <= number <= high:
-            raise BadValue(f"is out of range [{low}, {high}]")
+            return out_of_range
         return number
 
     return check
 
 
-def _float(value: Any) -> float:
+def _float(value: Any) -> float | Bad:
     if isinstance(value, bool):
-        raise BadValue("is not a number")
+        return _NOT_NUMBER
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BadValue("is not a number") from None
+        return _NOT_NUMBER
     if math.isnan(number) and not (isinstance(value, str) and value.lower() == "nan"):
-        raise BadValue("is not a number")
+        return _NOT_NUMBER
     return number
 
 
@@ -155,51 +178,55 @@ def _datetime(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     if not isinstance(value, str):
-        raise BadValue("is not a date and time")
+        return _NOT_DATETIME
     text = value.strip()
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise BadValue("is not an ISO 8601 date and time") from None
+        return _NOT_ISO_DATETIME
     if not 1900 <= moment.year <= 2299:
-        raise BadValue("is out of the supported date range")
+        return _OUT_OF_DATE_RANGE
     if _ENGINE_READS_AS_IS.match(text):
         return text  # UTC or naive: the engine parses it the same, no need to rewrite
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     if not 1900 <= moment.year <= 2299:
-        raise BadValue("is out of the supported date range")
+        return _OUT_OF_DATE_RANGE
     return moment.isoformat(sep=" ", timespec="microseconds")
 
 
-def _date(value: Any) -> str:
+def _date(value: Any) -> str | Bad:
     if not isinstance(value, str):
-        raise BadValue("is not a date")
+        return _NOT_DATE
     try:
         return dt.date.fromisoformat(value.strip()[:10]).isoformat()
     except ValueError:
-        raise BadValue("is not a date (YYYY-MM-DD)") from None
+        return _NOT_ISO_DATE
 
 
-def _bool(value: Any) -> bool:
+def _bool(value: Any) -> bool | Bad:
     if isinstance(value, bool):
         return value
     if value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.lower() in {"true", "false", "0", "1"}:
         return value.lower() in {"true", "1"}
-    raise BadValue("is not a boolean")
+    return _NOT_BOOLEAN
 
 
-def _uuid(value: Any) -> str:
+def _uuid(value: Any) -> str | Bad:
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
-        raise BadValue("is not a UUID") from None
+        return _NOT_UUID
 
 
 def checker_for(type_name: str) -> tuple[Callable[[Any], Any] | None, bool]:
-    """(converter, nullable) for a ClickHouse type; converter None means pass through."""
+    """(converter, nullable) for a ClickHouse type; converter None means pass through.
+
+    A converter returns the value as the engine should get it, or a `Bad` with the
+    reason it cannot be stored.
+    """
     base, nullable = _unwrap(type_name)
     m = re.match(r"^(U?)Int(8|16|32|64|128|256)$", base)
     if m:
@@ -220,17 +247,20 @@ def checker_for(type_name: str) -> tuple[Callable[[Any], Any] | None, bool]:
     if m:
         inner, inner_nullable = checker_for(m.group(1))
 
-        def check_array(value: Any) -> list[Any]:
+        def check_array(value: Any) -> list[Any] | Bad:
             if not isinstance(value, list):
-                raise BadValue("is not an array")
+                return _NOT_ARRAY
             out: list[Any] = []
             for item in value:
                 if item is None:
                     if not inner_nullable:
-                        raise BadValue("has a null item")
+                        return _NULL_ITEM
                     out.append(None)
-                else:
-                    out.append(inner(item) if inner else item)
+                    continue
+                converted = inner(item) if inner else item
+                if type(converted) is Bad:
+                    return converted
+                out.append(converted)
             return out
 
         return check_array, nullable
@@ -296,11 +326,17 @@ def _pick(event: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
+def _bad_value_error(shown: str, column: Column, bad: Bad) -> str:
+    return f"value '{shown[:200]}' on column '{column.name}' {bad.reason} ({column.type})"
+
+
 def _as_text(value: Any) -> str | None:
     if value is _MISSING or value is None:
         return None
     if isinstance(value, str):
         return value
+    if type(value) is int:
+        return str(value)  # the same digits as JSON's, without an encoder call
     if isinstance(value, float) and not math.isfinite(value):
         return json.dumps(value)  # NaN, Infinity as sent; orjson would write null
     return encode(value).decode()
@@ -390,16 +426,13 @@ class RowChecker:
                     error_at.append(index)
                     errors.append(self._null_error[column.name])
                 continue
-            values[column.name] = value if type(value) is str else _as_text(value)
+            values[column.name] = shown = value if type(value) is str else _as_text(value)
             if converter is None:
                 continue
-            try:
-                converter(value)
-            except BadValue as exc:
+            converted = converter(value)
+            if type(converted) is Bad:
                 error_at.append(index)
-                shown = _as_text(value) or ""
-                errors.append(f"value '{shown[:200]}' on column '{column.name}' {exc} "
-                              f"({column.type})")
+                errors.append(_bad_value_error(shown or "", column, converted))
         if error_at:
             values[ERROR_AT], values["c__error"] = error_at, errors
         if values:
@@ -450,13 +483,10 @@ class RowChecker:
             if converter is None:
                 row[column.name] = value
                 continue
-            try:
-                converted = converter(value)
-            except BadValue as exc:
+            converted = converter(value)
+            if type(converted) is Bad:
                 bad_columns.append(column.name)
-                shown = _as_text(value) or ""
-                errors.append(f"value '{shown[:200]}' on column '{column.name}' {exc} "
-                              f"({column.type})")
+                errors.append(_bad_value_error(_as_text(value) or "", column, converted))
                 continue
             row[column.name] = converted
         if bad_columns:

@@ -32,6 +32,10 @@ QUARANTINE_SUFFIX = "_quarantine"
 MISSING_AT = "_tb_local_missing_at"
 ERROR_AT = "_tb_local_error_at"
 POSITION_COLUMNS = [f"`{MISSING_AT}` Array(UInt16)", f"`{ERROR_AT}` Array(UInt16)"]
+# Filled by the engine, so no row carries them: the import id is the insert's
+# `log_comment` setting, the same for every row of one insert.
+FILLED_COLUMNS = ["`c__import_id` Nullable(String) DEFAULT getSetting('log_comment')",
+                  "`insertion_date` DateTime DEFAULT now()"]
 # The lines that cannot be events (`ingest._REJECTED_LINE`) in the engine's regex
 # dialect (re2): not blank, and the first character after blanks is not `{`.
 REJECTED_LINE = "^[ \\t\\r]*[^{ \\t\\r]"
@@ -63,8 +67,7 @@ def missing_reason(column: Column) -> str:
 def storage_sql(ds: Datasource) -> str:
     columns = [f"{quote_identifier(c.name)} Nullable(String)" for c in ds.columns]
     columns += ["`c__error_column` Array(String)", "`c__error` Array(String)",
-                "`c__import_id` Nullable(String)", "`insertion_date` DateTime",
-                *POSITION_COLUMNS]
+                *FILLED_COLUMNS, *POSITION_COLUMNS]
     return (f"CREATE TABLE IF NOT EXISTS {quote_identifier(storage_name(ds))} (\n  "
             + ",\n  ".join(columns) + "\n) ENGINE = MergeTree() ORDER BY insertion_date")
 
