@@ -2,12 +2,14 @@
 
 Part 1 sends about 10 MB of valid bookings, then about 10 MB of invalid lines (of a few
 kinds: not JSON, JSON with wrong types, JSON that is not an object, each about as long
-as a booking), then 10 MB of the cheapest invalid lines to send (`1`, and `{"age":"x"}`
-which misses 11 columns) to a fresh server
-in its own process, and prints for each body the server's CPU seconds (utime + stime
-from /proc/PID/stat), the wall time of the request and the server's peak RSS growth
-(VmHWM after, less VmRSS before; the high-water mark is reset first where the kernel
-allows it, via /proc/PID/clear_refs), then the invalid/valid ratios.
+as a booking), then 10 MB of each of the cheapest invalid lines to send, to a fresh
+server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JSON);
+`{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
+and `{"age":"x<n>"}` with a different value on every line. It prints for each body the
+server's CPU seconds (utime + stime from /proc/PID/stat), the wall time of the request
+and the server's peak RSS growth (VmHWM after, less VmRSS before; the high-water mark is
+reset first where the kernel allows it, via /proc/PID/clear_refs): the median CPU and
+wall time of `--repeat` sends and the largest peak; then the invalid/valid ratios.
 
 Part 2 runs 8 concurrent senders with `wait=true`, kills the server with SIGKILL while
 they send, restarts it on the same data dir, and prints `count()` of events against the
@@ -15,7 +17,7 @@ sum of every materialized total and how many acknowledged rows are present; thre
 
 Prints figures; never fails on speed.
 
-    python bench/hostile_ingest.py [--mb 10] [--rounds 3] [--senders 8]
+    python bench/hostile_ingest.py [--mb 10] [--repeat 3] [--rounds 3] [--senders 8]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,12 +124,27 @@ def measure(pid: int, url: str, headers: dict, body: bytes) -> dict:
             "wall": wall, "peak_mb": peak / 1024}
 
 
-def ingest_costs(mb: float) -> None:
+def distinct_tiny_objects(target: int) -> bytes:
+    lines, size, number = [], 0, 0
+    while size < target:
+        line = b'{"age":"x%d"}' % number
+        lines.append(line)
+        size += len(line) + 1
+        number += 1
+    return b"\n".join(lines) + b"\n"
+
+
+def ingest_costs(mb: float, repeat: int) -> None:
     target = int(mb * 1_000_000)
     bodies = {"valid": valid_body(target), "invalid": invalid_body(target),
-              # The cheapest lines to send: not objects at all, and objects missing columns.
+              # The cheapest lines to send: not objects at all, broken objects, and
+              # objects that lack columns.
               "tiny-not-object": b"1\n" * (target // 2),
-              "tiny-objects": b'{"age":"x"}\n' * (target // 12)}
+              "lone-brace": b"{\n" * (target // 2),
+              "brace-not-json": b"{x}\n" * (target // 4),
+              "empty-objects": b"{}\n" * (target // 3),
+              "tiny-objects": b'{"age":"x"}\n' * (target // 12),
+              "tiny-distinct": distinct_tiny_objects(target)}
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:
         process, url = start_server(Path(tmp) / "data")
         try:
@@ -137,9 +155,13 @@ def ingest_costs(mb: float) -> None:
             measure(process.pid, url, headers, bodies["valid"][:10_000].rsplit(b"\n", 1)[0])
             results = {}
             for kind, body in bodies.items():
-                result = measure(process.pid, url, headers, body)
+                runs = [measure(process.pid, url, headers, body) for _ in range(repeat)]
+                result = {"status": runs[-1]["status"], "answer": runs[-1]["answer"],
+                          "cpu": statistics.median(r["cpu"] for r in runs),
+                          "wall": statistics.median(r["wall"] for r in runs),
+                          "peak_mb": max(r["peak_mb"] for r in runs)}
                 results[kind] = result
-                print(f"{kind:>15}: {len(body) / 1e6:5.1f} MB, {len(body.splitlines()):6d} lines"
+                print(f"{kind:>15}: {len(body) / 1e6:5.1f} MB, {len(body.splitlines()):7d} lines"
                       f" -> {result['status']} {result['answer']}; server CPU "
                       f"{result['cpu']:6.2f} s, wall {result['wall']:6.2f} s, peak RSS growth "
                       f"{result['peak_mb']:6.1f} MB", flush=True)
@@ -220,12 +242,14 @@ def kill_rounds(rounds: int, senders: int, batch: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=10.0, help="body size in MB (default 10)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="sends of each body; medians are printed (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="kill -9 rounds (default 3)")
     parser.add_argument("--senders", type=int, default=8, help="concurrent senders (default 8)")
     parser.add_argument("--batch", type=int, default=500, help="rows per request (default 500)")
     args = parser.parse_args()
     print(f"== {args.mb:g} MB of valid rows vs {args.mb:g} MB of invalid lines", flush=True)
-    ingest_costs(args.mb)
+    ingest_costs(args.mb, args.repeat)
     print(f"== kill -9 during {args.senders} concurrent wait=true senders, {args.rounds} rounds",
           flush=True)
     kill_rounds(args.rounds, args.senders, args.batch)

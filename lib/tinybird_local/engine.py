@@ -28,6 +28,7 @@ from .quarantine import (
     POSITION_COLUMNS,
     rejected_lines_names,
     rejected_lines_sql,
+    rejected_rows_name,
     storage_name,
     storage_sql,
     view_name,
@@ -432,8 +433,12 @@ class Engine:
             self._quarantine_compact(datasource, batch.compact, import_id)
         rejected = self._quarantine_lines(datasource, batch.rejected, import_id) \
             if batch.rejected else 0
-        return InsertResult(inserted, len(quarantined) + batch.compact_count + rejected,
-                            import_id)
+        if batch.broken_count:
+            self._insert(f"INSERT INTO {quote_identifier(rejected_rows_name(datasource))} "
+                         f"(line) SETTINGS log_comment = {quote_string(import_id)}",
+                         "LineAsString", bytes(batch.broken))
+        return InsertResult(inserted, len(quarantined) + batch.compact_count
+                            + batch.broken_count + rejected, import_id)
 
     def _quarantine_compact(self, ds: Datasource, rows: bytearray, import_id: str) -> None:
         """Compact quarantine rows (JSON lines) straight into the storage table."""

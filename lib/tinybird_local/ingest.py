@@ -78,10 +78,14 @@ class CheckedBatch:
     ndjson: bytearray = field(default_factory=bytearray)
     row_count: int = 0
     quarantined: list[QuarantinedRow] = field(default_factory=list)
-    # Lines that cannot be events (their first character is not `{`), left in the body's
-    # bytes for the engine to find and quarantine in one statement: `rejected` is the
-    # window they are in (the engine skips its object lines, and says how many it kept).
+    # Lines that cannot be events (not blank, and not `{...}`), left in the body's bytes
+    # for the engine to find and quarantine in one statement: `rejected` is the window
+    # they are in (the engine skips its other lines, and says how many it kept).
     rejected: bytes = b""
+    # Lines shaped like objects that are not JSON, as sent, one per line: the engine
+    # keeps them with the rejected lines.
+    broken: bytearray = field(default_factory=bytearray)
+    broken_count: int = 0
     # Quarantined rows of a flat datasource that lack required columns, one JSON line
     # each, in the quarantine's compact storage form (see `quarantine`): the present
     # columns' values as text, the missing columns' positions, and the other errors'
@@ -106,9 +110,14 @@ class CheckedBatch:
         """The encoded rows one by one (an encoded row holds no raw newline)."""
         return bytes(self.ndjson).splitlines()
 
+    def add_broken(self, line: bytes) -> None:
+        self.broken += line
+        self.broken += b"\n"
+        self.broken_count += 1
+
     @property
     def quarantined_count(self) -> int:
-        return len(self.quarantined) + self.compact_count
+        return len(self.quarantined) + self.compact_count + self.broken_count
 
 
 def encode(value: Any) -> bytes:
@@ -377,8 +386,8 @@ class RowChecker:
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:
             event = self._loads(line)
-        except ValueError as exc:  # orjson.JSONDecodeError is one
-            event = self._loads_leniently(line, exc, batch)
+        except ValueError:  # orjson.JSONDecodeError is one
+            event = self._loads_leniently(line, batch)
             if event is _MISSING:
                 return
         if self._quick is not None and type(event) is dict and self._quick(event):
@@ -441,21 +450,22 @@ class RowChecker:
             batch.add_compact(b"{", shape.tail)
         return True
 
-    def _loads_leniently(self, line: bytes | str, error: Exception, batch: CheckedBatch) -> Any:
+    def _loads_leniently(self, line: bytes | str, batch: CheckedBatch) -> Any:
         """json's reading of a line orjson refused; _MISSING, quarantined, if json refuses too.
 
         orjson refuses a few things json takes (NaN, Infinity, lone surrogates in a \\u
         escape), so only a line that may hold one pays for a second, slower parse: a body
-        of lines that are not JSON costs one failed orjson parse per line, not two.
+        of lines that are not JSON costs one failed orjson parse per line, not two. The
+        line is kept as sent, for the engine (`CheckedBatch.broken`): no message is made
+        for it here, so a flood of broken lines costs little more than failing to parse.
         """
         raw = line.encode() if isinstance(line, str) else line
         if b"NaN" in raw or b"Infinity" in raw or b"\\u" in raw:
             try:
                 return json.loads(line)
-            except (ValueError, UnicodeDecodeError) as exc:
-                error = exc
-        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-        batch.quarantined.append(self._whole_row_error(text, f"invalid JSON: {error}"))
+            except (ValueError, UnicodeDecodeError):
+                pass
+        batch.add_broken(raw.replace(b"\n", b" "))
         return _MISSING
 
     def check_event(self, event: Any, batch: CheckedBatch) -> None:
@@ -507,11 +517,12 @@ class RowChecker:
         return QuarantinedRow(values, ["__row__"], [reason])
 
 
-# A line the Python checks read: its first character (after blanks) is `{`. Any other
-# non-blank line cannot be an event; the engine quarantines those itself, with the same
-# test (engine.REJECTED_LINE), so neither side touches the other's lines.
-_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*)")
-_REJECTED_LINE = re.compile(rb"(?m)^[ \t\r]*[^{ \t\r\n]")
+# A line the Python checks read is shaped like an object: `{...}`, blanks around it. Any
+# other non-blank line cannot be an event (a lone `{`, a line cut short, `1`); the engine
+# quarantines those itself, with the same test (`quarantine.EVENT_OR_BLANK_LINE`), so
+# neither side touches the other's lines and a flood of them costs no Python per line.
+_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
+_REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)")
 WINDOW_BYTES = 1 << 20
 # Rows quarantined whole in one batch: bounds their Python objects (`{` is 2 bytes).
 BATCH_ROWS = 5000

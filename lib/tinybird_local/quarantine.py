@@ -15,8 +15,9 @@ back, paying only for the rows read:
   position only (`_tb_local_missing_at`); the row's other reasons with their positions
   (`_tb_local_error_at`, `c__error`). Rows that lack no column are stored whole.
 - `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
-  import id, time), written by the engine from the body's bytes (`rejected_lines_sql`).
-  Their value and reason are made when read.
+  import id, time), written by the engine from the body's bytes (`rejected_lines_sql`),
+  and the lines shaped like objects that the Python checks could not parse. Their value
+  and reason are made when read.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -36,9 +37,9 @@ POSITION_COLUMNS = [f"`{MISSING_AT}` Array(UInt16)", f"`{ERROR_AT}` Array(UInt16
 # `log_comment` setting, the same for every row of one insert.
 FILLED_COLUMNS = ["`c__import_id` Nullable(String) DEFAULT getSetting('log_comment')",
                   "`insertion_date` DateTime DEFAULT now()"]
-# The lines that cannot be events (`ingest._REJECTED_LINE`) in the engine's regex
-# dialect (re2): not blank, and the first character after blanks is not `{`.
-REJECTED_LINE = "^[ \\t\\r]*[^{ \\t\\r]"
+# The lines that may be events, or are blank (`ingest._OBJECT_LINE`), in the engine's
+# regex dialect (re2): every other line is rejected whole.
+EVENT_OR_BLANK_LINE = "^[ \\t\\r]*(\\{.*\\}[ \\t\\r]*)?$"
 
 
 def view_name(ds: Datasource) -> str:
@@ -101,8 +102,8 @@ def view_sql(ds: Datasource) -> str:
         f"'Nullable(String)') AS {first},\n"
         f"{nulls}"
         "  ['__row__'] AS c__error_column,\n"
-        "  [if(isValidJSON(line), 'the event is not a JSON object', 'invalid JSON')] "
-        "AS c__error,\n"
+        "  [if(match(line, '^[ \\t\\r]*\\{') OR NOT isValidJSON(line), 'invalid JSON', "
+        "'the event is not a JSON object')] AS c__error,\n"
         "  CAST(c__import_id, 'Nullable(String)') AS c__import_id, insertion_date\n"
         f"FROM {quote_identifier(rejected_rows_name(ds))}")
 
@@ -110,8 +111,8 @@ def view_sql(ds: Datasource) -> str:
 def rejected_lines_sql(ds: Datasource) -> list[str]:
     """The table of rejected lines, and a Null table whose view fills it.
 
-    A line whose first character (after blanks) is not `{` is not a JSON object, so it
-    is quarantined whole, and that needs no Python per line: a piece of the body goes in
+    A line that is not blank and not shaped like an object (`{...}`) cannot be an event,
+    so it is quarantined whole, and that needs no Python per line: a piece of the body goes in
     as it is (`LineAsString`, one row per line, nothing to escape) with the import id as
     the insert's `log_comment`, and the view keeps those lines in one statement, as sent:
     their value and reason are made when read, so a flood of them costs the engine three
@@ -121,12 +122,13 @@ def rejected_lines_sql(ds: Datasource) -> list[str]:
     lines, view = (quote_identifier(n) for n in rejected_lines_names(ds))
     rows = quote_identifier(rejected_rows_name(ds))
     return [
-        f"CREATE TABLE IF NOT EXISTS {rows} (line String, c__import_id String, "
-        "insertion_date DateTime) ENGINE = MergeTree() ORDER BY insertion_date",
+        f"CREATE TABLE IF NOT EXISTS {rows} (line String, "
+        "c__import_id String DEFAULT getSetting('log_comment'), "
+        "insertion_date DateTime DEFAULT now()) ENGINE = MergeTree() ORDER BY insertion_date",
         f"DROP VIEW IF EXISTS {view}",
         f"DROP TABLE IF EXISTS {lines}",
         f"CREATE TABLE {lines} (line String) ENGINE = Null",
         f"CREATE MATERIALIZED VIEW {view} TO {rows} AS\n"
         "SELECT line, getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
-        f"FROM {lines} WHERE match(line, {quote_string(REJECTED_LINE)})",
+        f"FROM {lines} WHERE NOT match(line, {quote_string(EVENT_OR_BLANK_LINE)})",
     ]

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from lib.tinybird_local.datafiles import Datasource, parse_datasource
-from lib.tinybird_local.ingest import CheckedBatch, RowChecker, _quick_check, encode
+from lib.tinybird_local.ingest import (
+    CheckedBatch,
+    RowChecker,
+    _quick_check,
+    checked_batches,
+    encode,
+)
 
 
 def datasource(schema: str, name: str = "checks") -> Datasource:
@@ -269,18 +275,29 @@ def test_every_bad_column_is_reported_at_once(full):
 
 def test_lines_that_are_not_events_are_quarantined_whole(full):
     batch = CheckedBatch()
-    full.check_line(b'{"i": 1,', batch)
+    full.check_line(b'{"i": 1,}', batch)
     full.check_line(b"[1, 2]", batch)
-    full.check_line(b"\xff\xfe", batch)
+    full.check_line(b"{\xff\xfe}", batch)
     assert batch.rows == []
-    not_json, not_object, not_utf8 = batch.quarantined
-    assert not_json.error_columns == ["__row__"]
-    assert not_json.errors[0].startswith("invalid JSON: ")
-    assert not_json.values["i"] == '{"i": 1,'  # the raw line, in the first column
-    assert set(not_json.values.values()) == {'{"i": 1,', None}
+    # Lines that are not JSON are kept as sent, for the engine to quarantine.
+    assert batch.broken == b'{"i": 1,}\n{\xff\xfe}\n' and batch.broken_count == 2
+    [not_object] = batch.quarantined
+    assert not_object.error_columns == ["__row__"]
     assert not_object.errors == ["the event is not a JSON object"]
-    assert not_object.values["i"] == "[1,2]"
-    assert not_utf8.errors[0].startswith("invalid JSON: ")
+    assert not_object.values["i"] == "[1,2]"  # the line, in the first column
+    assert set(not_object.values.values()) == {"[1,2]", None}
+    assert batch.quarantined_count == 3
+
+
+def test_only_lines_shaped_like_objects_reach_the_checks(full):
+    """Every other non-blank line is left in the piece for the engine, which must see
+    the same lines as rejected: a lone `{`, a line cut short, `1`."""
+    window = b'{"i": 1}\r\n  {\n{"i": 2\n1\n\n \t\n{"i": 3} \n{"i": 4} x\n{}'
+    [batch] = checked_batches(full, window)
+    assert batch.rejected == window
+    assert batch.quarantined_count == 3  # {"i": 1}, {"i": 3} and {} lack columns
+    [clean] = checked_batches(full, b'{"i": 1}\n\n  \r\n{}')
+    assert clean.rejected == b""
 
 
 def test_a_bare_nan_gets_a_reason_not_invalid_json(full):
