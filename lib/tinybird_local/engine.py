@@ -25,7 +25,7 @@ from .datafiles import Datasource, Pipe, Project
 from .ingest import CheckedBatch, QuarantinedRow, encode
 from .quarantine import (
     FILLED_COLUMNS,
-    POSITION_COLUMNS,
+    compact_rows_name,
     rejected_lines_names,
     rejected_lines_sql,
     rejected_rows_name,
@@ -250,8 +250,7 @@ class Engine:
         view (see `quarantine`); made again at every start, so the views are current.
 
         A data dir of an earlier version has `{ds}_quarantine` as a table of Tinybird's
-        form: it becomes the storage table as it is (its rows have no positions, so the
-        view reads them unchanged) and gains the positions columns and the defaults.
+        form: it becomes the storage table of whole rows as it is, with the defaults.
         """
         view, storage = view_name(ds), storage_name(ds)
         kinds = dict(json.loads(self.query(
@@ -259,10 +258,8 @@ class Engine:
             f"name IN ({quote_string(view)}, {quote_string(storage)})", "JSONCompact"))["data"])
         if kinds.get(view, "View") != "View" and storage not in kinds:
             self.execute(f"RENAME TABLE {quote_identifier(view)} TO {quote_identifier(storage)}")
-        self.execute(storage_sql(ds))
-        for column in POSITION_COLUMNS:
-            self.execute(f"ALTER TABLE {quote_identifier(storage)} "
-                         f"ADD COLUMN IF NOT EXISTS {column}")
+        for statement in storage_sql(ds):
+            self.execute(statement)
         for column in FILLED_COLUMNS:
             self.execute(f"ALTER TABLE {quote_identifier(storage)} MODIFY COLUMN {column}")
         for statement in rejected_lines_sql(ds):
@@ -430,7 +427,8 @@ class Engine:
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)
         if batch.compact_count:
-            self._quarantine_compact(datasource, batch.compact, import_id)
+            self._insert_quarantine(compact_rows_name(datasource), bytes(batch.compact),
+                                    import_id)
         rejected = self._quarantine_lines(datasource, batch.rejected, import_id) \
             if batch.rejected else 0
         if batch.broken_count:
@@ -440,13 +438,9 @@ class Engine:
         return InsertResult(inserted, len(quarantined) + batch.compact_count
                             + batch.broken_count + rejected, import_id)
 
-    def _quarantine_compact(self, ds: Datasource, rows: bytearray, import_id: str) -> None:
-        """Compact quarantine rows (JSON lines) straight into the storage table."""
-        self._insert_quarantine(ds, bytes(rows), import_id)
-
-    def _insert_quarantine(self, ds: Datasource, payload: bytes, import_id: str) -> None:
-        """Storage rows as JSON lines; the engine adds the import id and the time."""
-        self._insert(f"INSERT INTO {quote_identifier(storage_name(ds))} "
+    def _insert_quarantine(self, table: str, payload: bytes, import_id: str) -> None:
+        """Quarantine rows as JSON lines; the engine adds the import id and the time."""
+        self._insert(f"INSERT INTO {quote_identifier(table)} "
                      f"SETTINGS log_comment = {quote_string(import_id)}", "JSONEachRow", payload)
 
     def _quarantine_lines(self, ds: Datasource, window: bytes, import_id: str) -> int:
@@ -486,7 +480,7 @@ class Engine:
         for row in rows:
             batch.add_row(encode({**row.values, "c__error_column": row.error_columns,
                                   "c__error": row.errors}))
-        self._insert_quarantine(ds, bytes(batch.ndjson), import_id)
+        self._insert_quarantine(storage_name(ds), bytes(batch.ndjson), import_id)
 
     def close(self) -> None:
         with self._lock.exclusive():

@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from .datafiles import Column, Datasource
-from .quarantine import ERROR_AT, MISSING_AT, missing_reason
+from .quarantine import ERROR_AT, MISSING_AT, ORIGINAL, missing_reason
 
 _MISSING = object()
+_ORIGINAL_KEY = b'{"' + ORIGINAL.encode() + b'":'
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
 _WIDE_INT = re.compile(r"\bU?Int(128|256)\b")
 # ISO 8601 forms the engine reads itself: naive, or UTC with a trailing Z (Mockingbird's).
@@ -356,6 +357,7 @@ class _Shape:
     """What the compact path needs to know of events with one set of keys."""
 
     tail: bytes  # the end of the encoded row: the positions of the columns it lacks
+    width: int  # the last present column's position: the length of the values array
     checks: list[tuple[int, Column, Callable[[Any], Any] | None, bool]]  # present columns
 
 
@@ -411,7 +413,8 @@ class RowChecker:
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         # The end of every such row: the missing columns' positions, encoded once.
-        return _Shape(b'"' + MISSING_AT.encode() + b'":' + orjson.dumps(missing) + b"}", checks)
+        return _Shape(b'"' + MISSING_AT.encode() + b'":' + orjson.dumps(missing) + b"}",
+                      max((check[0] for check in checks), default=0), checks)
 
     def _check_compact(self, event: dict, batch: CheckedBatch) -> bool:
         """The checks of `check_event` for an event of a flat datasource that lacks a
@@ -424,18 +427,17 @@ class RowChecker:
             shape = self._shapes[keys] = self._shape(keys)
         if shape is None:
             return False
-        values: dict[str, Any] = {}
+        original: list[str | None] = [None] * shape.width
         error_at: list[int] = []
         errors: list[str] = []
         for index, column, converter, nullable in shape.checks:
             value = event[column.name]
             if value is None:
-                values[column.name] = None
                 if not nullable and column.default is None:
                     error_at.append(index)
                     errors.append(self._null_error[column.name])
                 continue
-            values[column.name] = shown = value if type(value) is str else _as_text(value)
+            original[index - 1] = shown = value if type(value) is str else _as_text(value)
             if converter is None:
                 continue
             converted = converter(value)
@@ -443,9 +445,10 @@ class RowChecker:
                 error_at.append(index)
                 errors.append(_bad_value_error(shown or "", column, converted))
         if error_at:
-            values[ERROR_AT], values["c__error"] = error_at, errors
-        if values:
-            batch.add_compact(encode(values)[:-1], b",", shape.tail)
+            row = {ORIGINAL: original, ERROR_AT: error_at, "c__error": errors}
+            batch.add_compact(encode(row)[:-1], b",", shape.tail)
+        elif original:
+            batch.add_compact(_ORIGINAL_KEY, encode(original), b",", shape.tail)
         else:
             batch.add_compact(b"{", shape.tail)
         return True
@@ -524,8 +527,11 @@ class RowChecker:
 _OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
 _REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)")
 WINDOW_BYTES = 1 << 20
-# Rows quarantined whole in one batch: bounds their Python objects (`{` is 2 bytes).
+# Rows quarantined whole in one batch: bounds their Python objects.
 BATCH_ROWS = 5000
+# Rows of any kind in one batch: bounds the engine's memory for one insert (about 0.5 KB
+# a row while it parses them, whatever their size: 333k `{}` lines took 180 MB).
+BATCH_MAX_ROWS = 100_000
 
 
 def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
@@ -559,20 +565,20 @@ def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
         start = end + 1
 
 
-def checked_batches(checker: RowChecker, window: bytes,
-                    rows: int = BATCH_ROWS) -> Iterator[CheckedBatch]:
+def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
+                    max_rows: int = BATCH_MAX_ROWS) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
-    whole (those are Python objects until written). The other lines are left to the
-    engine (on the first batch), so they never become Python objects, not even to be
-    counted. Few large batches matter: each insert costs the engine about 15 ms of its
-    own, whatever its size.
+    whole (those are Python objects until written) or holds over `max_rows` rows. The
+    other lines are left to the engine (on the first batch), so they never become Python
+    objects, not even to be counted. Few large batches matter: each insert costs the
+    engine about 15 ms of its own, whatever its size.
     """
     batch = CheckedBatch()
     if _REJECTED_LINE.search(window):
         batch.rejected = window
-    for line in _OBJECT_LINE.findall(window):
+    for count, line in enumerate(_OBJECT_LINE.findall(window), 1):
         checker.check_line(line, batch)
-        if len(batch.quarantined) >= rows:
+        if len(batch.quarantined) >= rows or count % max_rows == 0:
             yield batch
             batch = CheckedBatch()
     if batch.row_count or batch.quarantined_count or batch.rejected:

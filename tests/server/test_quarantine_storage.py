@@ -49,21 +49,18 @@ def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server
     before = quarantine(server)
     assert server.stop() == 0
     # The layout of earlier versions: `events_quarantine` was the table itself, in
-    # Tinybird's form, with no position columns (its rows were all stored whole), and
-    # it held the rejected lines too.
+    # Tinybird's form, and held every row whole, rejected lines too.
     expand = ", ".join([*COLUMNS, "c__error_column", "c__error", "c__import_id",
                         "insertion_date"])
     script = textwrap.dedent(f"""
         import chdb
         c = chdb.connect({str(data_dir / "chdb")!r})
         c.query("CREATE TABLE old AS _tb_local_events_quarantine_rows")
-        c.query("ALTER TABLE old DROP COLUMN _tb_local_missing_at")
-        c.query("ALTER TABLE old DROP COLUMN _tb_local_error_at")
         c.query("INSERT INTO old ({expand}) SELECT {expand} FROM events_quarantine")
         c.query("DROP VIEW events_quarantine")
         c.query("DROP VIEW _tb_local_events_rejected_lines__mv")
-        c.query("DROP TABLE _tb_local_events_rejected_rows")
-        c.query("DROP TABLE _tb_local_events_quarantine_rows")
+        for table in ("rejected_rows", "compact_rows", "quarantine_rows"):
+            c.query(f"DROP TABLE _tb_local_events_{{table}}")
         c.query("RENAME TABLE old TO events_quarantine")
         c.close()
     """)
