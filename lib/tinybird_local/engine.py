@@ -252,6 +252,10 @@ class Engine:
         A data dir of an earlier version has `{ds}_quarantine` as a table of Tinybird's
         form: it becomes the storage table of whole rows as it is, with the defaults.
         """
+        # Made by an earlier version, which expanded compact rows as they were written.
+        compact = f"_tb_local_{ds.name}_compact_quarantine"
+        self.execute(f"DROP VIEW IF EXISTS {quote_identifier(compact + '__mv')}")
+        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(compact)}")
         view, storage = view_name(ds), storage_name(ds)
         kinds = dict(json.loads(self.query(
             "SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND "
@@ -265,10 +269,6 @@ class Engine:
         for statement in rejected_lines_sql(ds):
             self.execute(statement)
         self.execute(view_sql(ds))
-        # Made by an earlier version, which expanded compact rows as they were written.
-        compact = f"_tb_local_{ds.name}_compact_quarantine"
-        self.execute(f"DROP VIEW IF EXISTS {quote_identifier(compact + '__mv')}")
-        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(compact)}")
 
     def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
         """After an unclean stop, make every materialized target agree with its sources.

@@ -62,6 +62,12 @@ def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server
         for table in ("rejected_rows", "compact_rows", "quarantine_rows"):
             c.query(f"DROP TABLE _tb_local_events_{{table}}")
         c.query("RENAME TABLE old TO events_quarantine")
+        # ... fed by views that wrote into it.
+        c.query("CREATE MATERIALIZED VIEW _tb_local_events_rejected_lines__mv TO "
+                "events_quarantine AS SELECT line AS age FROM _tb_local_events_rejected_lines")
+        c.query("CREATE TABLE _tb_local_events_compact_quarantine (age String) ENGINE = Null")
+        c.query("CREATE MATERIALIZED VIEW _tb_local_events_compact_quarantine__mv TO "
+                "events_quarantine AS SELECT age FROM _tb_local_events_compact_quarantine")
         c.close()
     """)
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
