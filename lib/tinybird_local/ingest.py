@@ -106,15 +106,15 @@ class CheckedBatch:
         self.compact += b"\n"
         self.compact_count += 1
 
-    @property
-    def rows(self) -> list[bytes]:
-        """The encoded rows one by one (an encoded row holds no raw newline)."""
-        return bytes(self.ndjson).splitlines()
-
     def add_broken(self, line: bytes) -> None:
         self.broken += line
         self.broken += b"\n"
         self.broken_count += 1
+
+    @property
+    def rows(self) -> list[bytes]:
+        """The encoded rows one by one (an encoded row holds no raw newline)."""
+        return bytes(self.ndjson).splitlines()
 
     @property
     def quarantined_count(self) -> int:
