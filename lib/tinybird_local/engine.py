@@ -25,6 +25,7 @@ from .datafiles import Datasource, Pipe, Project
 from .ingest import CheckedBatch, QuarantinedRow, encode
 from .quarantine import (
     FILLED_COLUMNS,
+    REPEAT,
     compact_rows_name,
     rejected_lines_names,
     rejected_lines_sql,
@@ -426,8 +427,10 @@ class Engine:
                             ["__row__"], [exc.message[:500]]))
         if quarantined:
             self._quarantine(datasource, quarantined, import_id)
-        if batch.compact_count:
-            self._insert_quarantine(compact_rows_name(datasource), bytes(batch.compact),
+        if batch.compact_count or batch.bare_count:
+            bare = b"".join(row[:-1] + b',"%s":%d}\n' % (REPEAT.encode(), count)
+                            for row, count in batch.bare.items())
+            self._insert_quarantine(compact_rows_name(datasource), bytes(batch.compact) + bare,
                                     import_id)
         rejected = self._quarantine_lines(datasource, batch.rejected, import_id) \
             if batch.rejected else 0
@@ -435,7 +438,7 @@ class Engine:
             self._insert(f"INSERT INTO {quote_identifier(rejected_rows_name(datasource))} "
                          f"(line) SETTINGS log_comment = {quote_string(import_id)}",
                          "LineAsString", bytes(batch.broken))
-        return InsertResult(inserted, len(quarantined) + batch.compact_count
+        return InsertResult(inserted, len(quarantined) + batch.compact_count + batch.bare_count
                             + batch.broken_count + rejected, import_id)
 
     def _insert_quarantine(self, table: str, payload: bytes, import_id: str) -> None:

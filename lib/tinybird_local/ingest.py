@@ -94,6 +94,10 @@ class CheckedBatch:
     # bytes, not 1 KB of reasons.
     compact: bytearray = field(default_factory=bytearray)
     compact_count: int = 0
+    # Compact rows of events that hold none of the datasource's columns (`{}`): such rows
+    # are all alike (no values, the same reasons), so each is kept once, with how many.
+    bare: dict[bytes, int] = field(default_factory=dict)
+    bare_count: int = 0
 
     def add_row(self, encoded: bytes) -> None:
         self.ndjson += encoded
@@ -105,6 +109,10 @@ class CheckedBatch:
             self.compact += part
         self.compact += b"\n"
         self.compact_count += 1
+
+    def add_bare(self, row: bytes) -> None:
+        self.bare[row] = self.bare.get(row, 0) + 1
+        self.bare_count += 1
 
     def add_broken(self, line: bytes) -> None:
         self.broken += line
@@ -118,7 +126,7 @@ class CheckedBatch:
 
     @property
     def quarantined_count(self) -> int:
-        return len(self.quarantined) + self.compact_count + self.broken_count
+        return len(self.quarantined) + self.compact_count + self.bare_count + self.broken_count
 
 
 def encode(value: Any) -> bytes:
@@ -358,6 +366,7 @@ class _Shape:
 
     tail: bytes  # the end of the encoded row: the positions of the columns it lacks
     width: int  # the last present column's position: the length of the values array
+    bare: bytes  # the whole row of an event with none of the columns (no checks)
     checks: list[tuple[int, Column, Callable[[Any], Any] | None, bool]]  # present columns
 
 
@@ -378,8 +387,11 @@ class RowChecker:
         flat = all(column.json_keys == (column.name,) for column in datasource.columns)
         self._quick = _quick_check(datasource) if flat else None
         self._flat = flat
-        # For the compact quarantine: per tuple of an event's keys, what `_shape` says.
-        self._shapes: dict[tuple[str, ...], _Shape | None] = {}
+        # For the compact quarantine: per set of the columns an event holds, what `_shape`
+        # says. Keyed by the columns, not all the event's keys, so events with ever new
+        # unknown keys share one entry.
+        self._shapes: dict[frozenset[str], _Shape | None] = {}
+        self._names = frozenset(column.name for column in datasource.columns)
         # orjson reads an integer over 64 bits as a float, silently losing digits, so a
         # datasource that can hold one (Int128, UInt256...) parses every line with json.
         wide = any(_WIDE_INT.search(column.type) for column in datasource.columns)
@@ -399,8 +411,7 @@ class RowChecker:
             return
         self.check_event(event, batch)
 
-    def _shape(self, keys: tuple[str, ...]) -> _Shape | None:
-        present = set(keys)
+    def _shape(self, present: frozenset[str]) -> _Shape | None:
         missing: list[int] = []
         checks = []
         for index, (column, _, converter, nullable) in enumerate(self._columns, 1):
@@ -413,20 +424,24 @@ class RowChecker:
         if len(self._shapes) >= 4096:
             self._shapes.clear()
         # The end of every such row: the missing columns' positions, encoded once.
-        return _Shape(b'"' + MISSING_AT.encode() + b'":' + orjson.dumps(missing) + b"}",
-                      max((check[0] for check in checks), default=0), checks)
+        tail = b'"' + MISSING_AT.encode() + b'":' + orjson.dumps(missing) + b"}"
+        return _Shape(tail, max((check[0] for check in checks), default=0), b"{" + tail,
+                      checks)
 
     def _check_compact(self, event: dict, batch: CheckedBatch) -> bool:
         """The checks of `check_event` for an event of a flat datasource that lacks a
         required column (so it is quarantined): only its present columns are read, and
         the row goes to `batch.compact`. False (nothing done) if it lacks none."""
-        keys = tuple(event)
+        keys = self._names.intersection(event)
         try:
             shape = self._shapes[keys]
         except KeyError:
             shape = self._shapes[keys] = self._shape(keys)
         if shape is None:
             return False
+        if not shape.checks:
+            batch.add_bare(shape.bare)
+            return True
         original: list[str | None] = [None] * shape.width
         error_at: list[int] = []
         errors: list[str] = []
@@ -447,10 +462,8 @@ class RowChecker:
         if error_at:
             row = {ORIGINAL: original, ERROR_AT: error_at, "c__error": errors}
             batch.add_compact(encode(row)[:-1], b",", shape.tail)
-        elif original:
-            batch.add_compact(_ORIGINAL_KEY, encode(original), b",", shape.tail)
         else:
-            batch.add_compact(b"{", shape.tail)
+            batch.add_compact(_ORIGINAL_KEY, encode(original), b",", shape.tail)
         return True
 
     def _loads_leniently(self, line: bytes | str, batch: CheckedBatch) -> Any:

@@ -37,6 +37,9 @@ QUARANTINE_SUFFIX = "_quarantine"
 ORIGINAL = "original"
 MISSING_AT = "missing_at"
 ERROR_AT = "error_at"
+# How many quarantined rows a compact row stands for: rows that are all alike (events
+# with none of the columns) are written once.
+REPEAT = "repeat"
 # Filled by the engine, so no row carries them: the import id is the insert's
 # `log_comment` setting, the same for every row of one insert.
 FILLED_COLUMNS = ["`c__import_id` Nullable(String) DEFAULT getSetting('log_comment')",
@@ -78,7 +81,7 @@ def storage_sql(ds: Datasource) -> list[str]:
     whole += ["`c__error_column` Array(String)", "`c__error` Array(String)", *FILLED_COLUMNS]
     compact = [f"`{ORIGINAL}` Array(Nullable(String))", "`c__error` Array(String)",
                f"`{MISSING_AT}` Array(UInt16)", f"`{ERROR_AT}` Array(UInt16)",
-               *FILLED_COLUMNS]
+               f"`{REPEAT}` UInt32 DEFAULT 1", *FILLED_COLUMNS]
     return [f"CREATE TABLE IF NOT EXISTS {quote_identifier(name)} (\n  "
             + ",\n  ".join(columns) + "\n) ENGINE = MergeTree() ORDER BY insertion_date"
             for name, columns in ((storage_name(ds), whole), (compact_rows_name(ds), compact))]
@@ -110,7 +113,7 @@ def view_sql(ds: Datasource) -> str:
         f"  arrayMap(i -> {names}[i], arraySort({positions})) AS c__error_column,\n"
         f"  arraySort((m, i) -> i, {messages}, {positions}) AS c__error,\n"
         "  c__import_id, insertion_date\n"
-        f"FROM {quote_identifier(compact_rows_name(ds))}\n"
+        f"FROM {quote_identifier(compact_rows_name(ds))} ARRAY JOIN range({REPEAT}) AS copy\n"
         "UNION ALL\n"
         "SELECT CAST(leftUTF8(toValidUTF8(trim(BOTH ' \\t\\r' FROM line)), 65536), "
         f"'Nullable(String)') AS {first},\n"

@@ -320,3 +320,13 @@ def test_integers_over_64_bits_arrive_whole(column_type):
     assert batch.quarantined == []
     assert batch.rows == [encode({"big": given, "s": "x"})]
     assert str(value).encode() in batch.rows[0]
+
+
+def test_events_with_none_of_the_columns_are_kept_once_with_how_many():
+    """Their quarantine rows are all alike, whatever unknown keys they hold."""
+    checker = RowChecker(datasource("`s` String, `n` Nullable(Int8), `i` Int8"))
+    batch = CheckedBatch()
+    for line in [b"{}", b'{"zz": 1}', b'{"other": [1]}', b'{"s": "x"}']:
+        checker.check_line(line, batch)
+    assert batch.bare == {b'{"missing_at":[1,3]}': 3}
+    assert batch.compact_count == 1 and batch.quarantined_count == 4
