@@ -291,13 +291,17 @@ def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter:
             mode: str) -> dict[str, Any]:
     checker = state.checkers[ds.name]
     counts = {"invalid": 0}
+    import_id = str(uuid.uuid4())
+
+    def sift(lines: bytes) -> tuple[bytes, int]:
+        return state.engine.sift_json(ds, lines, import_id)
+
     batches: Iterable[CheckedBatch]
     if fmt == "ndjson":
         batches = (batch for window in event_windows(data)
-                   for batch in checked_batches(checker, window))
+                   for batch in checked_batches(checker, window, sift=sift))
     else:
         batches = _csv_batches(checker, data, delimiter, counts)
-    import_id = str(uuid.uuid4())
     if mode == "replace":
         staging = state.engine.staging_table(ds)
         try:

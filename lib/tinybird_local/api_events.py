@@ -127,11 +127,15 @@ def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
     import_id = str(uuid.uuid4())
+
+    def sift(lines: bytes) -> tuple[bytes, int]:
+        return state.engine.sift_json(datasource, lines, import_id)
+
     successful = quarantined = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
         pending: Future[InsertResult] | None = None
         for window in event_windows(raw):
-            for batch in checked_batches(checker, window):
+            for batch in checked_batches(checker, window, sift=sift):
                 if pending is not None:
                     result = pending.result()
                     successful, quarantined = (successful + result.successful_rows,

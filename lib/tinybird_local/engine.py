@@ -30,6 +30,8 @@ from .quarantine import (
     rejected_lines_names,
     rejected_lines_sql,
     rejected_rows_name,
+    sift_names,
+    sift_sql,
     storage_name,
     storage_sql,
     view_name,
@@ -267,7 +269,7 @@ class Engine:
             self.execute(statement)
         for column in FILLED_COLUMNS:
             self.execute(f"ALTER TABLE {quote_identifier(storage)} MODIFY COLUMN {column}")
-        for statement in rejected_lines_sql(ds):
+        for statement in rejected_lines_sql(ds) + sift_sql(ds):
             self.execute(statement)
         self.execute(view_sql(ds))
 
@@ -439,7 +441,7 @@ class Engine:
                          f"(line) SETTINGS log_comment = {quote_string(import_id)}",
                          "LineAsString", bytes(batch.broken))
         return InsertResult(inserted, len(quarantined) + batch.compact_count + batch.bare_count
-                            + batch.broken_count + rejected, import_id)
+                            + batch.broken_count + batch.sifted_count + rejected, import_id)
 
     def _insert_quarantine(self, table: str, payload: bytes, import_id: str) -> None:
         """Quarantine rows as JSON lines; the engine adds the import id and the time."""
@@ -459,6 +461,18 @@ class Engine:
         written = self._insert(statement, "LineAsString", window)
         return written - (window.count(b"\n") + (not window.endswith(b"\n")))
 
+    def sift_json(self, ds: Datasource, lines: bytes, import_id: str) -> tuple[bytes, int]:
+        """Quarantine the lines (one per line) that are not JSON; the others, and how many
+        were quarantined. One exclusive hold: the Memory table of kept lines is shared."""
+        sift, sifted = (quote_identifier(n) for n in sift_names(ds))
+        given = lines.count(b"\n") + (not lines.endswith(b"\n"))
+        with self._lock.exclusive():
+            self._send(f"INSERT INTO {sift} SETTINGS log_comment = {quote_string(import_id)}",
+                       "LineAsString", lines)
+            kept = self._run(f"SELECT line FROM {sifted}", "TabSeparatedRaw")
+            self._run(f"TRUNCATE TABLE {sifted}", "CSV")
+        return kept, given - kept.count(b"\n")
+
     def insert_raw(self, statement: str, fmt: str, payload: bytes) -> None:
         """`statement` (an `INSERT INTO t`) fed with `payload` in the format `fmt`."""
         self._insert(statement, fmt, payload)
@@ -469,14 +483,18 @@ class Engine:
     def _insert(self, statement: str, fmt: str, payload: bytes) -> int:
         """Stream `payload` into `statement`; the rows written (its views' rows included)."""
         with self._lock.exclusive():
-            if self._closed:
-                raise EngineError("the engine is closed")
-            try:
-                with self._conn.send_insert(statement, fmt) as inserter:
-                    inserter.append(payload)
-                    return int(inserter.finish().rows_written)
-            except Exception as exc:
-                raise EngineError.from_chdb(exc) from None
+            return self._send(statement, fmt, payload)
+
+    def _send(self, statement: str, fmt: str, payload: bytes) -> int:
+        """`_insert`, for a caller that holds the exclusive lock."""
+        if self._closed:
+            raise EngineError("the engine is closed")
+        try:
+            with self._conn.send_insert(statement, fmt) as inserter:
+                inserter.append(payload)
+                return int(inserter.finish().rows_written)
+        except Exception as exc:
+            raise EngineError.from_chdb(exc) from None
 
     def _quarantine(self, ds: Datasource, rows: list[QuarantinedRow], import_id: str) -> None:
         batch = CheckedBatch()

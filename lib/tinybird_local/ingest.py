@@ -87,6 +87,8 @@ class CheckedBatch:
     # keeps them with the rejected lines.
     broken: bytearray = field(default_factory=bytearray)
     broken_count: int = 0
+    # Lines the engine has already quarantined for this batch (`checked_batches`' sift).
+    sifted_count: int = 0
     # Quarantined rows of a flat datasource that lack required columns, one JSON line
     # each, in the quarantine's compact storage form (see `quarantine`): the present
     # columns' values as text, the missing columns' positions, and the other errors'
@@ -126,7 +128,8 @@ class CheckedBatch:
 
     @property
     def quarantined_count(self) -> int:
-        return len(self.quarantined) + self.compact_count + self.bare_count + self.broken_count
+        return (len(self.quarantined) + self.compact_count + self.bare_count
+                + self.broken_count + self.sifted_count)
 
 
 def encode(value: Any) -> bytes:
@@ -545,6 +548,12 @@ BATCH_ROWS = 5000
 # Rows of any kind in one batch: bounds the engine's memory for one insert (about 0.5 KB
 # a row while it parses them, whatever their size: 333k `{}` lines took 180 MB).
 BATCH_MAX_ROWS = 100_000
+# Lines of a piece that did not parse, after which its other lines are sifted by the
+# engine first (see `checked_batches`).
+SIFT_AFTER = 100
+# Quarantines the lines given (one per line) that are not JSON; returns the others and
+# how many it quarantined (`Engine.sift_json`, bound to a datasource and an import id).
+Sift = Callable[[bytes], tuple[bytes, int]]
 
 
 def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
@@ -579,20 +588,38 @@ def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
 
 
 def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
-                    max_rows: int = BATCH_MAX_ROWS) -> Iterator[CheckedBatch]:
+                    max_rows: int = BATCH_MAX_ROWS, sift: Sift | None = None
+                    ) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
     whole (those are Python objects until written) or holds over `max_rows` rows. The
     other lines are left to the engine (on the first batch), so they never become Python
     objects, not even to be counted. Few large batches matter: each insert costs the
     engine about 15 ms of its own, whatever its size.
+
+    Failing to parse a line costs Python about 2 µs (orjson's exception), so a piece
+    that has shown `SIFT_AFTER` such lines hands the rest to `sift`: the engine
+    quarantines the lines that are not JSON and gives back the others, in bulk.
     """
     batch = CheckedBatch()
     if _REJECTED_LINE.search(window):
         batch.rejected = window
-    for count, line in enumerate(_OBJECT_LINE.findall(window), 1):
+    lines = _OBJECT_LINE.findall(window)
+    position = broken = checked = 0
+    while position < len(lines):
+        line = lines[position]
+        position += 1
+        checked += 1
+        before = batch.broken_count
         checker.check_line(line, batch)
-        if len(batch.quarantined) >= rows or count % max_rows == 0:
+        if batch.broken_count > before:
+            broken += 1
+            if broken == SIFT_AFTER and sift is not None and position < len(lines):
+                kept, quarantined = sift(b"\n".join(lines[position:]))
+                batch.sifted_count += quarantined
+                # One line each: split on newlines only (a kept line may hold a \r).
+                lines, position = kept.split(b"\n")[:-1], 0
+        if len(batch.quarantined) >= rows or checked >= max_rows:
             yield batch
-            batch = CheckedBatch()
+            batch, checked = CheckedBatch(), 0
     if batch.row_count or batch.quarantined_count or batch.rejected:
         yield batch

@@ -8,6 +8,7 @@ import json
 import requests
 
 from lib.bookings.generator import BookingGenerator
+from lib.tinybird_local.ingest import SIFT_AFTER
 
 TOTALS_DATASOURCE = """
 SCHEMA >
@@ -366,6 +367,31 @@ def test_the_engine_counts_rejected_lines_across_pieces_of_the_body(server):
     response = post_events(server, "events", body, wait="true")
     assert response.json() == {"successful_rows": 0, "quarantined_rows": 450_001}
     assert server.count("events_quarantine") == quarantined_before + 450_001
+
+
+def test_a_piece_with_many_lines_that_are_not_json_loses_and_doubles_nothing(server):
+    """After SIFT_AFTER broken lines the rest of a piece is sifted by the engine first;
+    every line must still be written or quarantined once, with the reason the Python
+    checks give: a NaN (which only Python reads) is a bad value, not invalid JSON."""
+    good = list(BookingGenerator(seed=17).bookings(60))
+    nan_age = json.dumps({**good[0], "age": "AGE"}).replace('"AGE"', "NaN")
+    assert "NaN" in nan_age
+    cr_inside = '{"name": "a\rb\\u0041"}'  # a raw CR: not JSON, though it holds a \u
+    lines = ([b"{x%d}" % i for i in range(SIFT_AFTER + 50)]
+             + [json.dumps(b).encode() for b in good[1:]] + [nan_age.encode()] * 40
+             + [cr_inside.encode()] * 7 + [b"{}"] * 20 + [b"{y}"] * 30)
+    before, quarantined_before = server.count("events"), server.count("events_quarantine")
+    response = post_events(server, "events", b"\n".join(lines), wait="true")
+    broken = SIFT_AFTER + 50 + 7 + 30
+    assert response.json() == {"successful_rows": 59, "quarantined_rows": broken + 40 + 20}
+    assert server.count("events") == before + 59
+    assert server.count("events_quarantine") == quarantined_before + broken + 60
+    reasons = {r["reason"]: int(r["n"]) for r in server.sql(
+        "SELECT c__error[1] AS reason, count() AS n FROM events_quarantine WHERE "
+        "c__import_id = (SELECT c__import_id FROM events_quarantine WHERE age = '{y}' "
+        "LIMIT 1) GROUP BY reason")["data"]}
+    assert reasons["invalid JSON"] == broken
+    assert reasons["value 'NaN' on column 'age' is not an integer (Int16)"] == 40
 
 
 def test_objects_that_lack_columns_are_quarantined_with_every_reason_in_order(server):
