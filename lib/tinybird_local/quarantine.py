@@ -16,7 +16,8 @@ back, paying only for the rows read:
   columns' values in one array by position (a row of a dozen nullable columns cost the
   engine twice the time and memory), the missing columns' positions only (their reason,
   "missing value for column ...", is the same for every row), and the row's other
-  reasons with their positions.
+  reasons with their positions. Events that hold none of the columns (`{}`) make rows
+  that are all alike: one is written per batch, with how many it stands for.
 - `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
   import id, time), written by the engine from the body's bytes (`rejected_lines_sql`),
   and the lines shaped like objects that the Python checks could not parse. Their value
@@ -171,19 +172,20 @@ def sift_sql(ds: Datasource) -> list[str]:
     checks to read back. Made again at every start.
     """
     sift, sifted = (quote_identifier(n) for n in sift_names(ds))
+    broken, kept = (quote_identifier(f"_tb_local_{ds.name}_sift_{name}__mv")
+                    for name in ("broken", "kept"))
     rows = quote_identifier(rejected_rows_name(ds))
     readable = f"isValidJSON(line) OR multiSearchAny(line, {_LENIENT_MARKS})"
-    statements = []
-    for view in (f"_tb_local_{ds.name}_sift_broken__mv", f"_tb_local_{ds.name}_sift_kept__mv"):
-        statements.append(f"DROP VIEW IF EXISTS {quote_identifier(view)}")
-    return statements + [
+    return [
+        f"DROP VIEW IF EXISTS {broken}",
+        f"DROP VIEW IF EXISTS {kept}",
         f"DROP TABLE IF EXISTS {sift}",
         f"DROP TABLE IF EXISTS {sifted}",
         f"CREATE TABLE {sift} (line String) ENGINE = Null",
         f"CREATE TABLE {sifted} (line String) ENGINE = Memory",
-        f"CREATE MATERIALIZED VIEW {quote_identifier(f'_tb_local_{ds.name}_sift_broken__mv')} "
-        f"TO {rows} AS\nSELECT line, getSetting('log_comment') AS c__import_id, "
-        f"now() AS insertion_date\nFROM {sift} WHERE NOT ({readable})",
-        f"CREATE MATERIALIZED VIEW {quote_identifier(f'_tb_local_{ds.name}_sift_kept__mv')} "
-        f"TO {sifted} AS\nSELECT line FROM {sift} WHERE {readable}",
+        f"CREATE MATERIALIZED VIEW {broken} TO {rows} AS\n"
+        "SELECT line, getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
+        f"FROM {sift} WHERE NOT ({readable})",
+        f"CREATE MATERIALIZED VIEW {kept} TO {sifted} AS\n"
+        f"SELECT line FROM {sift} WHERE {readable}",
     ]
