@@ -21,6 +21,7 @@ import io
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -292,10 +293,7 @@ def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter:
     checker = state.checkers[ds.name]
     counts = {"invalid": 0}
     import_id = str(uuid.uuid4())
-
-    def sift(lines: bytes) -> tuple[bytes, int]:
-        return state.engine.sift_json(ds, lines, import_id)
-
+    sift = partial(state.engine.sift_json, ds, import_id)
     batches: Iterable[CheckedBatch]
     if fmt == "ndjson":
         batches = (batch for window in event_windows(data)

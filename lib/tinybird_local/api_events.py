@@ -11,6 +11,7 @@ import time
 import uuid
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -119,18 +120,15 @@ def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
 
     The body goes in pieces of about 1 MiB (`event_windows`), and the next piece is
     checked while the engine writes the previous batch: chDB releases the GIL while it
-    writes, so the two overlap. At most one batch (5000 rows) waits for the writer, so the
-    Python objects of about two batches are alive at once, whatever the body holds. Lines
-    that cannot be events never become Python objects: the engine quarantines them from
-    the piece's bytes (`checked_batches`).
+    writes, so the two overlap. At most one batch (a piece, encoded) waits for the writer,
+    so about two batches are alive at once, whatever the body holds. Lines that cannot be
+    events never become Python objects: the engine quarantines them from the piece's
+    bytes (`checked_batches`).
     """
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
     import_id = str(uuid.uuid4())
-
-    def sift(lines: bytes) -> tuple[bytes, int]:
-        return state.engine.sift_json(datasource, lines, import_id)
-
+    sift = partial(state.engine.sift_json, datasource, import_id)
     successful = quarantined = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
         pending: Future[InsertResult] | None = None

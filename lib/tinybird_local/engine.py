@@ -110,6 +110,11 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _lines_in(data: bytes) -> int:
+    """The rows `LineAsString` reads from `data`: one per line, the last one unended too."""
+    return data.count(b"\n") + (not data.endswith(b"\n"))
+
+
 def create_table_sql(ds: Datasource) -> str:
     columns = []
     for c in ds.columns:
@@ -458,14 +463,13 @@ class Engine:
         lines, _ = rejected_lines_names(ds)
         statement = (f"INSERT INTO {quote_identifier(lines)} "
                      f"SETTINGS log_comment = {quote_string(import_id)}")
-        written = self._insert(statement, "LineAsString", window)
-        return written - (window.count(b"\n") + (not window.endswith(b"\n")))
+        return self._insert(statement, "LineAsString", window) - _lines_in(window)
 
-    def sift_json(self, ds: Datasource, lines: bytes, import_id: str) -> tuple[bytes, int]:
+    def sift_json(self, ds: Datasource, import_id: str, lines: bytes) -> tuple[bytes, int]:
         """Quarantine the lines (one per line) that are not JSON; the others, and how many
         were quarantined. One exclusive hold: the Memory table of kept lines is shared."""
         sift, sifted = (quote_identifier(n) for n in sift_names(ds))
-        given = lines.count(b"\n") + (not lines.endswith(b"\n"))
+        given = _lines_in(lines)
         with self._lock.exclusive():
             self._send(f"INSERT INTO {sift} SETTINGS log_comment = {quote_string(import_id)}",
                        "LineAsString", lines)
