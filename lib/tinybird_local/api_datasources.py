@@ -34,7 +34,7 @@ from .api_events import _read_gzip
 from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
 from .engine import EngineError, InsertResult, create_table_sql
 from .errors import AUTH_DOCS, DOCS, APIError, no_access
-from .ingest import CheckedBatch, RowChecker, checked_batches, event_windows
+from .ingest import CheckedBatch, RowChecker, checked_body
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
 DATASOURCES_DOCS = f"{DOCS}/api-reference/datasource-api"
@@ -293,11 +293,10 @@ def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter:
     checker = state.checkers[ds.name]
     counts = {"invalid": 0}
     import_id = str(uuid.uuid4())
-    sift = partial(state.engine.sift_json, ds, import_id)
+    sift = partial(state.engine.sift_lines, ds, import_id)
     batches: Iterable[CheckedBatch]
     if fmt == "ndjson":
-        batches = (batch for window in event_windows(data)
-                   for batch in checked_batches(checker, window, sift=sift))
+        batches = checked_body(checker, data, sift=sift)
     else:
         batches = _csv_batches(checker, data, delimiter, counts)
     if mode == "replace":

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from .auth import raise_for_rate
 from .engine import InsertResult
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError
-from .ingest import checked_batches, event_windows
+from .ingest import checked_body
 from .seeding import SeedError, seed_bookings
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
@@ -118,7 +118,7 @@ async def events(request: Request) -> Response:
 def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     """Check and write a body; (successful rows, quarantined rows).
 
-    The body goes in pieces of about 1 MiB (`event_windows`), and the next piece is
+    The body goes in pieces of about 1 MiB (`checked_body`), and the next piece is
     checked while the engine writes the previous batch: chDB releases the GIL while it
     writes, so the two overlap. At most one batch (a piece, encoded) waits for the writer,
     so about two batches are alive at once, whatever the body holds. Lines that cannot be
@@ -128,18 +128,16 @@ def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
     import_id = str(uuid.uuid4())
-    sift = partial(state.engine.sift_json, datasource, import_id)
+    sift = partial(state.engine.sift_lines, datasource, import_id)
     successful = quarantined = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
         pending: Future[InsertResult] | None = None
-        for window in event_windows(raw):
-            for batch in checked_batches(checker, window, sift=sift):
-                if pending is not None:
-                    result = pending.result()
-                    successful, quarantined = (successful + result.successful_rows,
-                                               quarantined + result.quarantined_rows)
-                pending = writer.submit(state.engine.insert_batch, datasource, batch,
-                                        import_id)
+        for batch in checked_body(checker, raw, sift=sift):
+            if pending is not None:
+                result = pending.result()
+                successful, quarantined = (successful + result.successful_rows,
+                                           quarantined + result.quarantined_rows)
+            pending = writer.submit(state.engine.insert_batch, datasource, batch, import_id)
         if pending is not None:
             result = pending.result()
             successful, quarantined = (successful + result.successful_rows,

@@ -30,18 +30,19 @@ from .quarantine import (
     rejected_lines_names,
     rejected_lines_sql,
     rejected_rows_name,
-    sift_names,
-    sift_sql,
     storage_name,
     storage_sql,
     view_name,
     view_sql,
 )
+from .sift import KEPT, check_sql, sift_names, sift_sql, sift_tables
 from .sql_template import quote_identifier, quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
 NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 BACKFILLS_TABLE = "`_tb_local_backfills`"
+# The pieces a sifted body goes to the engine in (`Engine.sift_lines`).
+SIFT_PIECE_BYTES = 1 << 20
 # Present in the data dir from the moment an Engine opens it until it closes cleanly.
 OPEN_MARKER = "engine-open"
 
@@ -167,6 +168,8 @@ class Engine:
                 "Local process using it?"
             ) from None
         self._lock = _SharedExclusiveLock()
+        # One sift at a time: its tables are shared (`sift_lines`).
+        self._sift_lock = threading.Lock()
         self._closed = False
         # Found at open: the last engine on this data dir never closed (kill -9, a crash,
         # power loss), so a source may hold rows its materialized targets never got.
@@ -465,17 +468,35 @@ class Engine:
                      f"SETTINGS log_comment = {quote_string(import_id)}")
         return self._insert(statement, "LineAsString", window) - _lines_in(window)
 
-    def sift_json(self, ds: Datasource, import_id: str, lines: bytes) -> tuple[bytes, int]:
-        """Quarantine the lines (one per line) that are not JSON; the others, and how many
-        were quarantined. One exclusive hold: the Memory table of kept lines is shared."""
+    def sift_lines(self, ds: Datasource, import_id: str, lines: bytes) -> tuple[bytes, int]:
+        """Quarantine the lines (a part of a body, as sent) that cannot be events or are
+        not JSON, and those the engine checks and finds bad (see `sift`); the object
+        lines left for the Python checks, one per line, and how many were quarantined.
+
+        The body goes in pieces cut after a newline: the engine's memory follows the
+        lines of one insert (it groups them). Each statement holds the engine on its own,
+        so queries are not kept waiting for the whole body.
+        """
         sift, sifted = (quote_identifier(n) for n in sift_names(ds))
-        given = _lines_in(lines)
-        with self._lock.exclusive():
-            self._send(f"INSERT INTO {sift} SETTINGS log_comment = {quote_string(import_id)}",
-                       "LineAsString", lines)
-            kept = self._run(f"SELECT line FROM {sifted}", "TabSeparatedRaw")
-            self._run(f"TRUNCATE TABLE {sifted}", "CSV")
-        return kept, given - kept.count(b"\n")
+        with self._sift_lock:
+            try:
+                start = 0
+                while start < len(lines):
+                    end = lines.find(b"\n", start + SIFT_PIECE_BYTES)
+                    end = len(lines) if end < 0 else end + 1
+                    self._insert(f"INSERT INTO {sift} "
+                                 f"SETTINGS log_comment = {quote_string(import_id)}",
+                                 "LineAsString", lines[start:end])
+                    start = end
+                self.execute(check_sql(ds, import_id))
+                quarantined = int(self.query(
+                    f"SELECT sumIf({REPEAT}, outcome != {KEPT}) FROM {sifted}", "TSV"))
+                kept = self.query(f"SELECT line FROM {sifted} ARRAY JOIN range({REPEAT}) "
+                                  f"WHERE outcome = {KEPT}", "TabSeparatedRaw")
+            finally:
+                for table in sift_tables(ds):
+                    self.execute(f"TRUNCATE TABLE {quote_identifier(table)}")
+        return kept, quarantined
 
     def insert_raw(self, statement: str, fmt: str, payload: bytes) -> None:
         """`statement` (an `INSERT INTO t`) fed with `payload` in the format `fmt`."""

@@ -140,7 +140,7 @@ def encode(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _unwrap(type_name: str) -> tuple[str, bool]:
+def unwrap_type(type_name: str) -> tuple[str, bool]:
     """Strip LowCardinality/Nullable; say whether NULL is allowed."""
     nullable = False
     while True:
@@ -185,7 +185,7 @@ def _float(value: Any) -> float | Bad:
     return number
 
 
-def _string(value: Any) -> str:
+def string_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -248,14 +248,14 @@ def checker_for(type_name: str) -> tuple[Callable[[Any], Any] | None, bool]:
     A converter returns the value as the engine should get it, or a `Bad` with the
     reason it cannot be stored.
     """
-    base, nullable = _unwrap(type_name)
+    base, nullable = unwrap_type(type_name)
     m = re.match(r"^(U?)Int(8|16|32|64|128|256)$", base)
     if m:
         return _int_checker(int(m.group(2)), signed=not m.group(1)), nullable
     if base in {"Float32", "Float64"}:
         return _float, nullable
     if base == "String" or base.startswith("FixedString") or base.startswith("Enum"):
-        return _string, nullable
+        return string_value, nullable
     if base.startswith("DateTime"):
         return _datetime, nullable
     if base in {"Date", "Date32"}:
@@ -300,7 +300,7 @@ def _quick_check(datasource: Datasource) -> Callable[[dict], bool] | None:
     """
     lines = ["def quick(event, missing=MISSING, iso=is_plain_iso):"]
     for column in datasource.columns:
-        base, _ = _unwrap(column.type)
+        base, _ = unwrap_type(column.type)
         lines.append(f"    v = event.get({column.name!r}, missing)")
         m = re.match(r"^(U?)Int(8|16|32|64)$", base)
         if m:
@@ -541,6 +541,8 @@ class RowChecker:
 # quarantines those itself, with the same test (`quarantine.EVENT_OR_BLANK_LINE`), so
 # neither side touches the other's lines and a flood of them costs no Python per line.
 _OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
+# A line the sift gave back: lines end with a newline only (a line may hold a \r).
+_KEPT_LINE = re.compile(rb"[^\n]+")
 _REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)")
 WINDOW_BYTES = 1 << 20
 # Rows quarantined whole in one batch: bounds their Python objects.
@@ -548,28 +550,28 @@ BATCH_ROWS = 5000
 # Rows of any kind in one batch: bounds the engine's memory for one insert (about 0.5 KB
 # a row while it parses them, whatever their size: 333k `{}` lines took 180 MB).
 BATCH_MAX_ROWS = 100_000
-# Lines of a piece that did not parse, after which its other lines are sifted by the
-# engine first (see `checked_batches`).
+# Bad lines of a piece after which its other lines are sifted by the engine first (see
+# `checked_batches`).
 SIFT_AFTER = 100
-# Quarantines the lines given (one per line) that are not JSON; returns the others and
-# how many it quarantined (`Engine.sift_json`, bound to a datasource and an import id).
-Sift = Callable[[bytes], tuple[bytes, int]]
+# The least of a body worth sifting (`checked_body`): 1 MiB of tiny lines costs Python
+# about 0.2 s, twice what a sift costs before it reads a line.
+SIFT_MIN_BYTES = 1 << 20
+# Quarantines the lines given (a part of a body, as sent) that cannot be events or that
+# the engine checks and finds bad; returns the others, one per line, and how many it
+# quarantined (`Engine.sift_lines`, bound to a datasource and an import id), or None if
+# it declines to.
+Sift = Callable[[bytes], tuple[bytes, int] | None]
 
 
-def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
-    """The body as NDJSON in pieces of about `size` bytes, each cut after a newline.
-
-    A body that is one pretty-printed JSON object becomes one line; a JSON array, one
-    line per item. Pieces are cut as they are needed, so only one piece's rows exist as
-    Python objects at a time.
-    """
+def as_ndjson(body: bytes) -> bytes:
+    """The body as NDJSON: a body that is one pretty-printed JSON object becomes one
+    line; a JSON array, one line per item; anything else stays as it is."""
     stripped = body.strip()
     if stripped.startswith(b"{") and b"\n" in stripped:
         try:
             json.loads(stripped)
             # Inside valid JSON a raw newline can only be whitespace between tokens.
-            yield stripped.replace(b"\n", b" ").replace(b"\r", b" ")
-            return
+            return stripped.replace(b"\n", b" ").replace(b"\r", b" ")
         except ValueError:
             pass
     elif stripped.startswith(b"["):
@@ -578,12 +580,39 @@ def event_windows(body: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
         except ValueError:
             events = None
         if isinstance(events, list):
-            body = b"\n".join(json.dumps(e).encode() for e in events)
+            return b"\n".join(json.dumps(e).encode() for e in events)
+    return body
+
+
+def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
+                 size: int = WINDOW_BYTES) -> Iterator[CheckedBatch]:
+    """Check a whole body (`as_ndjson`), in pieces of about `size` bytes, each cut
+    after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
+    piece's rows exist as Python objects at a time.
+
+    Once a piece is sifted, so is the rest of the body, in the same call: the engine
+    takes about 0.1 s to set up its views and checks for each call, so a call per 1 MiB
+    piece would cost a 10 MB flood a second. For the same reason a rest of under
+    `SIFT_MIN_BYTES` stays with Python: sifting a few hundred lines would cost a
+    hundred times what checking them costs.
+    """
+    ndjson = as_ndjson(body)
     start = 0
-    while start < len(body):
-        end = body.find(b"\n", start + size)
-        end = len(body) if end < 0 else end
-        yield body[start:end]
+    while start < len(ndjson):
+        end = ndjson.find(b"\n", start + size)
+        end = len(ndjson) if end < 0 else end
+        sifted = False
+
+        def sift_rest(rest_of_piece: bytes, end: int = end) -> tuple[bytes, int] | None:
+            nonlocal sifted
+            if sift is None or len(rest_of_piece) + len(ndjson) - end < SIFT_MIN_BYTES:
+                return None
+            sifted = True
+            return sift(rest_of_piece + ndjson[end:])
+
+        yield from checked_batches(checker, ndjson[start:end], sift=sift_rest)
+        if sifted:
+            return
         start = end + 1
 
 
@@ -592,34 +621,40 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                     ) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
     whole (those are Python objects until written) or holds over `max_rows` rows. The
-    other lines are left to the engine (on the first batch), so they never become Python
+    other lines are left to the engine (with the last batch), so they never become Python
     objects, not even to be counted. Few large batches matter: each insert costs the
     engine about 15 ms of its own, whatever its size.
 
-    Failing to parse a line costs Python about 2 µs (orjson's exception), so a piece
-    that has shown `SIFT_AFTER` such lines hands the rest to `sift`: the engine
-    quarantines the lines that are not JSON and gives back the others, in bulk.
+    Checking a line costs Python 1-3 µs however small it is, so a piece that has shown
+    `SIFT_AFTER` bad lines (not JSON, or events that lack a required column) hands the
+    rest to `sift`: the engine quarantines, in bulk, the lines that are not JSON and those
+    it can check itself (see `sift`), and gives back the others.
     """
     batch = CheckedBatch()
-    if _REJECTED_LINE.search(window):
-        batch.rejected = window
-    lines = _OBJECT_LINE.findall(window)
-    position = broken = checked = 0
-    while position < len(lines):
-        line = lines[position]
-        position += 1
+    read = len(window)  # the part of the window the rejected-lines view is to read
+    bad = checked = 0
+    # Each object line, and where it ends in the window.
+    lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
+    while (item := next(lines, None)) is not None:
+        line, end = item
         checked += 1
-        before = batch.broken_count
+        before = batch.broken_count + batch.compact_count + batch.bare_count
         checker.check_line(line, batch)
-        if batch.broken_count > before:
-            broken += 1
-            if broken == SIFT_AFTER and sift is not None and position < len(lines):
-                kept, quarantined = sift(b"\n".join(lines[position:]))
-                batch.sifted_count += quarantined
-                # One line each: split on newlines only (a kept line may hold a \r).
-                lines, position = kept.split(b"\n")[:-1], 0
+        if batch.broken_count + batch.compact_count + batch.bare_count > before:
+            bad += 1
+            if bad == SIFT_AFTER and sift is not None and end < len(window):
+                # The rest of the window goes as sent: the engine finds its lines that
+                # cannot be events too.
+                sifted = sift(window[end:])
+                if sifted is not None:
+                    read = end
+                    batch.sifted_count += sifted[1]
+                    # One line each, read as needed: there may be a body's worth.
+                    lines = ((kept.group(), -1) for kept in _KEPT_LINE.finditer(sifted[0]))
         if len(batch.quarantined) >= rows or checked >= max_rows:
             yield batch
             batch, checked = CheckedBatch(), 0
+    if _REJECTED_LINE.search(window, 0, read):
+        batch.rejected = window[:read]
     if batch.row_count or batch.quarantined_count or batch.rejected:
         yield batch

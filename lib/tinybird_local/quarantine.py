@@ -16,12 +16,13 @@ back, paying only for the rows read:
   columns' values in one array by position (a row of a dozen nullable columns cost the
   engine twice the time and memory), the missing columns' positions only (their reason,
   "missing value for column ...", is the same for every row), and the row's other
-  reasons with their positions. Events that hold none of the columns (`{}`) make rows
-  that are all alike: one is written per batch, with how many it stands for.
+  reasons with their positions. Rows that are all alike (events that hold none of the
+  columns, or lines the engine's sift found many times) are written once, with how many
+  they stand for (`repeat`).
 - `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
-  import id, time), written by the engine from the body's bytes (`rejected_lines_sql`),
-  and the lines shaped like objects that the Python checks could not parse. Their value
-  and reason are made when read.
+  import id, time, and `repeat` too), written by the engine from the body's bytes
+  (`rejected_lines_sql`, `sift`), and the lines shaped like objects that the Python
+  checks could not parse. Their value and reason are made when read.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -70,11 +71,6 @@ def rejected_rows_name(ds: Datasource) -> str:
 
 def compact_rows_name(ds: Datasource) -> str:
     return f"_tb_local_{ds.name}_compact_rows"
-
-
-def sift_names(ds: Datasource) -> tuple[str, str]:
-    """The Null table that takes object lines to sift, and the table of those kept."""
-    return f"_tb_local_{ds.name}_sift", f"_tb_local_{ds.name}_sifted"
 
 
 def missing_reason(column: Column) -> str:
@@ -128,7 +124,7 @@ def view_sql(ds: Datasource) -> str:
         "  [if(match(line, '^[ \\t\\r]*\\{') OR NOT isValidJSON(line), 'invalid JSON', "
         "'the event is not a JSON object')] AS c__error,\n"
         "  CAST(c__import_id, 'Nullable(String)') AS c__import_id, insertion_date\n"
-        f"FROM {quote_identifier(rejected_rows_name(ds))}")
+        f"FROM {quote_identifier(rejected_rows_name(ds))} ARRAY JOIN range({REPEAT}) AS copy")
 
 
 def rejected_lines_sql(ds: Datasource) -> list[str]:
@@ -147,45 +143,13 @@ def rejected_lines_sql(ds: Datasource) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {rows} (line String, "
         "c__import_id String DEFAULT getSetting('log_comment'), "
-        "insertion_date DateTime DEFAULT now()) ENGINE = MergeTree() ORDER BY insertion_date",
+        f"insertion_date DateTime DEFAULT now(), {REPEAT} UInt32 DEFAULT 1) "
+        "ENGINE = MergeTree() ORDER BY insertion_date",
+        f"ALTER TABLE {rows} ADD COLUMN IF NOT EXISTS {REPEAT} UInt32 DEFAULT 1",
         f"DROP VIEW IF EXISTS {view}",
         f"DROP TABLE IF EXISTS {lines}",
         f"CREATE TABLE {lines} (line String) ENGINE = Null",
         f"CREATE MATERIALIZED VIEW {view} TO {rows} AS\n"
         "SELECT line, getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
         f"FROM {lines} WHERE NOT match(line, {quote_string(EVENT_OR_BLANK_LINE)})",
-    ]
-
-
-# What the Python checks read more leniently than the engine (`RowChecker._loads_leniently`):
-# a line holding one of these always goes back to them.
-_LENIENT_MARKS = "['NaN', 'Infinity', '\\\\u']"
-
-
-def sift_sql(ds: Datasource) -> list[str]:
-    """A Null table whose two views split object lines by the engine's JSON check.
-
-    Used when a piece of a body turns out to hold many lines that are not JSON: failing
-    to parse one costs Python about 2 µs (the exception), the engine a fraction of that.
-    Lines that are not JSON go to the rejected rows as they are; the others (and any
-    line Python might still read, see `_LENIENT_MARKS`) to a Memory table for the Python
-    checks to read back. Made again at every start.
-    """
-    sift, sifted = (quote_identifier(n) for n in sift_names(ds))
-    broken, kept = (quote_identifier(f"_tb_local_{ds.name}_sift_{name}__mv")
-                    for name in ("broken", "kept"))
-    rows = quote_identifier(rejected_rows_name(ds))
-    readable = f"isValidJSON(line) OR multiSearchAny(line, {_LENIENT_MARKS})"
-    return [
-        f"DROP VIEW IF EXISTS {broken}",
-        f"DROP VIEW IF EXISTS {kept}",
-        f"DROP TABLE IF EXISTS {sift}",
-        f"DROP TABLE IF EXISTS {sifted}",
-        f"CREATE TABLE {sift} (line String) ENGINE = Null",
-        f"CREATE TABLE {sifted} (line String) ENGINE = Memory",
-        f"CREATE MATERIALIZED VIEW {broken} TO {rows} AS\n"
-        "SELECT line, getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
-        f"FROM {sift} WHERE NOT ({readable})",
-        f"CREATE MATERIALIZED VIEW {kept} TO {sifted} AS\n"
-        f"SELECT line FROM {sift} WHERE {readable}",
     ]

@@ -8,7 +8,7 @@ import json
 import requests
 
 from lib.bookings.generator import BookingGenerator
-from lib.tinybird_local.ingest import SIFT_AFTER
+from lib.tinybird_local.ingest import SIFT_AFTER, SIFT_MIN_BYTES
 
 TOTALS_DATASOURCE = """
 SCHEMA >
@@ -370,9 +370,10 @@ def test_the_engine_counts_rejected_lines_across_pieces_of_the_body(server):
 
 
 def test_a_piece_with_many_lines_that_are_not_json_loses_and_doubles_nothing(server):
-    """After SIFT_AFTER broken lines the rest of a piece is sifted by the engine first;
-    every line must still be written or quarantined once, with the reason the Python
-    checks give: a NaN (which only Python reads) is a bad value, not invalid JSON."""
+    """After SIFT_AFTER broken lines the rest of a body (if it is SIFT_MIN_BYTES or
+    more) is sifted by the engine first; every line must still be written or
+    quarantined once, with the reason the Python checks give: a NaN (which only Python
+    reads) is a bad value, not invalid JSON."""
     good = list(BookingGenerator(seed=17).bookings(60))
     nan_age = json.dumps({**good[0], "age": "AGE"}).replace('"AGE"', "NaN")
     assert "NaN" in nan_age
@@ -380,9 +381,11 @@ def test_a_piece_with_many_lines_that_are_not_json_loses_and_doubles_nothing(ser
     lines = ([b"{x%d}" % i for i in range(SIFT_AFTER + 50)]
              + [json.dumps(b).encode() for b in good[1:]] + [nan_age.encode()] * 40
              + [cr_inside.encode()] * 7 + [b"{}"] * 20 + [b"{y}"] * 30)
+    padding = [b"{pad %07d}" % i for i in range(SIFT_MIN_BYTES // 12)]
+    lines += padding
     before, quarantined_before = server.count("events"), server.count("events_quarantine")
     response = post_events(server, "events", b"\n".join(lines), wait="true")
-    broken = SIFT_AFTER + 50 + 7 + 30
+    broken = SIFT_AFTER + 50 + 7 + 30 + len(padding)
     assert response.json() == {"successful_rows": 59, "quarantined_rows": broken + 40 + 20}
     assert server.count("events") == before + 59
     assert server.count("events_quarantine") == quarantined_before + broken + 60

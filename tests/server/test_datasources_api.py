@@ -12,7 +12,7 @@ import json
 import pytest
 import requests
 
-from lib.tinybird_local.ingest import SIFT_AFTER
+from lib.tinybird_local.ingest import SIFT_MIN_BYTES
 
 SERVER_SEED_ROWS, SERVER_SEED = 500, 11
 
@@ -189,17 +189,19 @@ def test_append_multipart_ndjson_as_the_classic_cli_sends_it(server):
 
 
 def test_append_ndjson_with_many_lines_that_are_not_json_counts_each_once(server):
-    """Past SIFT_AFTER broken lines the engine sifts the rest of the file, as for the
-    Events API: good rows land, every other line is quarantined once."""
+    """Past SIFT_AFTER broken lines the engine sifts the rest of the file (it is over
+    SIFT_MIN_BYTES), as for the Events API: good rows land, every other line is
+    quarantined once."""
     good = ndjson([booking(i, "SiftAir") for i in range(30)])
-    broken = b"".join(b"{not json %d}\n" % i for i in range(SIFT_AFTER + 40))
+    lines = SIFT_MIN_BYTES // 16
+    broken = b"".join(b"{not json %06d}\n" % i for i in range(lines))
     before = server.count("events_quarantine")
     response = post(server, {"name": "events", "mode": "append", "format": "ndjson"},
                     files={"ndjson": ("ndjson", broken + good + broken)})
     assert response.status_code == 200, response.text
-    assert response.json()["quarantine_rows"] == 2 * (SIFT_AFTER + 40)
+    assert response.json()["quarantine_rows"] == 2 * lines
     assert airline_count(server, "SiftAir") == 30
-    assert server.count("events_quarantine") == before + 2 * (SIFT_AFTER + 40)
+    assert server.count("events_quarantine") == before + 2 * lines
 
 
 def test_append_csv_with_and_without_header_and_a_bad_row(server):

@@ -1,0 +1,273 @@
+"""The engine's pass over the rest of a body that is mostly bad lines: the sift.
+
+Checking a line in Python costs about 1-3 µs however small it is (find it, parse it,
+look up its keys, format a reason), so 10 MB of `{}` (3.3 million lines) or of
+`{"age":"x<n>"}` cost the server five to nine times what 10 MB of good bookings cost.
+When a piece of a body has shown many bad lines, `ingest.checked_body` hands the rest
+of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
+
+- groups alike lines, so a line sent a million times is looked at once;
+- quarantines the lines that cannot be events, and the object lines that are not JSON,
+  as sent;
+- checks the JSON objects it can check exactly as `ingest.RowChecker` would, and writes
+  those that lack a required column as compact quarantine rows, with the same values
+  and reasons;
+- leaves every other line for the Python checks, which read them back.
+
+The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
+only if it is an object of strings, integers of up to 18 digits written as integers,
+booleans and nulls (what every JSON parser reads alike), with no column given twice,
+and only for values whose outcome the engine can tell for sure (a text with no digit is
+no integer and no ISO date). Anything else, and every line that may be good, goes back
+to Python, so the sift changes what a request costs, never what it stores:
+tests/server/test_sift.py writes random events both ways and compares what is stored.
+
+This module only says what to create; `Engine` runs it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .datafiles import Column, Datasource
+from .ingest import checker_for, string_value, unwrap_type
+from .quarantine import (
+    ERROR_AT,
+    MISSING_AT,
+    ORIGINAL,
+    REPEAT,
+    compact_rows_name,
+    rejected_rows_name,
+)
+from .sql_template import quote_identifier, quote_string
+
+# What the Python checks read more leniently than the engine (`RowChecker._loads_leniently`):
+# a line holding one of these always goes back to them.
+_LENIENT_MARKS = "['NaN', 'Infinity', '\\\\u']"
+# A JSON value every parser reads alike: a string, an integer of up to 18 digits (one
+# that fits Int64, so orjson keeps it an int), a boolean or null.
+_PLAIN_SCALAR = "^(-?(0|[1-9][0-9]{0,17})|true|false|null)$"
+# What a JSON number that is not an integer as written has (a fraction, an exponent, or
+# -0), or one of 19 digits or more: the engine writes the first kind its own way (1.0 as
+# 1) and the second as a string, and Python reads both otherwise. A line that has one
+# anywhere, even in a string, goes back to Python.
+_NOT_AN_INTEGER = "[0-9][.eE]|-0|[0-9]{19}"
+# Python's str.strip() removes these ASCII characters; a text that has one at either end
+# goes back to Python rather than restating strip().
+_STRIPPED_AT_ENDS = "^[\\t-\\r\\x1c-\\x1f ]|[\\t-\\r\\x1c-\\x1f ]$"
+_INT_TYPE = re.compile(r"^(U?)Int(8|16|32|64)$")
+
+
+def sift_names(ds: Datasource) -> tuple[str, str]:
+    """The Null table that takes lines to sift, and the Memory table of those kept."""
+    return f"_tb_local_{ds.name}_sift", f"_tb_local_{ds.name}_sifted"
+
+
+# The sift's views (`sift_sql`); `broken` and `checked` were made by earlier versions,
+# and are dropped.
+_VIEWS = ("lines", "rejected", "rejected_count", "lenient", "compact", "compact_count",
+          "kept", "broken", "checked")
+# Rows the engine checks at a time (`check_sql`): its memory follows them, about 1 KB a
+# row while they are checked.
+CHECK_ROWS = 16384
+
+
+def _stage_names(ds: Datasource) -> tuple[str, str]:
+    """The table of the lines sifted, grouped, and the Null table of checked lines."""
+    return f"_tb_local_{ds.name}_sift_lines", f"_tb_local_{ds.name}_sift_checked"
+
+
+def engine_checks(ds: Datasource) -> bool:
+    """Whether the engine can check events of `ds` at all: `RowChecker`'s compact path
+    is for flat datasources only, and a schema with integers over 64 bits is parsed by
+    json, not orjson, in Python."""
+    return all(column.json_keys == (column.name,) for column in ds.columns) and not any(
+        re.search(r"\bU?Int(128|256)\b", column.type) for column in ds.columns)
+
+
+# What the engine knows of a column's check (`ingest.checker_for`), by its type.
+_OTHER, _INTEGER, _TEXT, _TIME = 0, 1, 2, 3
+
+
+def _kind(column: Column) -> tuple[int, int, int]:
+    """The check's kind, and the range of an integer column."""
+    base, _ = unwrap_type(column.type)
+    converter, _ = checker_for(column.type)
+    m = _INT_TYPE.match(base)
+    if m:
+        bits, signed = int(m.group(2)), not m.group(1)
+        if signed:
+            return _INTEGER, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        return _INTEGER, 0, 2**bits - 1
+    if converter is string_value or converter is None:
+        return _TEXT, 0, 0  # every value is taken, shown as text
+    if base.startswith("DateTime"):
+        return _TIME, 0, 0
+    return _OTHER, 0, 0  # only the Python checks know
+
+
+def _array(values: list[str]) -> str:
+    return f"[{', '.join(values)}]"
+
+
+def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
+    """A SELECT over the lines of `table` that are `where` (JSON objects with none of
+    `_LENIENT_MARKS`): each once, with how many times it came (`repeat`), whether the engine
+    checks it (`checked`) and, if it does, its compact quarantine row.
+
+    The checks run over the keys each line holds, not over every column: the engine
+    evaluates an expression for every row, so per-column expressions cost a flood of `{}`
+    the width of the schema (about 1.7 µs a line for twelve columns, against 0.5 µs).
+    """
+    kinds = [_kind(column) for column in ds.columns]
+    required = [str(i) for i, column in enumerate(ds.columns, 1)
+                if not unwrap_type(column.type)[1] and column.default is None]
+
+    def each(values: list[str]) -> str:
+        """The value for the column at position p (a literal array: a CAST would be
+        worked out anew each time the view runs)."""
+        return _array(values) + "[p]"
+
+    # Lows fit Int64 and highs UInt64: one array of both would be of neither type.
+    low, high = each([str(lo) for _, lo, _ in kinds]), each([str(hi) for _, _, hi in kinds])
+    out_of_range = each([quote_string(f"is out of range [{lo}, {hi}]") for _, lo, hi in kinds])
+    null_error = each([quote_string(f"value null on column '{c.name}' is not Nullable"
+                                    if str(i) in required else "")
+                       for i, c in enumerate(ds.columns, 1)])
+    on_column = each([quote_string(f"' on column '{c.name}' ") for c in ds.columns])
+    of_type = each([quote_string(f" ({c.type})") for c in ds.columns])
+
+    def message(shown: str, reason: str) -> str:
+        """`ingest._bad_value_error`, in SQL."""
+        return (f"concat('value \\'', substringUTF8({shown}, 1, 200), {on_column}, {reason}, "
+                f"{of_type})")
+
+    is_text, is_bool = "startsWith(r, '\"')", "r IN ('true', 'false')"
+    ascii_text = "length(t) = lengthUTF8(t)"
+    in_range = f"toInt128OrNull({{}}) BETWEEN {low} AND {high}"
+    # Whether the engine can tell the outcome of this value's check...
+    decided = (
+        f"multiIf(p = 0 OR r = 'null' OR k = {_TEXT}, 1, "
+        f"k = {_INTEGER}, {is_bool} OR NOT {is_text} OR {ascii_text} AND "
+        f"NOT match(t, '{_STRIPPED_AT_ENDS}') AND NOT match(t, '^[+-]?[0-9]{{19,}}$'), "
+        f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]'), 0)")
+    # ... and what it is: the reason the value is bad, or ''.
+    error = (
+        f"multiIf(p = 0, '', r = 'null', {null_error}, "
+        f"k = {_INTEGER}, multiIf({is_bool}, '', "
+        f"NOT {is_text}, if({in_range.format('r')}, '', {message('r', out_of_range)}), "
+        f"NOT match(t, '^[+-]?[0-9]{{1,18}}$'), {message('t', repr('is not an integer'))}, "
+        f"{in_range.format('t')}, '', {message('t', out_of_range)}), "
+        f"k = {_TIME}, multiIf({is_bool}, {message('r', repr('is not a date and time'))}, "
+        f"NOT {is_text}, '', {message('t', repr('is not an ISO 8601 date and time'))}), '')")
+    names = _array([quote_string(c.name) for c in ds.columns])
+    kind = _array([str(k) for k, _, _ in kinds])
+    plain = f"arrayAll(r -> {is_text} OR match(r, '{_PLAIN_SCALAR}'), raws)"
+    known = "arrayFilter(p -> p > 0, positions)"
+    checked = ("0" if not required else
+               # A JSON line that starts with { (`kind` 4) is an object.
+               f"NOT match(line, '{_NOT_AN_INTEGER}') AND {plain} AND "
+               f"length({known}) = length(arrayDistinct({known})) AND "
+               f"arrayAll((p, k, r, t) -> {decided}, positions, kinds, raws, texts) AND "
+               f"length({MISSING_AT}) > 0")
+    lines = f"SELECT line, {REPEAT} FROM {table} WHERE {where}"
+    # The values as JSON (to tell a string from the rest) and as text (strings
+    # unescaped, the rest as the engine writes them).
+    pairs = (f"SELECT line, {REPEAT}, JSONExtractKeysAndValuesRaw(line) AS raw_pairs, "
+             "JSONExtractKeysAndValues(line, 'Nullable(String)') AS text_pairs FROM "
+             f"({lines})")
+    found = (f"SELECT line, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), raw_pairs) AS positions,"
+             f" arrayMap(p -> {kind}[p], positions) AS kinds,"
+             " arrayMap(p -> p.2, raw_pairs) AS raws,"
+             " arrayMap(p -> ifNull(p.2, ''), text_pairs) AS texts,"
+             " arrayMap(p -> p.2, text_pairs) AS shown"
+             f" FROM ({pairs})")
+    values = (f"SELECT *, arrayFilter(i -> NOT has(positions, i), [{', '.join(required)}])"
+              f" AS {MISSING_AT},"
+              f" arrayMap((p, k, r, t) -> {error}, positions, kinds, raws, texts) AS errors"
+              f" FROM ({found})")
+    return (
+        f"SELECT line, {REPEAT}, {checked} AS checked,\n"
+        f"  arrayMap(i -> shown[indexOf(positions, i)], range(1, arrayMax(positions) + 1))"
+        f" AS {ORIGINAL},\n"
+        "  arrayFilter(e -> e != '', errors) AS c__error, "
+        f"{MISSING_AT},\n"
+        f"  arrayFilter((p, e) -> e != '', positions, errors) AS {ERROR_AT}\n"
+        f"FROM ({values})")
+
+
+# What becomes of a sifted line (the `outcome` column of the sifted lines).
+KEPT, CHECKED, REJECTED = 0, 1, 2
+
+
+def sift_sql(ds: Datasource) -> list[str]:
+    """The tables and views that sift lines (see the module's docstring). Made again at
+    every start.
+
+    Lines go into a Null table. A view groups alike lines (one row each, with how many
+    came) and tells what each is, into a Memory table whose views write the rejected
+    rows (not events, or not JSON). `check_sql` then checks its JSON objects into a Null
+    table whose views write the compact rows of those found bad. What
+    `Engine.sift_lines` reads back is in a third table: the lines left for Python, and
+    how many lines each view quarantined.
+    """
+    sift, sifted = (quote_identifier(n) for n in sift_names(ds))
+    lines, checked = (quote_identifier(n) for n in _stage_names(ds))
+    text = "trim(BOTH ' \\t\\r' FROM line)"
+    is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
+    marks = f"multiSearchAny(line, {_LENIENT_MARKS})"
+    # 0: blank; 1: not an event; 2: an object line that is not JSON; 3: one that Python
+    # reads more leniently than the engine; 4: a JSON object.
+    kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {marks}, 3, "
+            "isValidJSON(line), 4, 2)")
+    compact = f"{ORIGINAL}, c__error, {MISSING_AT}, {ERROR_AT}, {REPEAT}"
+    filled = "getSetting('log_comment') AS c__import_id, now() AS insertion_date"
+    view = {name: quote_identifier(f"_tb_local_{ds.name}_sift_{name}__mv")
+            for name in _VIEWS}
+
+    def count(outcome: int, table: str, where: str) -> str:
+        return (f"SELECT toUInt32(sum({REPEAT})) AS {REPEAT}, {outcome} AS outcome "
+                f"FROM {table} WHERE {where}")
+
+    return [f"DROP VIEW IF EXISTS {name}" for name in view.values()] + [
+        f"DROP TABLE IF EXISTS {table}" for table in (sift, lines, checked, sifted)] + [
+        f"CREATE TABLE {sift} (line String) ENGINE = Null",
+        f"CREATE TABLE {lines} (line String, {REPEAT} UInt32, kind UInt8) ENGINE = Memory",
+        f"CREATE TABLE {checked} (line String, {REPEAT} UInt32, checked UInt8, "
+        f"{ORIGINAL} Array(Nullable(String)), c__error Array(String), "
+        f"{MISSING_AT} Array(UInt16), {ERROR_AT} Array(UInt16)) ENGINE = Null",
+        f"CREATE TABLE {sifted} (line String, {REPEAT} UInt32, outcome UInt8) ENGINE = Memory",
+        f"CREATE MATERIALIZED VIEW {view['lines']} TO {lines} AS\n"
+        f"SELECT line, {REPEAT}, {kind} AS kind FROM "
+        f"(SELECT line, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)",
+        f"CREATE MATERIALIZED VIEW {view['rejected']} TO "
+        f"{quote_identifier(rejected_rows_name(ds))} AS\n"
+        f"SELECT line, {REPEAT}, {filled} FROM {lines} WHERE kind IN (1, 2)",
+        f"CREATE MATERIALIZED VIEW {view['rejected_count']} TO {sifted} AS\n"
+        + count(REJECTED, lines, "kind IN (1, 2)"),
+        f"CREATE MATERIALIZED VIEW {view['lenient']} TO {sifted} AS\n"
+        f"SELECT line, {REPEAT}, {KEPT} AS outcome FROM {lines} WHERE kind = 3",
+        f"CREATE MATERIALIZED VIEW {view['compact']} TO "
+        f"{quote_identifier(compact_rows_name(ds))} AS\n"
+        f"SELECT {compact}, {filled} FROM {checked} WHERE checked",
+        f"CREATE MATERIALIZED VIEW {view['compact_count']} TO {sifted} AS\n"
+        + count(CHECKED, checked, "checked"),
+        f"CREATE MATERIALIZED VIEW {view['kept']} TO {sifted} AS\n"
+        f"SELECT line, {REPEAT}, {KEPT} AS outcome FROM {checked} WHERE NOT checked",
+    ]
+
+
+def check_sql(ds: Datasource, import_id: str) -> str:
+    """Check the sifted JSON objects (`checked_rows_sql`), a few thousand rows at a time,
+    into the Null table whose views write the compact rows and the lines kept."""
+    lines, checked = (quote_identifier(n) for n in _stage_names(ds))
+    select = checked_rows_sql(ds, lines, "kind = 4") if engine_checks(ds) else (
+        f"SELECT line, {REPEAT}, 0 AS checked FROM {lines} WHERE kind = 4")
+    return (f"INSERT INTO {checked} {select}\n"
+            f"SETTINGS log_comment = {quote_string(import_id)}, "
+            f"min_insert_block_size_rows = {CHECK_ROWS}, min_insert_block_size_bytes = 0")
+
+
+def sift_tables(ds: Datasource) -> list[str]:
+    """The Memory tables a sift fills, to be emptied after it."""
+    return [sift_names(ds)[1], _stage_names(ds)[0]]

@@ -1,0 +1,82 @@
+"""Write one body two ways into a real engine, and print what each way stored.
+
+Run as a script (chDB opens one data directory per process, see `servers`): reads
+{"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin, makes two
+datasources of that schema, and writes the lines into `by_python` with every line
+checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
+the rest of the body go to the engine's sift (the same 100 lines go first into
+`by_python` too). Prints, as JSON, each datasource's rows, its quarantine as clients
+read it, the counts, and how many lines the sift quarantined itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lib.tinybird_local import engine as engine_module
+from lib.tinybird_local import ingest as ingest_module
+from lib.tinybird_local.datafiles import load_project
+from lib.tinybird_local.engine import Engine
+from lib.tinybird_local.ingest import SIFT_AFTER, RowChecker, checked_body
+
+
+def main() -> None:
+    given = json.load(sys.stdin)
+    # Small bodies, sifted in small pieces: the sift's thresholds are for speed only.
+    engine_module.SIFT_PIECE_BYTES = given["piece_bytes"]
+    ingest_module.SIFT_MIN_BYTES = 0
+    with tempfile.TemporaryDirectory() as folder:
+        project_dir = Path(folder) / "project"
+        (project_dir / "datasources").mkdir(parents=True)
+        (project_dir / "pipes").mkdir()
+        for name in ("by_python", "by_engine"):
+            (project_dir / "datasources" / f"{name}.datasource").write_text(given["schema"])
+        project = load_project(project_dir)
+        engine = Engine(Path(folder) / "data")
+        try:
+            engine.apply_project(project)
+            body = b"\n".join([b"{}"] * SIFT_AFTER + [line.encode() for line in given["lines"]])
+            sifted = {"calls": 0, "quarantined": 0}
+
+            def write(name: str, sift: bool) -> list[int]:
+                ds = project.datasources[name]
+                import_id = f"import-{name}"
+
+                def count_sift(lines: bytes) -> tuple[bytes, int]:
+                    kept, quarantined = engine.sift_lines(ds, import_id, lines)
+                    sifted["calls"] += 1
+                    sifted["quarantined"] += quarantined
+                    return kept, quarantined
+
+                counts = [0, 0]
+                for batch in checked_body(RowChecker(ds), body,
+                                          sift=count_sift if sift else None):
+                    result = engine.insert_batch(ds, batch, import_id)
+                    counts[0] += result.successful_rows
+                    counts[1] += result.quarantined_rows
+                return counts
+
+            out: dict[str, Any] = {}
+            for name, sift in (("by_python", False), ("by_engine", True)):
+                counts = write(name, sift)
+                columns = ", ".join(f"`{c.name}`" for c in project.datasources[name].columns)
+                out[name] = {
+                    "counts": counts,
+                    "rows": json.loads(engine.query(
+                        f"SELECT * FROM {name} ORDER BY ALL", "JSONCompact"))["data"],
+                    "quarantine": json.loads(engine.query(
+                        f"SELECT {columns}, c__error_column, c__error FROM {name}_quarantine "
+                        "ORDER BY ALL", "JSONCompact"))["data"],
+                }
+            out["sifted"] = sifted
+        finally:
+            engine.close()
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
