@@ -78,3 +78,23 @@ def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server
     [late] = [r for r in quarantine(server) if r["name"] == "late"]
     assert late["c__error_column"] == [c for c in COLUMNS if c != "name"]
     assert server.count("events_quarantine") == 6
+
+
+def test_rejected_lines_stored_before_they_had_a_count_read_the_same(server_factory, tmp_path):
+    """Rejected lines gained `repeat` (how many alike lines a row stands for): a data dir
+    whose table lacks the column gets it, each old row standing for one line."""
+    data_dir = tmp_path / "data"
+    server = server_factory(data_dir=data_dir)
+    assert post(server, b"1\n{broken\n[2]") == {"successful_rows": 0, "quarantined_rows": 3}
+    before = quarantine(server)
+    assert server.stop() == 0
+    script = textwrap.dedent(f"""
+        import chdb
+        c = chdb.connect({str(data_dir / "chdb")!r})
+        c.query("ALTER TABLE _tb_local_events_rejected_rows DROP COLUMN repeat")
+        c.close()
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
+    server = server_factory(data_dir=data_dir)
+    assert quarantine(server) == before
+    assert server.count("events_quarantine") == 3
