@@ -5,11 +5,14 @@ kinds: not JSON, JSON with wrong types, JSON that is not an object, each about a
 as a booking), then 10 MB of each of the cheapest invalid lines to send, to a fresh
 server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JSON);
 `{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
-and `{"age":"x<n>"}` with a different value on every line. It prints for each body the
-server's CPU seconds (utime + stime from /proc/PID/stat), the wall time of the request
-and the server's peak RSS growth (VmHWM after, less VmRSS before; the high-water mark is
-reset first where the kernel allows it, via /proc/PID/clear_refs): the median CPU and
-wall time of `--repeat` sends and the largest peak; then the invalid/valid ratios.
+and `{"age":"x<n>"}` with a different value on every line, also written with spaces
+as json.dumps writes it, and `{"age":1.<n>}` (a fraction: lines the engine's sift leaves
+to Python); then the valid bookings again. It prints for each body the server's CPU
+seconds (utime + stime from /proc/PID/stat), the wall time of the request and the
+server's peak RSS growth (VmHWM after, less VmRSS before; the high-water mark is reset
+first where the kernel allows it, via /proc/PID/clear_refs): the median CPU and wall
+time of `--repeat` sends and the largest peak; then the invalid/valid ratios, against
+the median of every send of valid rows (this VM's speed drifts during a run).
 
 Part 2 runs 8 concurrent senders with `wait=true`, kills the server with SIGKILL while
 they send, restarts it on the same data dir, and prints `count()` of events against the
@@ -124,10 +127,10 @@ def measure(pid: int, url: str, headers: dict, body: bytes) -> dict:
             "wall": wall, "peak_mb": peak / 1024}
 
 
-def distinct_tiny_objects(target: int) -> bytes:
+def distinct_tiny_objects(target: int, form: bytes = b'{"age":"x%d"}') -> bytes:
     lines, size, number = [], 0, 0
     while size < target:
-        line = b'{"age":"x%d"}' % number
+        line = form % number
         lines.append(line)
         size += len(line) + 1
         number += 1
@@ -144,7 +147,13 @@ def ingest_costs(mb: float, repeat: int) -> None:
               "brace-not-json": b"{x}\n" * (target // 4),
               "empty-objects": b"{}\n" * (target // 3),
               "tiny-objects": b'{"age":"x"}\n' * (target // 12),
-              "tiny-distinct": distinct_tiny_objects(target)}
+              "tiny-distinct": distinct_tiny_objects(target),
+              # As json.dumps writes them, with spaces.
+              "spaced-distinct": distinct_tiny_objects(target, b'{"age": "x%d", "name": "n"}'),
+              # A fraction in every line: the engine leaves those to Python.
+              "float-distinct": distinct_tiny_objects(target, b'{"age":1.%d}'),
+              "valid-again": b""}
+    bodies["valid-again"] = bodies["valid"]
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:
         process, url = start_server(Path(tmp) / "data")
         try:
@@ -153,9 +162,10 @@ def ingest_costs(mb: float, repeat: int) -> None:
             headers = {"Authorization": f"Bearer {workspace.admin_token}"}
             # One small request first, so both measured ones find a warm server.
             measure(process.pid, url, headers, bodies["valid"][:10_000].rsplit(b"\n", 1)[0])
-            results = {}
+            results, valid_runs = {}, {}
             for kind, body in bodies.items():
                 runs = [measure(process.pid, url, headers, body) for _ in range(repeat)]
+                valid_runs[kind] = {key: [r[key] for r in runs] for key in ("cpu", "wall")}
                 result = {"status": runs[-1]["status"], "answer": runs[-1]["answer"],
                           "cpu": statistics.median(r["cpu"] for r in runs),
                           "wall": statistics.median(r["wall"] for r in runs),
@@ -165,9 +175,15 @@ def ingest_costs(mb: float, repeat: int) -> None:
                       f" -> {result['status']} {result['answer']}; server CPU "
                       f"{result['cpu']:6.2f} s, wall {result['wall']:6.2f} s, peak RSS growth "
                       f"{result['peak_mb']:6.1f} MB", flush=True)
-            valid = results["valid"]
+            # The baseline: every send of valid rows, first and last (this VM's speed
+            # drifts during a run).
+            valid = {key: statistics.median([*valid_runs["valid"][key],
+                                             *valid_runs["valid-again"][key]])
+                     for key in ("cpu", "wall")}
+            print(f"   baseline (median of {2 * repeat} sends of valid rows): CPU "
+                  f"{valid['cpu']:.2f} s, wall {valid['wall']:.2f} s", flush=True)
             for kind, result in results.items():
-                if kind != "valid":
+                if not kind.startswith("valid"):
                     cpu_ratio = result["cpu"] / max(valid["cpu"], 0.01)
                     print(f"   ratio {kind}/valid: CPU {cpu_ratio:.2f}x"
                           f", wall {result['wall'] / max(valid['wall'], 0.001):.2f}x", flush=True)
