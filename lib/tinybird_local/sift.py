@@ -15,11 +15,12 @@ of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
 - leaves every other line for the Python checks, which read them back.
 
 The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
-only if it is an object of strings, integers of up to 18 digits written as integers,
-booleans and nulls (what every JSON parser reads alike), with no column given twice,
-and only for values whose outcome the engine can tell for sure (a text with no digit is
-no integer and no ISO date). Anything else, and every line that may be good, goes back
-to Python, so the sift changes what a request costs, never what it stores:
+only if its columns hold strings, integers of up to 18 digits, numbers with a fraction
+that the engine writes as orjson does, booleans or nulls (what every JSON parser reads
+alike; a column given twice counts for its last value, as in Python), and only for
+values whose outcome the engine can tell for sure (a text with no digit is no integer
+and no ISO date). Anything else, and every line that may be good, goes back to Python,
+so the sift changes what a request costs, never what it stores:
 tests/server/test_sift.py writes random events both ways and compares what is stored.
 
 This module only says what to create; `Engine` runs it.
@@ -41,17 +42,20 @@ from .quarantine import (
 )
 from .sql_template import quote_identifier, quote_string
 
-# What the Python checks read more leniently than the engine (`RowChecker._loads_leniently`):
-# a line holding one of these always goes back to them.
-_LENIENT_MARKS = "['NaN', 'Infinity', '\\\\u']"
-# A JSON value every parser reads alike: a string, an integer of up to 18 digits (one
-# that fits Int64, so orjson keeps it an int), a boolean or null.
-_PLAIN_SCALAR = "^(-?(0|[1-9][0-9]{0,17})|true|false|null)$"
-# What a JSON number that is not an integer as written has (a fraction, an exponent, or
-# -0), or one of 19 digits or more: the engine writes the first kind its own way (1.0 as
-# 1) and the second as a string, and Python reads both otherwise. A line that has one
-# anywhere, even in a string, goes back to Python.
-_NOT_AN_INTEGER = "[0-9][.eE]|-0|[0-9]{19}"
+# What the Python checks read more leniently than orjson and the engine
+# (`RowChecker._loads_leniently`): NaN, Infinity, and a \u escape of half a UTF-16 pair
+# without its other half. A line holding one of these always goes back to them. (In
+# SQL text, four backslashes are the regex of one.)
+_HIGH, _LOW = r"\\\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_LENIENT_MARKS = (f"multiSearchAny(line, ['NaN', 'Infinity']) OR "
+                  f"countMatches(line, '{_HIGH}') != countMatches(line, '{_HIGH}{_LOW}') OR "
+                  f"countMatches(line, '{_LOW}') != countMatches(line, '{_HIGH}{_LOW}')")
+# How the engine and orjson both write a number that is not whole: 1.5, -0.25, 1e-7;
+# but not between 1e-6 and 1e-5, which the engine writes 0.000001 and orjson 1e-6.
+_FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
+_UNLIKE_FRACTION = "^-?0[.]00000"
+# Lines shorter than this are read alike by every JSON parser, whatever they nest.
+_NESTED_LINE_BYTES = 1000
 # Python's str.strip() removes these ASCII characters; a text that has one at either end
 # goes back to Python rather than restating strip().
 _STRIPPED_AT_ENDS = "^[\\t-\\r\\x1c-\\x1f ]|[\\t-\\r\\x1c-\\x1f ]$"
@@ -112,8 +116,8 @@ def _array(values: list[str]) -> str:
 
 def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     """A SELECT over the lines of `table` that are `where` (JSON objects with none of
-    `_LENIENT_MARKS`): each once, with how many times it came (`repeat`), whether the engine
-    checks it (`checked`) and, if it does, its compact quarantine row.
+    `_LENIENT_MARKS`, each once with how many times it came, `repeat`): whether the engine
+    checks the line (`checked`) and, if it does, its compact quarantine row.
 
     The checks run over the keys each line holds, not over every column: the engine
     evaluates an expression for every row, so per-column expressions cost a flood of `{}`
@@ -142,49 +146,60 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         return (f"concat('value \\'', substringUTF8({shown}, 1, 200), {on_column}, {reason}, "
                 f"{of_type})")
 
-    is_text, is_bool = "startsWith(r, '\"')", "r IN ('true', 'false')"
+    # `JSONType`'s names: exact, where a Dynamic value's type depends on the other rows.
+    is_text, is_int, is_bool, is_null = "y = 'String'", "y = 'Int64'", "y = 'Bool'", "y = 'Null'"
+    # A number with a fraction, which the engine writes as orjson does (1.5, 1e-7); an
+    # integral one (1.0) it writes as an integer, and Python shows it as 1.0.
+    is_fraction = (f"y = 'Double' AND match(t, '{_FRACTION}') AND "
+                   f"NOT match(t, '{_UNLIKE_FRACTION}')")
     ascii_text = "length(t) = lengthUTF8(t)"
-    in_range = f"toInt128OrNull({{}}) BETWEEN {low} AND {high}"
+    in_range = f"toInt128OrNull(t) BETWEEN {low} AND {high}"
     # Whether the engine can tell the outcome of this value's check...
     decided = (
-        f"multiIf(p = 0 OR r = 'null' OR k = {_TEXT}, 1, "
-        f"k = {_INTEGER}, {is_bool} OR NOT {is_text} OR {ascii_text} AND "
+        f"multiIf(p = 0 OR {is_null}, 1, "
+        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction}), 0, "
+        f"k = {_TEXT}, 1, "
+        f"k = {_INTEGER}, NOT {is_text} OR {ascii_text} AND "
         f"NOT match(t, '{_STRIPPED_AT_ENDS}') AND NOT match(t, '^[+-]?[0-9]{{19,}}$'), "
         f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]'), 0)")
     # ... and what it is: the reason the value is bad, or ''.
+    not_integer = message("t", repr("is not an integer"))
     error = (
-        f"multiIf(p = 0, '', r = 'null', {null_error}, "
-        f"k = {_INTEGER}, multiIf({is_bool}, '', "
-        f"NOT {is_text}, if({in_range.format('r')}, '', {message('r', out_of_range)}), "
-        f"NOT match(t, '^[+-]?[0-9]{{1,18}}$'), {message('t', repr('is not an integer'))}, "
-        f"{in_range.format('t')}, '', {message('t', out_of_range)}), "
-        f"k = {_TIME}, multiIf({is_bool}, {message('r', repr('is not a date and time'))}, "
+        f"multiIf(p = 0, '', {is_null}, {null_error}, "
+        f"k = {_INTEGER}, multiIf({is_bool}, '', {is_int}, "
+        f"if({in_range}, '', {message('t', out_of_range)}), NOT {is_text}, {not_integer}, "
+        f"NOT match(t, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
+        f"{in_range}, '', {message('t', out_of_range)}), "
+        f"k = {_TIME}, multiIf({is_bool}, {message('t', repr('is not a date and time'))}, "
         f"NOT {is_text}, '', {message('t', repr('is not an ISO 8601 date and time'))}), '')")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
-    plain = f"arrayAll(r -> {is_text} OR match(r, '{_PLAIN_SCALAR}'), raws)"
-    known = "arrayFilter(p -> p > 0, positions)"
+    # Values every JSON parser reads alike; in other keys than the columns', any value
+    # of a short line (a long one might nest deeper than orjson reads).
+    plain = (f"arrayAll((p, y) -> y IN ('String', 'Int64', 'Double', 'Bool', 'Null') OR "
+             f"p = 0 AND length(line) < {_NESTED_LINE_BYTES}, positions, types)")
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
-               f"NOT match(line, '{_NOT_AN_INTEGER}') AND {plain} AND "
-               f"length({known}) = length(arrayDistinct({known})) AND "
-               f"arrayAll((p, k, r, t) -> {decided}, positions, kinds, raws, texts) AND "
+               f"NOT match(line, '[0-9]{{19}}') AND {plain} AND "
+               f"arrayAll((p, k, y, t) -> {decided}, positions, kinds, types, texts) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, {REPEAT} FROM {table} WHERE {where}"
-    # The values as JSON (to tell a string from the rest) and as text (strings
-    # unescaped, the rest as the engine writes them).
-    pairs = (f"SELECT line, {REPEAT}, JSONExtractKeysAndValuesRaw(line) AS raw_pairs, "
-             "JSONExtractKeysAndValues(line, 'Nullable(String)') AS text_pairs FROM "
-             f"({lines})")
-    found = (f"SELECT line, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), raw_pairs) AS positions,"
-             f" arrayMap(p -> {kind}[p], positions) AS kinds,"
-             " arrayMap(p -> p.2, raw_pairs) AS raws,"
-             " arrayMap(p -> ifNull(p.2, ''), text_pairs) AS texts,"
-             " arrayMap(p -> p.2, text_pairs) AS shown"
+    # Each value once: its type, and as text (strings unescaped, the rest as the engine
+    # writes them). A key given twice counts once, for its last value, as in Python.
+    pairs = (f"SELECT line, {REPEAT}, JSONExtractKeysAndValues(line, 'Nullable(String)') AS pairs "
+             f"FROM ({lines})")
+    keyed = (f"SELECT line, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
+             " arrayMap(j -> JSONType(line, j), arrayEnumerate(pairs)) AS types,"
+             " arrayMap(p -> ifNull(p.2, ''), pairs) AS texts"
              f" FROM ({pairs})")
+    found = ("SELECT *, arrayMap((p, j) -> if(p > 0 AND arrayLastIndex(q -> q = p, given) != j, "
+             "0, p), given, arrayEnumerate(given)) AS positions,"
+             f" arrayMap(p -> {kind}[p], positions) AS kinds,"
+             f" arrayMap((y, t) -> if({is_null}, NULL, t), types, texts) AS shown"
+             f" FROM ({keyed})")
     values = (f"SELECT *, arrayFilter(i -> NOT has(positions, i), [{', '.join(required)}])"
               f" AS {MISSING_AT},"
-              f" arrayMap((p, k, r, t) -> {error}, positions, kinds, raws, texts) AS errors"
+              f" arrayMap((p, k, y, t) -> {error}, positions, kinds, types, texts) AS errors"
               f" FROM ({found})")
     return (
         f"SELECT line, {REPEAT}, {checked} AS checked,\n"
@@ -215,7 +230,7 @@ def sift_sql(ds: Datasource) -> list[str]:
     lines, checked = (quote_identifier(n) for n in _stage_names(ds))
     text = "trim(BOTH ' \\t\\r' FROM line)"
     is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
-    marks = f"multiSearchAny(line, {_LENIENT_MARKS})"
+    marks = _LENIENT_MARKS
     # 0: blank; 1: not an event; 2: an object line that is not JSON; 3: one that Python
     # reads more leniently than the engine; 4: a JSON object.
     kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {marks}, 3, "

@@ -52,7 +52,9 @@ VALUES: list[object] = [
     'a"b', "a\\b", "line\nbreak", "tab\tin", "/", "y" * 250, "NaN", "Infinity", "\u2028",
     # Numbers: integers at the types' edges, beyond 64 bits, fractions, exponents.
     0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32769, 2**31, 2**63 - 1, 2**63,
-    2**64 - 1, 2**64, -(2**63), 10**18, 10**19, 1.0, 1.5, -0.0, 1e2, 12.5e-1,
+    2**64 - 1, 2**64, -(2**63), 10**18, 10**19, 1.0, 1.5, -0.0, 1e2, 12.5e-1, 0.1, -0.25,
+    1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 2.5e-9, 123456.789, 1234567890.12345, 9007199254740993.0,
+    1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308,
     # The rest.
     True, False, None, [], ["a"], [1, None], {}, {"k": 1},
 ]
@@ -116,25 +118,32 @@ def test_the_engine_checks_store_what_the_python_checks_store(seed):
 
 
 def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
-    """Objects of strings, integers, booleans and nulls that lack a required column,
-    written compactly or with spaces: the floods the sift is for. Every one, bad values
+    """Objects of strings, integers, fractions, booleans and nulls that lack a required
+    column, written compactly or with spaces, with \\u escapes, nested values in other
+    keys, a column given twice: the floods the sift is for. Every one, bad values
     included, is the engine's (values it leaves to Python are left out here: texts
     with digits for time columns, non-ASCII or blank-edged texts for integer ones)."""
     rng = random.Random(3)
     scalars: list[object] = [0, 1, -1, 127, 128, -129, 255, 256, 32768, -(10**18 - 1), 10**17,
-                             True, False, None]
+                             1.5, -0.25, 1e-7, 123456.789, True, False, None]
     texts = ["x", "", "abc", 'a"b', "a\\b", "line\nbreak", "tab\tin", "/", "y" * 250]
     pools = {**{column: scalars + texts + ["12", "+5", "-7", "007", "1 2"]
                 for column in ("i8", "u8", "i16", "u64", "i64", "ni32")},
-             **{column: scalars + texts + ["12", "é", "日本", "😀x", " 12 "]
+             **{column: scalars + texts + ["12", "é", "日本", "😀x", " 12 ", "2024-06-01", "x-0.5e"]
                 for column in ("s", "sd", "lc", "ns", "zz", "extra")},
              **{column: scalars + texts for column in ("dt", "dt64")}}
     lines = []
     for _ in range(2000):
         keys = rng.sample(sorted(pools), rng.choice([0, 1, 2, 3]))
         event = {key: rng.choice(pools[key]) for key in keys}
-        lines.append(json.dumps(event, ensure_ascii=False,
-                                separators=rng.choice([(",", ":"), (", ", ": ")])))
+        if rng.random() < 0.2:
+            event["extra"] = [1, {"deep": ["x", None]}]
+        line = json.dumps(event, ensure_ascii=rng.random() < 0.2,
+                          separators=rng.choice([(",", ":"), (", ", ": ")]))
+        if event and rng.random() < 0.1:  # a column given twice: its last value counts
+            key = rng.choice(list(event))
+            line = f'{{{json.dumps(key)}: {json.dumps(rng.choice(pools[key]))}, {line[1:]}'
+        lines.append(line)
     out = write_both_ways(lines, piece_bytes=1 << 20)
     python, engine = out["by_python"], out["by_engine"]
     assert python["counts"] == engine["counts"] == [0, 2100]
