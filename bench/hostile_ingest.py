@@ -6,8 +6,9 @@ as a booking), then 10 MB of each of the cheapest invalid lines to send, to a fr
 server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JSON);
 `{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
 and `{"age":"x<n>"}` with a different value on every line, also written with spaces
-as json.dumps writes it, and `{"age":1.<n>}` (a fraction: lines the engine's sift leaves
-to Python); then the valid bookings again. It prints for each body the server's CPU
+as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only, and
+`{"age":[<n>]}` (an array: lines the engine's sift leaves to Python); then the valid
+bookings again. It prints for each body the server's CPU
 seconds (utime + stime from /proc/PID/stat), the wall time of the request and the
 server's peak RSS growth (VmHWM after, less VmRSS before; the high-water mark is reset
 first where the kernel allows it, via /proc/PID/clear_refs): the median CPU and wall
@@ -150,8 +151,13 @@ def ingest_costs(mb: float, repeat: int) -> None:
               "tiny-distinct": distinct_tiny_objects(target),
               # As json.dumps writes them, with spaces.
               "spaced-distinct": distinct_tiny_objects(target, b'{"age": "x%d", "name": "n"}'),
-              # A fraction in every line: the engine leaves those to Python.
+              # A fraction in every line.
               "float-distinct": distinct_tiny_objects(target, b'{"age":1.%d}'),
+              # Events that hold a time and a name only.
+              "partial-distinct": distinct_tiny_objects(
+                  target, b'{"timestamp":"2024-06-01T12:00:00.000Z","name":"n%d"}'),
+              # An array where a number belongs: the engine leaves those to Python.
+              "array-distinct": distinct_tiny_objects(target, b'{"age":[%d]}'),
               "valid-again": b""}
     bodies["valid-again"] = bodies["valid"]
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:

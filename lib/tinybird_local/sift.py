@@ -54,6 +54,9 @@ _LENIENT_MARKS = (f"multiSearchAny(line, ['NaN', 'Infinity']) OR "
 # but not between 1e-6 and 1e-5, which the engine writes 0.000001 and orjson 1e-6.
 _FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
 _UNLIKE_FRACTION = "^-?0[.]00000"
+# The form of date and time Python and the engine both read as it is (with a fraction of
+# a second of 1-6 digits: Python 3.11 reads more, dropping some).
+_PLAIN_ISO_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?Z?$"
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # Python's str.strip() removes these ASCII characters; a text that has one at either end
@@ -154,6 +157,13 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
                    f"NOT match(t, '{_UNLIKE_FRACTION}')")
     ascii_text = "length(t) = lengthUTF8(t)"
     in_range = f"toInt128OrNull(t) BETWEEN {low} AND {high}"
+    # A date and time Python takes as it is (`ingest._ENGINE_READS_AS_IS`): a year it
+    # accepts (1900-2299), a real day, a real time of day.
+    good_time = (f"match(t, '{_PLAIN_ISO_TIME}') AND substring(t, 1, 4) BETWEEN '1900' AND "
+                 "'2299' AND "
+                 "toString(toDate32OrNull(substring(t, 1, 10))) = substring(t, 1, 10) AND "
+                 "substring(t, 12, 2) < '24' AND substring(t, 15, 2) < '60' AND "
+                 "substring(t, 18, 2) < '60'")
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
@@ -161,7 +171,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR {ascii_text} AND "
         f"NOT match(t, '{_STRIPPED_AT_ENDS}') AND NOT match(t, '^[+-]?[0-9]{{19,}}$'), "
-        f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]'), 0)")
+        f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]') OR "
+        f"{good_time}, 0)")
     # ... and what it is: the reason the value is bad, or ''.
     not_integer = message("t", repr("is not an integer"))
     error = (
@@ -171,7 +182,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"NOT match(t, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
         f"{in_range}, '', {message('t', out_of_range)}), "
         f"k = {_TIME}, multiIf({is_bool}, {message('t', repr('is not a date and time'))}, "
-        f"NOT {is_text}, '', {message('t', repr('is not an ISO 8601 date and time'))}), '')")
+        f"NOT {is_text} OR {good_time}, '', "
+        f"{message('t', repr('is not an ISO 8601 date and time'))}), '')")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
     # Values every JSON parser reads alike; in other keys than the columns', any value
