@@ -16,12 +16,13 @@ of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
 
 The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
 only if its columns hold strings, integers of up to 18 digits, numbers with a fraction
-that the engine writes as orjson does, booleans or nulls (what every JSON parser reads
-alike; a column given twice counts for its last value, as in Python), and only for
-values whose outcome the engine can tell for sure (a text with no digit is no integer
-and no ISO date). Anything else, and every line that may be good, goes back to Python,
-so the sift changes what a request costs, never what it stores:
-tests/server/test_sift.py writes random events both ways and compares what is stored.
+and arrays that the engine writes as orjson does, booleans or nulls (what every JSON
+parser reads alike; a column given twice counts for its last value, as in Python), and
+only for values whose outcome the engine can tell for sure (a text with no digit is no
+integer; a plain ISO date and time is good if its day and time exist). Anything else,
+and every line that may be good, goes back to Python, so the sift changes what a
+request costs, never what it stores: tests/server/test_sift.py writes random events
+both ways and compares what is stored.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -156,6 +157,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     is_fraction = (f"y = 'Double' AND match(t, '{_FRACTION}') AND "
                    f"NOT match(t, '{_UNLIKE_FRACTION}')")
     ascii_text = "length(t) = lengthUTF8(t)"
+    # An array the engine writes as orjson does (with no object, no escape, no
+    # non-ASCII text in it; `arrays_alike` says the rest of the line allows it).
+    is_array = (f"y = 'Array' AND {ascii_text} AND position(t, '\\\\') = 0 AND "
+                "position(t, '{') = 0")
     in_range = f"toInt128OrNull(t) BETWEEN {low} AND {high}"
     # A date and time Python takes as it is (`ingest._ENGINE_READS_AS_IS`): a year it
     # accepts (1900-2299), a real day, a real time of day.
@@ -167,7 +172,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
-        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction}), 0, "
+        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_array}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR {ascii_text} AND "
         f"NOT match(t, '{_STRIPPED_AT_ENDS}') AND NOT match(t, '^[+-]?[0-9]{{19,}}$'), "
@@ -181,18 +186,24 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"if({in_range}, '', {message('t', out_of_range)}), NOT {is_text}, {not_integer}, "
         f"NOT match(t, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
         f"{in_range}, '', {message('t', out_of_range)}), "
-        f"k = {_TIME}, multiIf({is_bool}, {message('t', repr('is not a date and time'))}, "
+        f"k = {_TIME}, multiIf({is_bool} OR {is_array}, "
+        f"{message('t', repr('is not a date and time'))}, "
         f"NOT {is_text} OR {good_time}, '', "
         f"{message('t', repr('is not an ISO 8601 date and time'))}), '')")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
     # Values every JSON parser reads alike; in other keys than the columns', any value
     # of a short line (a long one might nest deeper than orjson reads).
+    short = f"length(line) < {_NESTED_LINE_BYTES}"
     plain = (f"arrayAll((p, y) -> y IN ('String', 'Int64', 'Double', 'Bool', 'Null') OR "
-             f"p = 0 AND length(line) < {_NESTED_LINE_BYTES}, positions, types)")
+             f"p = 0 AND {short} OR p > 0 AND y = 'Array', positions, types)")
+    # The engine writes the numbers in an array its own way (1.0 as 1): a column's array
+    # is its only in a short line with no number with a fraction anywhere.
+    arrays_alike = (f"NOT arrayExists((p, y) -> p > 0 AND y = 'Array', positions, types) OR "
+                    f"{short} AND NOT match(line, '[0-9][.eE]')")
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
-               f"NOT match(line, '[0-9]{{19}}') AND {plain} AND "
+               f"NOT match(line, '[0-9]{{19}}') AND {plain} AND ({arrays_alike}) AND "
                f"arrayAll((p, k, y, t) -> {decided}, positions, kinds, types, texts) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, {REPEAT} FROM {table} WHERE {where}"
