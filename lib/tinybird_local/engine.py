@@ -180,6 +180,9 @@ class Engine:
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
         self.execute("SET output_format_json_quote_denormals = 0")
+        # A text with half a UTF-16 pair (`"\ud800"`, which Python reads) is kept as sent,
+        # not refused with the whole insert.
+        self.execute("SET input_format_json_throw_on_bad_escape_sequence = 0")
 
     # -- statements ---------------------------------------------------------------------
     def execute(self, sql: str) -> None:

@@ -67,7 +67,8 @@ VALUES: list[object] = [
 UNKNOWN_KEYS = ["zz", "extra", "S", "i8 "]
 # Lines that are not events, or not JSON, or not objects: the sift must route them too.
 OTHER_LINES = ["1", "[1]", "{x}", "{", '{"i8": 1', "  ", "", '"text"', "{} trailing", "null",
-               '  {"i8": "x"}  ', '{"i8": NaN}', '{"s": "\\u0041"}']
+               '  {"i8": "x"}  ', '{"i8": NaN}', '{"s": "\\u0041"}', '{"s": "\\ud800x"}',
+               '{"i8": 1, "s": "\\udc00"}', '{"s": "\\ud83d\\ude00"}']
 
 
 def random_line(rng: random.Random) -> str:
