@@ -60,9 +60,8 @@ _UNLIKE_FRACTION = "^-?0[.]00000"
 _PLAIN_ISO_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?Z?$"
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
-# Python's str.strip() removes these ASCII characters; a text that has one at either end
-# goes back to Python rather than restating strip().
-_STRIPPED_AT_ENDS = "^[\\t-\\r\\x1c-\\x1f ]|[\\t-\\r\\x1c-\\x1f ]$"
+# The ASCII characters Python's str.strip() removes, at either end of a text.
+_STRIPPED_AT_ENDS = "^[\\t-\\r\\x1c-\\x1f ]+|[\\t-\\r\\x1c-\\x1f ]+$"
 _INT_TYPE = re.compile(r"^(U?)Int(8|16|32|64)$")
 
 
@@ -162,7 +161,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # non-ASCII text in it; `arrays_alike` says the rest of the line allows it).
     is_array = (f"y = 'Array' AND {ascii_text} AND position(t, '\\\\') = 0 AND "
                 "position(t, '{') = 0")
-    in_range = f"toInt128OrNull(t) BETWEEN {low} AND {high}"
+
+    def in_range_of(value: str) -> str:
+        return f"toInt128OrNull({value}) BETWEEN {low} AND {high}"
+
+    # A text as Python's str.strip() leaves it, if it is ASCII.
+    stripped = f"replaceRegexpAll(t, '{_STRIPPED_AT_ENDS}', '')"
     # A date and time Python takes as it is (`ingest._ENGINE_READS_AS_IS`): a year it
     # accepts (1900-2299), a real day, a real time of day.
     good_time = (f"match(t, '{_PLAIN_ISO_TIME}') AND substring(t, 1, 4) BETWEEN '1900' AND "
@@ -176,7 +180,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_array}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR {ascii_text} AND "
-        f"NOT match(t, '{_STRIPPED_AT_ENDS}') AND NOT match(t, '^[+-]?[0-9]{{19,}}$'), "
+        f"NOT match({stripped}, '^[+-]?[0-9]{{19,}}$'), "
         f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]') OR "
         f"{good_time}, 0)")
     # ... and what it is: the reason the value is bad, or ''.
@@ -184,9 +188,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     error = (
         f"multiIf(p = 0, '', {is_null}, {null_error}, "
         f"k = {_INTEGER}, multiIf({is_bool}, '', {is_int}, "
-        f"if({in_range}, '', {message('t', out_of_range)}), NOT {is_text}, {not_integer}, "
-        f"NOT match(t, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
-        f"{in_range}, '', {message('t', out_of_range)}), "
+        f"if({in_range_of('t')}, '', {message('t', out_of_range)}), NOT {is_text}, "
+        f"{not_integer}, "
+        f"NOT match({stripped}, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
+        f"{in_range_of(stripped)}, '', {message('t', out_of_range)}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_array}, "
         f"{message('t', repr('is not a date and time'))}, "
         f"NOT {is_text} OR {good_time}, '', "
