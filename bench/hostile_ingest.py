@@ -6,13 +6,14 @@ as a booking), then 10 MB of each of the cheapest invalid lines to send, to a fr
 server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JSON);
 `{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
 and `{"age":"x<n>"}` with a different value on every line, also written with spaces
-as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only, and
-`{"age":[<n>]}` (an array: lines the engine's sift leaves to Python); then the valid
-bookings again. It prints for each body the server's CPU
-seconds (utime + stime from /proc/PID/stat), the wall time of the request and the
-server's peak RSS growth (VmHWM after, less VmRSS before; the high-water mark is reset
-first where the kernel allows it, via /proc/PID/clear_refs): the median CPU and wall
-time of `--repeat` sends and the largest peak; then the invalid/valid ratios, against
+as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
+`{"age":[<n>]}`, and three kinds the engine's sift leaves to Python: `{"age":{"k":<n>}}`,
+Arabic-Indic digits, `\\ud800` (half a UTF-16 pair); then the valid bookings again.
+It prints for each body the server's CPU seconds (utime + stime from /proc/PID/stat),
+the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
+before; the high-water mark is reset first where the kernel allows it, via
+/proc/PID/clear_refs): the median CPU and wall time of `--repeat` sends and the largest
+peak; then the invalid/valid ratios, against
 the median of every send of valid rows (this VM's speed drifts during a run).
 
 Part 2 runs 8 concurrent senders with `wait=true`, kills the server with SIGKILL while
@@ -156,8 +157,13 @@ def ingest_costs(mb: float, repeat: int) -> None:
               # Events that hold a time and a name only.
               "partial-distinct": distinct_tiny_objects(
                   target, b'{"timestamp":"2024-06-01T12:00:00.000Z","name":"n%d"}'),
-              # An array where a number belongs: the engine leaves those to Python.
+              # An array where a number belongs.
               "array-distinct": distinct_tiny_objects(target, b'{"age":[%d]}'),
+              # Values only the Python checks read: an object where a number belongs,
+              # digits that are not ASCII, and half a UTF-16 pair.
+              "object-distinct": distinct_tiny_objects(target, b'{"age":{"k":%d}}'),
+              "arabic-digits": distinct_tiny_objects(target, '{"age":"\u0661%d"}'.encode()),
+              "half-pair": distinct_tiny_objects(target, b'{"name":"\\ud800%d"}'),
               "valid-again": b""}
     bodies["valid-again"] = bodies["valid"]
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:
