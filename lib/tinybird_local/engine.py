@@ -42,7 +42,7 @@ QUERY_TIMEOUT_SECONDS = 10
 NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 BACKFILLS_TABLE = "`_tb_local_backfills`"
 # The pieces a sifted body goes to the engine in (`Engine.sift_lines`).
-SIFT_PIECE_BYTES = 1 << 20
+SIFT_PIECE_BYTES = 1 << 19
 # Present in the data dir from the moment an Engine opens it until it closes cleanly.
 OPEN_MARKER = "engine-open"
 
@@ -471,9 +471,10 @@ class Engine:
                      f"SETTINGS log_comment = {quote_string(import_id)}")
         return self._insert(statement, "LineAsString", window) - _lines_in(window)
 
-    def sift_lines(self, ds: Datasource, import_id: str, lines: bytes) -> tuple[bytes, int]:
-        """Quarantine the lines (a part of a body, as sent) that cannot be events or are
-        not JSON, and those the engine checks and finds bad (see `sift`); the object
+    def sift_lines(self, ds: Datasource, import_id: str, lines: bytes, start: int = 0
+                   ) -> tuple[bytes, int]:
+        """Quarantine the lines (a body, as sent, from `start` on) that cannot be events or
+        are not JSON, and those the engine checks and finds bad (see `sift`); the object
         lines left for the Python checks, one per line, and how many were quarantined.
 
         The body goes in pieces cut after a newline: the engine's memory follows the
@@ -483,7 +484,6 @@ class Engine:
         sift, sifted = (quote_identifier(n) for n in sift_names(ds))
         with self._sift_lock:
             try:
-                start = 0
                 while start < len(lines):
                     end = lines.find(b"\n", start + SIFT_PIECE_BYTES)
                     end = len(lines) if end < 0 else end + 1

@@ -556,11 +556,13 @@ SIFT_AFTER = 100
 # The least of a body worth sifting (`checked_body`): 1 MiB of tiny lines costs Python
 # about 0.2 s, twice what a sift costs before it reads a line.
 SIFT_MIN_BYTES = 1 << 20
-# Quarantines the lines given (a part of a body, as sent) that cannot be events or that
-# the engine checks and finds bad; returns the others, one per line, and how many it
-# quarantined (`Engine.sift_lines`, bound to a datasource and an import id), or None if
+# Quarantines the lines of a body (as sent) from an offset on that cannot be events or
+# that the engine checks and finds bad; returns the others, one per line, and how many it
+# quarantined (`Engine.sift_lines`, bound to a datasource and an import id).
+Sift = Callable[[bytes, int], tuple[bytes, int]]
+# The same for the rest of one piece, from an offset in it (`checked_batches`); None if
 # it declines to.
-Sift = Callable[[bytes], tuple[bytes, int] | None]
+SiftRest = Callable[[int], tuple[bytes, int] | None]
 
 
 def as_ndjson(body: bytes) -> bytes:
@@ -603,12 +605,12 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
         end = len(ndjson) if end < 0 else end
         sifted = False
 
-        def sift_rest(rest_of_piece: bytes, end: int = end) -> tuple[bytes, int] | None:
+        def sift_rest(offset: int, start: int = start) -> tuple[bytes, int] | None:
             nonlocal sifted
-            if sift is None or len(rest_of_piece) + len(ndjson) - end < SIFT_MIN_BYTES:
+            if sift is None or len(ndjson) - start - offset < SIFT_MIN_BYTES:
                 return None
             sifted = True
-            return sift(rest_of_piece + ndjson[end:])
+            return sift(ndjson, start + offset)  # the body as it is: no copy of it
 
         yield from checked_batches(checker, ndjson[start:end], sift=sift_rest)
         if sifted:
@@ -617,7 +619,7 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
 
 
 def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
-                    max_rows: int = BATCH_MAX_ROWS, sift: Sift | None = None
+                    max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None
                     ) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
     whole (those are Python objects until written) or holds over `max_rows` rows. The
@@ -645,7 +647,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
             if bad == SIFT_AFTER and sift is not None and end < len(window):
                 # The rest of the window goes as sent: the engine finds its lines that
                 # cannot be events too.
-                sifted = sift(window[end:])
+                sifted = sift(end)
                 if sifted is not None:
                     read = end
                     batch.sifted_count += sifted[1]

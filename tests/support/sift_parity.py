@@ -46,8 +46,8 @@ def main() -> None:
                 ds = project.datasources[name]
                 import_id = f"import-{name}"
 
-                def count_sift(lines: bytes) -> tuple[bytes, int]:
-                    kept, quarantined = engine.sift_lines(ds, import_id, lines)
+                def count_sift(lines: bytes, start: int) -> tuple[bytes, int]:
+                    kept, quarantined = engine.sift_lines(ds, import_id, lines, start)
                     sifted["calls"] += 1
                     sifted["quarantined"] += quarantined
                     return kept, quarantined
