@@ -7,7 +7,7 @@ server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JS
 `{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
 and `{"age":"x<n>"}` with a different value on every line, also written with spaces
 as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
-`{"age":[<n>]}`, and three kinds the engine's sift leaves to Python: `{"age":{"k":<n>}}`,
+`{"age":[<n>]}`, `{"age":{"k":<n>}}`, and two kinds the engine's sift leaves to Python:
 Arabic-Indic digits, `\\ud800` (half a UTF-16 pair); then the valid bookings again.
 It prints for each body the server's CPU seconds (utime + stime from /proc/PID/stat),
 the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
@@ -157,11 +157,11 @@ def ingest_costs(mb: float, repeat: int) -> None:
               # Events that hold a time and a name only.
               "partial-distinct": distinct_tiny_objects(
                   target, b'{"timestamp":"2024-06-01T12:00:00.000Z","name":"n%d"}'),
-              # An array where a number belongs.
+              # An array, an object where a number belongs.
               "array-distinct": distinct_tiny_objects(target, b'{"age":[%d]}'),
-              # Values only the Python checks read: an object where a number belongs,
-              # digits that are not ASCII, and half a UTF-16 pair.
               "object-distinct": distinct_tiny_objects(target, b'{"age":{"k":%d}}'),
+              # Values only the Python checks read: digits that are not ASCII, and half a
+              # UTF-16 pair.
               "arabic-digits": distinct_tiny_objects(target, '{"age":"\u0661%d"}'.encode()),
               "half-pair": distinct_tiny_objects(target, b'{"name":"\\ud800%d"}'),
               "valid-again": b""}

@@ -157,10 +157,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     is_fraction = (f"y = 'Double' AND match(t, '{_FRACTION}') AND "
                    f"NOT match(t, '{_UNLIKE_FRACTION}')")
     ascii_text = "length(t) = lengthUTF8(t)"
-    # An array the engine writes as orjson does (with no object, no escape, no
-    # non-ASCII text in it; `arrays_alike` says the rest of the line allows it).
-    is_array = (f"y = 'Array' AND {ascii_text} AND position(t, '\\\\') = 0 AND "
-                "position(t, '{') = 0")
+    # An array or object the engine writes as orjson does: with no escape and no
+    # non-ASCII text in it, and no key given twice (orjson keeps one) at any depth;
+    # `nested_alike` says the rest of the line allows it.
+    keys_in = "extractAll(t, '\"[^\"]*\":')"  # with no escape, a quote ends a string
+    is_nested = (f"y IN ('Array', 'Object') AND {ascii_text} AND position(t, '\\\\') = 0 AND "
+                 f"length({keys_in}) = length(arrayDistinct({keys_in}))")
 
     def in_range_of(value: str) -> str:
         return f"toInt128OrNull({value}) BETWEEN {low} AND {high}"
@@ -177,7 +179,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
-        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_array}), 0, "
+        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_nested}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR {ascii_text} AND "
         f"NOT match({stripped}, '^[+-]?[0-9]{{19,}}$'), "
@@ -192,7 +194,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{not_integer}, "
         f"NOT match({stripped}, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
         f"{in_range_of(stripped)}, '', {message('t', out_of_range)}), "
-        f"k = {_TIME}, multiIf({is_bool} OR {is_array}, "
+        f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{message('t', repr('is not a date and time'))}, "
         f"NOT {is_text} OR {good_time}, '', "
         f"{message('t', repr('is not an ISO 8601 date and time'))}), '')")
@@ -202,14 +204,14 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # of a short line (a long one might nest deeper than orjson reads).
     short = f"length(line) < {_NESTED_LINE_BYTES}"
     plain = (f"arrayAll((p, y) -> y IN ('String', 'Int64', 'Double', 'Bool', 'Null') OR "
-             f"p = 0 AND {short} OR p > 0 AND y = 'Array', positions, types)")
-    # The engine writes the numbers in an array its own way (1.0 as 1): a column's array
-    # is its only in a short line with no number with a fraction anywhere.
-    arrays_alike = (f"NOT arrayExists((p, y) -> p > 0 AND y = 'Array', positions, types) OR "
-                    f"{short} AND NOT match(line, '[0-9][.eE]')")
+             f"p = 0 AND {short} OR p > 0 AND y IN ('Array', 'Object'), positions, types)")
+    # The engine writes the numbers in an array or object its own way (1.0 as 1): a
+    # column's is its only in a short line with no number with a fraction anywhere.
+    nested_alike = (f"NOT arrayExists((p, y) -> p > 0 AND y IN ('Array', 'Object'), "
+                    f"positions, types) OR {short} AND NOT match(line, '[0-9][.eE]')")
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
-               f"NOT match(line, '[0-9]{{19}}') AND {plain} AND ({arrays_alike}) AND "
+               f"NOT match(line, '[0-9]{{19}}') AND {plain} AND ({nested_alike}) AND "
                f"arrayAll((p, k, y, t) -> {decided}, positions, kinds, types, texts) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, {REPEAT} FROM {table} WHERE {where}"

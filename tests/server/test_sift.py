@@ -63,13 +63,15 @@ VALUES: list[object] = [
     1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308,
     # The rest.
     True, False, None, [], ["a"], [1, None], {}, {"k": 1}, [1, 2], [[1], ["b"]], [True],
-    ["é"], ['a"b'], [1.5], [1.0], [{"k": 1}], ["/"],
+    ["é"], ['a"b'], [1.5], [1.0], [{"k": 1}], ["/"], {"a": [1, "b"], "c": None}, {"n": {"m": 1}},
+    {"k": "é"}, {"k": 1.0},
 ]
 UNKNOWN_KEYS = ["zz", "extra", "S", "i8 "]
 # Lines that are not events, or not JSON, or not objects: the sift must route them too.
 OTHER_LINES = ["1", "[1]", "{x}", "{", '{"i8": 1', "  ", "", '"text"', "{} trailing", "null",
                '  {"i8": "x"}  ', '{"i8": NaN}', '{"s": "\\u0041"}', '{"s": "\\ud800x"}',
-               '{"i8": 1, "s": "\\udc00"}', '{"s": "\\ud83d\\ude00"}']
+               '{"i8": 1, "s": "\\udc00"}', '{"s": "\\ud83d\\ude00"}', '{"s": {"k": 1, "k": 2}}',
+               '{"i8": {"k": 1, "n": {"k": 2}}}', '{"dt": [{"k": 1}, {"k": 1, "k": 3}]}']
 
 
 def random_line(rng: random.Random) -> str:
@@ -126,15 +128,16 @@ def test_the_engine_checks_store_what_the_python_checks_store(seed):
 
 
 def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
-    """Objects of strings, integers, fractions, arrays, booleans and nulls that lack a
-    required column, written compactly or with spaces, with \\u escapes, nested values in other
-    keys, a column given twice: the floods the sift is for. Every one, bad values
-    included, is the engine's (values it leaves to Python are left out here: texts
-    with digits for time columns, non-ASCII texts for integer ones)."""
+    """Objects of strings, integers, fractions, arrays, objects, booleans and nulls that
+    lack a required column, written compactly or with spaces, with \\u escapes, nested
+    values in other keys, a column given twice: the floods the sift is for. Every one,
+    bad values included, is the engine's (values it leaves to Python are left out here:
+    texts with digits for time columns, non-ASCII texts for integer ones)."""
     rng = random.Random(3)
     scalars: list[object] = [0, 1, -1, 127, 128, -129, 255, 256, 32768, -(10**18 - 1), 10**17,
                              1.5, -0.25, 1e-7, 123456.789, True, False, None, [], [1, 2],
-                             [["a"], [None, True]]]
+                             [["a"], [None, True]], {"k": 1}, {"a": [1, "b"], "c": None},
+                             [{"n": {"m": "x"}}]]
     texts = ["x", "", "abc", 'a"b', "a\\b", "line\nbreak", "tab\tin", "/", "y" * 250]
     pools = {**{column: scalars + texts + ["12", "+5", "-7", "007", "1 2", " 12", "\t-7\n",
                                            " 99999 ", "\x1f+1\x0b", " "]
@@ -148,7 +151,7 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     for _ in range(2000):
         keys = rng.sample(sorted(pools), rng.choice([0, 1, 2, 3]))
         event = {key: rng.choice(pools[key]) for key in keys}
-        arrays = any(isinstance(value, list) for value in event.values())
+        arrays = any(isinstance(value, (list, dict)) for value in event.values())
         if arrays:
             # A column's array is left to Python in a line with a digit followed by . e
             # or E anywhere (it may be a fraction).
