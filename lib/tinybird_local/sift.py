@@ -30,6 +30,7 @@ This module only says what to create; `Engine` runs it.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .datafiles import Column, Datasource
 from .ingest import checker_for, string_value, unwrap_type
@@ -60,8 +61,15 @@ _UNLIKE_FRACTION = "^-?0[.]00000"
 _PLAIN_ISO_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?Z?$"
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
-# The ASCII characters Python's str.strip() removes, at either end of a text.
-_STRIPPED_AT_ENDS = "^[\\t-\\r\\x1c-\\x1f ]+|[\\t-\\r\\x1c-\\x1f ]+$"
+# What Python's str.strip() removes at either end of a text (the characters
+# str.isspace() calls space), and the decimal digits of every script, which
+# `ingest._int_checker` reads (re's \\d, int()), with their values: as SQL literals.
+_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+_STRIPPED_AT_ENDS = quote_string(f"^[{_SPACES}]+|[{_SPACES}]+$")
+# (No script's digits lie past the first two planes.)
+_DIGITS = [chr(c) for c in range(0x20000) if unicodedata.category(chr(c)) == "Nd"]
+_DIGITS_FROM = quote_string("".join(_DIGITS))
+_DIGITS_TO = quote_string("".join(str(unicodedata.digit(d)) for d in _DIGITS))
 _INT_TYPE = re.compile(r"^(U?)Int(8|16|32|64)$")
 
 
@@ -167,8 +175,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     def in_range_of(value: str) -> str:
         return f"toInt128OrNull({value}) BETWEEN {low} AND {high}"
 
-    # A text as Python's str.strip() leaves it, if it is ASCII.
-    stripped = f"replaceRegexpAll(t, '{_STRIPPED_AT_ENDS}', '')"
+    # A text as str.strip() leaves it, its digits written in ASCII.
+    digits = (f"translateUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), {_DIGITS_FROM}, "
+              f"{_DIGITS_TO})")
     # A date and time Python takes as it is (`ingest._ENGINE_READS_AS_IS`): a year it
     # accepts (1900-2299), a real day, a real time of day.
     good_time = (f"match(t, '{_PLAIN_ISO_TIME}') AND substring(t, 1, 4) BETWEEN '1900' AND "
@@ -181,8 +190,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"multiIf(p = 0 OR {is_null}, 1, "
         f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_nested}), 0, "
         f"k = {_TEXT}, 1, "
-        f"k = {_INTEGER}, NOT {is_text} OR {ascii_text} AND "
-        f"NOT match({stripped}, '^[+-]?[0-9]{{19,}}$'), "
+        f"k = {_INTEGER}, NOT {is_text} OR NOT match({digits}, '^[+-]?[0-9]{{19,}}$'), "
         f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]') OR "
         f"{good_time}, 0)")
     # ... and what it is: the reason the value is bad, or ''.
@@ -192,8 +200,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"k = {_INTEGER}, multiIf({is_bool}, '', {is_int}, "
         f"if({in_range_of('t')}, '', {message('t', out_of_range)}), NOT {is_text}, "
         f"{not_integer}, "
-        f"NOT match({stripped}, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
-        f"{in_range_of(stripped)}, '', {message('t', out_of_range)}), "
+        f"NOT match({digits}, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
+        f"{in_range_of(digits)}, '', {message('t', out_of_range)}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{message('t', repr('is not a date and time'))}, "
         f"NOT {is_text} OR {good_time}, '', "
