@@ -56,9 +56,11 @@ _LENIENT_MARKS = (f"multiSearchAny(line, ['NaN', 'Infinity']) OR "
 # but not between 1e-6 and 1e-5, which the engine writes 0.000001 and orjson 1e-6.
 _FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
 _UNLIKE_FRACTION = "^-?0[.]00000"
-# The form of date and time Python and the engine both read as it is (with a fraction of
-# a second of 1-6 digits: Python 3.11 reads more, dropping some).
-_PLAIN_ISO_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?Z?$"
+# Forms of date and time whose meaning Python's fromisoformat and the engine agree on: a
+# day, or a day and a time (a fraction of a second of 1-6 digits: Python 3.11 reads
+# more, dropping some), UTC or with an offset.
+_ISO_TIME = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?"
+             "(Z|[+-][0-9]{2}:[0-9]{2})?)?$")
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -178,21 +180,30 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # A text as str.strip() leaves it, its digits written in ASCII.
     digits = (f"translateUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), {_DIGITS_FROM}, "
               f"{_DIGITS_TO})")
-    # A date and time Python takes as it is (`ingest._ENGINE_READS_AS_IS`): a year it
-    # accepts (1900-2299), a real day, a real time of day.
-    good_time = (f"match(t, '{_PLAIN_ISO_TIME}') AND substring(t, 1, 4) BETWEEN '1900' AND "
-                 "'2299' AND "
-                 "toString(toDate32OrNull(substring(t, 1, 10))) = substring(t, 1, 10) AND "
-                 "substring(t, 12, 2) < '24' AND substring(t, 15, 2) < '60' AND "
-                 "substring(t, 18, 2) < '60'")
+    # A date and time as Python reads it (`ingest._datetime`: stripped, then
+    # fromisoformat): of the form `_ISO_TIME`, it is good if its day, time of day and UTC
+    # offset exist; the engine decides only within 1900-2299 (a year Python accepts), and
+    # a day away from those years' ends if there is an offset (Python checks the year
+    # after the move to UTC too).
+    tt = f"replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, '')"
+    has_time = f"length({tt}) > 10"
+    has_offset = f"match({tt}, '[+-][0-9]{{2}}:[0-9]{{2}}$')"
+    year = f"substring({tt}, 1, 4)"
+    time_decided = (f"match({tt}, '{_ISO_TIME}') AND ({year} BETWEEN '1901' AND '2298' OR "
+                    f"NOT {has_offset} AND {year} BETWEEN '1900' AND '2299')")
+    good_time = (f"toString(toDate32OrNull(substring({tt}, 1, 10))) = substring({tt}, 1, 10) "
+                 f"AND (NOT {has_time} OR substring({tt}, 12, 2) < '24' AND "
+                 f"substring({tt}, 15, 2) < '60' AND substring({tt}, 18, 2) < '60') AND "
+                 # Python takes any minutes in an offset under a day: +02:60 is +03:00.
+                 f"(NOT {has_offset} OR toUInt16(substring({tt}, -5, 2)) * 60 + "
+                 f"toUInt16(substring({tt}, -2, 2)) < 1440)")
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
         f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_nested}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR NOT match({digits}, '^[+-]?[0-9]{{19,}}$'), "
-        f"k = {_TIME}, NOT {is_text} OR {ascii_text} AND NOT match(t, '[0-9]') OR "
-        f"{good_time}, 0)")
+        f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {time_decided}, 0)")
     # ... and what it is: the reason the value is bad, or ''.
     not_integer = message("t", repr("is not an integer"))
     error = (
@@ -204,7 +215,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{in_range_of(digits)}, '', {message('t', out_of_range)}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{message('t', repr('is not a date and time'))}, "
-        f"NOT {is_text} OR {good_time}, '', "
+        f"NOT {is_text} OR match(t, '[0-9]') AND {good_time}, '', "
         f"{message('t', repr('is not an ISO 8601 date and time'))}), '')")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
