@@ -180,8 +180,8 @@ class Engine:
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
         self.execute("SET output_format_json_quote_denormals = 0")
-        # A text with half a UTF-16 pair (`"\ud800"`, which Python reads) is kept as sent,
-        # not refused with the whole insert.
+        # `ingest.encode` never writes half a UTF-16 pair (`"\ud800"`); should a bad escape
+        # reach the engine anyway, it is kept rather than failing the whole insert.
         self.execute("SET input_format_json_throw_on_bad_escape_sequence = 0")
 
     # -- statements ---------------------------------------------------------------------

@@ -133,11 +133,33 @@ class CheckedBatch:
 
 
 def encode(value: Any) -> bytes:
-    """orjson when it can (fast); json for what it refuses (integers over 64 bits)."""
+    """orjson when it can (fast); else the same with half UTF-16 pairs made U+FFFD, and
+    json for what orjson still refuses (integers over 64 bits).
+
+    Python reads `"\\ud800"` into a text that is not valid Unicode. Written as an escape,
+    the engine either refused the whole insert or kept it in ways that depend on what
+    follows it; U+FFFD, the replacement character, is what the engine itself makes of
+    invalid text.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        value = _whole_characters(value)
     try:
         return orjson.dumps(value)
     except TypeError:
         return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _whole_characters(value: Any) -> Any:
+    """`value` with every half of a UTF-16 pair in its texts (keys too) made U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_characters(item) for item in value]
+    return value
 
 
 def unwrap_type(type_name: str) -> tuple[str, bool]:

@@ -435,20 +435,23 @@ def test_objects_that_lack_columns_are_quarantined_with_every_reason_in_order(se
 
 def test_a_text_with_half_a_utf16_pair_is_kept_not_a_server_error(server):
     """`"\\ud800"` is not valid Unicode, but Python reads it: the row lands (or is
-    quarantined) with the escape kept as sent, and the request is not refused whole."""
+    quarantined) with U+FFFD in its place, whatever follows it, and the request is not
+    refused whole."""
     booking = {**BookingGenerator(seed=23).booking(), "airline": "HalfPairAir"}
-    good = json.dumps(booking).replace("HalfPairAir", "HalfPairAir\\ud800")
+    good = json.dumps(booking).replace("HalfPairAir", "HalfPairAir\\ud800\\\\")
     assert "\\ud800" in good
-    bad = b'{"name": "\\ud800 lost", "age": "x"}\n{"name": "low \\udc00"}'
+    bad = (b'{"name": "\\ud800 lost", "age": "x"}\n{"name": "low \\udc00\\ud800"}\n'
+           b'{"name": "\\ud800\\\\ cut"}')
     before, quarantined_before = server.count("events"), server.count("events_quarantine")
     response = post_events(server, "events", good.encode() + b"\n" + bad, wait="true")
     assert response.status_code == 200, response.text
-    assert response.json() == {"successful_rows": 1, "quarantined_rows": 2}
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 3}
     assert server.count("events") == before + 1
-    assert server.count("events_quarantine") == quarantined_before + 2
+    assert server.count("events_quarantine") == quarantined_before + 3
     [row] = server.sql("SELECT airline FROM events WHERE startsWith(airline, 'HalfPairAir')")[
         "data"]
-    assert row["airline"] == "HalfPairAir\\ud800"
+    assert row["airline"] == "HalfPairAir\ufffd\\"
     names = {r["name"] for r in server.sql(
-        "SELECT name FROM events_quarantine WHERE name LIKE '%lost' OR name LIKE 'low %'")["data"]}
-    assert names == {"\\ud800 lost", "low \ufffd"}
+        "SELECT name FROM events_quarantine WHERE name LIKE '%lost' OR name LIKE 'low %' "
+        "OR name LIKE '% cut'")["data"]}
+    assert names == {"\ufffd lost", "low \ufffd\ufffd", "\ufffd\\ cut"}

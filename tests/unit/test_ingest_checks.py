@@ -10,6 +10,7 @@ an event it passes is one the full check would have accepted unchanged.
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,12 @@ def test_events_with_none_of_the_columns_are_kept_once_with_how_many():
         checker.check_line(line, batch)
     assert batch.bare == {b'{"missing_at":[1,3]}': 3}
     assert batch.compact_count == 1 and batch.quarantined_count == 4
+
+
+def test_encode_makes_half_utf16_pairs_the_replacement_character():
+    """Python reads `"\\ud800"` into a text orjson cannot write; written as an escape, the
+    engine refused the insert. Every half pair, in keys and values, becomes U+FFFD; whole
+    pairs and integers over 64 bits are written as they are."""
+    value = {"a\ud800": ["\udc00x", "\ud83d\ude00"], "n": 2**70, "ok": "é"}
+    assert json.loads(encode(value)) == {"a\ufffd": ["\ufffdx", "😀"], "n": 2**70, "ok": "é"}
+    assert encode("\ud800\\").decode() == '"\ufffd\\\\"'
