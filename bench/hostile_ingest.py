@@ -8,7 +8,7 @@ server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JS
 and `{"age":"x<n>"}` with a different value on every line, also written with spaces
 as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
 `{"age":[<n>]}`, `{"age":{"k":<n>}}`, Arabic-Indic digits, and `\\ud800` (half a UTF-16
-pair, which the engine's sift leaves to Python); then the valid bookings again.
+pair); then the valid bookings again.
 It prints for each body the server's CPU seconds (utime + stime from /proc/PID/stat),
 the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
 before; the high-water mark is reset first where the kernel allows it, via
@@ -162,7 +162,7 @@ def ingest_costs(mb: float, repeat: int) -> None:
               "object-distinct": distinct_tiny_objects(target, b'{"age":{"k":%d}}'),
               # Digits that are not ASCII (Python reads them as numbers).
               "arabic-digits": distinct_tiny_objects(target, '{"age":"\u0661%d"}'.encode()),
-              # Half a UTF-16 pair: only the Python checks read it.
+              # Half a UTF-16 pair: orjson refuses it, json reads it.
               "half-pair": distinct_tiny_objects(target, b'{"name":"\\ud800%d"}'),
               "valid-again": b""}
     bodies["valid-again"] = bodies["valid"]

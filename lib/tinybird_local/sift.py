@@ -15,14 +15,15 @@ of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
 - leaves every other line for the Python checks, which read them back.
 
 The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
-only if its columns hold strings, integers of up to 18 digits, numbers with a fraction
-and arrays that the engine writes as orjson does, booleans or nulls (what every JSON
-parser reads alike; a column given twice counts for its last value, as in Python), and
-only for values whose outcome the engine can tell for sure (a text with no digit is no
-integer; a plain ISO date and time is good if its day and time exist). Anything else,
-and every line that may be good, goes back to Python, so the sift changes what a
-request costs, never what it stores: tests/server/test_sift.py writes random events
-both ways and compares what is stored.
+only if its columns hold strings, integers of up to 18 digits, numbers with a fraction,
+arrays and objects that the engine writes as orjson does, booleans or nulls (what every
+JSON parser reads alike; a column given twice counts for its last value, and half a
+UTF-16 pair is U+FFFD, as in Python), and only for values whose outcome the engine can
+tell for sure (a text is an integer as Python reads one, in any script; a date and time
+of a few ISO forms is good if its day, time and offset exist). Anything else, and every
+line that may be good, goes back to Python as sent, so the sift changes what a request
+costs, never what it stores: tests/server/test_sift.py writes random events both ways
+and compares what is stored.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -45,13 +46,18 @@ from .quarantine import (
 from .sql_template import quote_identifier, quote_string
 
 # What the Python checks read more leniently than orjson and the engine
-# (`RowChecker._loads_leniently`): NaN, Infinity, and a \u escape of half a UTF-16 pair
-# without its other half. A line holding one of these always goes back to them. (In
-# SQL text, four backslashes are the regex of one.)
-_HIGH, _LOW = r"\\\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-_LENIENT_MARKS = (f"multiSearchAny(line, ['NaN', 'Infinity']) OR "
-                  f"countMatches(line, '{_HIGH}') != countMatches(line, '{_HIGH}{_LOW}') OR "
-                  f"countMatches(line, '{_LOW}') != countMatches(line, '{_HIGH}{_LOW}')")
+# (`RowChecker._loads_leniently`): a line with NaN or Infinity always goes back to them.
+_LENIENT_MARKS = "multiSearchAny(fixed, ['NaN', 'Infinity'])"
+# A line as Python ends up storing it where it has half a UTF-16 pair: json reads
+# "\ud800", and `ingest.encode` writes it as U+FFFD. In SQL: escaped backslashes and
+# whole pairs are set aside, every other escape of a half becomes \ufffd, and the two are
+# put back (\x01 and \x02 cannot be in a line that is JSON).
+_WHOLE_CHARACTERS = (
+    r"replaceAll(replaceAll(replaceRegexpAll(replaceRegexpAll(replaceRegexpAll(sent, "
+    r"'\\\\\\\\', '\x01'), "
+    r"'\\\\(u[dD][89abAB][0-9a-fA-F]{2})\\\\(u[dD][c-fC-F][0-9a-fA-F]{2})', "
+    r"'\x02\\1\x02\\2'), "
+    r"'\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd'), '\x02', '\\'), '\x01', '\\\\')")
 # How the engine and orjson both write a number that is not whole: 1.5, -0.25, 1e-7;
 # but not between 1e-6 and 1e-5, which the engine writes 0.000001 and orjson 1e-6.
 _FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
@@ -233,12 +239,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
                f"NOT match(line, '[0-9]{{19}}') AND {plain} AND ({nested_alike}) AND "
                f"arrayAll((p, k, y, t) -> {decided}, positions, kinds, types, texts) AND "
                f"length({MISSING_AT}) > 0")
-    lines = f"SELECT line, {REPEAT} FROM {table} WHERE {where}"
+    lines = f"SELECT line, raw, {REPEAT} FROM {table} WHERE {where}"
     # Each value once: its type, and as text (strings unescaped, the rest as the engine
     # writes them). A key given twice counts once, for its last value, as in Python.
-    pairs = (f"SELECT line, {REPEAT}, JSONExtractKeysAndValues(line, 'Nullable(String)') AS pairs "
-             f"FROM ({lines})")
-    keyed = (f"SELECT line, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
+    pairs = (f"SELECT line, raw, {REPEAT}, "
+             f"JSONExtractKeysAndValues(line, 'Nullable(String)') AS pairs FROM ({lines})")
+    keyed = (f"SELECT line, raw, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
              " arrayMap(j -> JSONType(line, j), arrayEnumerate(pairs)) AS types,"
              " arrayMap(p -> ifNull(p.2, ''), pairs) AS texts"
              f" FROM ({pairs})")
@@ -252,7 +258,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
               f" arrayMap((p, k, y, t) -> {error}, positions, kinds, types, texts) AS errors"
               f" FROM ({found})")
     return (
-        f"SELECT line, {REPEAT}, {checked} AS checked,\n"
+        f"SELECT line, raw, {REPEAT}, {checked} AS checked,\n"
         f"  arrayMap(i -> shown[indexOf(positions, i)], range(1, arrayMax(positions) + 1))"
         f" AS {ORIGINAL},\n"
         "  arrayFilter(e -> e != '', errors) AS c__error, "
@@ -278,13 +284,14 @@ def sift_sql(ds: Datasource) -> list[str]:
     """
     sift, sifted = (quote_identifier(n) for n in sift_names(ds))
     lines, checked = (quote_identifier(n) for n in _stage_names(ds))
-    text = "trim(BOTH ' \\t\\r' FROM line)"
+    text = "trim(BOTH ' \\t\\r' FROM fixed)"
     is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
-    marks = _LENIENT_MARKS
     # 0: blank; 1: not an event; 2: an object line that is not JSON; 3: one that Python
-    # reads more leniently than the engine; 4: a JSON object.
-    kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {marks}, 3, "
-            "isValidJSON(line), 4, 2)")
+    # reads more leniently than the engine; 4: a JSON object. A JSON object is checked,
+    # and kept, as Python stores it (`_WHOLE_CHARACTERS`); every other line as sent.
+    kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {_LENIENT_MARKS}, 3, "
+            "isValidJSON(fixed), 4, 2)")
+    fixed = f"if(position(sent, '\\\\u') = 0, sent, {_WHOLE_CHARACTERS})"
     compact = f"{ORIGINAL}, c__error, {MISSING_AT}, {ERROR_AT}, {REPEAT}"
     filled = "getSetting('log_comment') AS c__import_id, now() AS insertion_date"
     view = {name: quote_identifier(f"_tb_local_{ds.name}_sift_{name}__mv")
@@ -297,14 +304,19 @@ def sift_sql(ds: Datasource) -> list[str]:
     return [f"DROP VIEW IF EXISTS {name}" for name in view.values()] + [
         f"DROP TABLE IF EXISTS {table}" for table in (sift, lines, checked, sifted)] + [
         f"CREATE TABLE {sift} (line String) ENGINE = Null",
-        f"CREATE TABLE {lines} (line String, {REPEAT} UInt32, kind UInt8) ENGINE = Memory",
-        f"CREATE TABLE {checked} (line String, {REPEAT} UInt32, checked UInt8, "
+        # `raw`: the line as sent where it differs from `line` (`_WHOLE_CHARACTERS`), else ''.
+        f"CREATE TABLE {lines} (line String, raw String, {REPEAT} UInt32, kind UInt8) "
+        "ENGINE = Memory",
+        f"CREATE TABLE {checked} (line String, raw String, {REPEAT} UInt32, checked UInt8, "
         f"{ORIGINAL} Array(Nullable(String)), c__error Array(String), "
         f"{MISSING_AT} Array(UInt16), {ERROR_AT} Array(UInt16)) ENGINE = Null",
         f"CREATE TABLE {sifted} (line String, {REPEAT} UInt32, outcome UInt8) ENGINE = Memory",
         f"CREATE MATERIALIZED VIEW {view['lines']} TO {lines} AS\n"
-        f"SELECT line, {REPEAT}, {kind} AS kind FROM "
-        f"(SELECT line, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)",
+        f"SELECT if(kind = 4, fixed, sent) AS line, if(kind = 4 AND fixed != sent, sent, '') "
+        f"AS raw, {REPEAT}, kind FROM "
+        f"(SELECT sent, {REPEAT}, fixed, {kind} AS kind FROM "
+        f"(SELECT sent, {REPEAT}, {fixed} AS fixed FROM "
+        f"(SELECT line AS sent, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)))",
         f"CREATE MATERIALIZED VIEW {view['rejected']} TO "
         f"{quote_identifier(rejected_rows_name(ds))} AS\n"
         f"SELECT line, {REPEAT}, {filled} FROM {lines} WHERE kind IN (1, 2)",
@@ -318,7 +330,11 @@ def sift_sql(ds: Datasource) -> list[str]:
         f"CREATE MATERIALIZED VIEW {view['compact_count']} TO {sifted} AS\n"
         + count(CHECKED, checked, "checked"),
         f"CREATE MATERIALIZED VIEW {view['kept']} TO {sifted} AS\n"
-        f"SELECT line, {REPEAT}, {KEPT} AS outcome FROM {checked} WHERE NOT checked",
+        # As sent: Python must read what it would have read (json reads integers of any
+        # size where orjson does not).
+        f"SELECT if(raw = '', checked_line, raw) AS line, {REPEAT}, {KEPT} AS outcome "
+        f"FROM (SELECT line AS checked_line, raw, {REPEAT}, checked FROM {checked}) "
+        "WHERE NOT checked",
     ]
 
 
@@ -327,7 +343,7 @@ def check_sql(ds: Datasource, import_id: str) -> str:
     write the compact rows and the lines kept, a few thousand rows at a time."""
     lines, checked = (quote_identifier(n) for n in _stage_names(ds))
     select = checked_rows_sql(ds, lines, "kind = 4") if engine_checks(ds) else (
-        f"SELECT line, {REPEAT}, 0 AS checked FROM {lines} WHERE kind = 4")
+        f"SELECT line, raw, {REPEAT}, 0 AS checked FROM {lines} WHERE kind = 4")
     return (f"INSERT INTO {checked} {select}\n"
             f"SETTINGS log_comment = {quote_string(import_id)}, "
             f"min_insert_block_size_rows = {CHECK_ROWS}, min_insert_block_size_bytes = 0, "

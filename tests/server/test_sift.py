@@ -51,6 +51,7 @@ VALUES: list[object] = [
     "1234567890123456789", "-123456789012345678", "99999999999999999999999", "\t7",
     " 300 ", "\x1c12\x1f", " 1 2 ", "\u00a012", " 1234567890123456789 ", "\u0661\u0662",
     "\u3000-\u0967\u0966\u2028", "\U0001d7ce9", "\u0661" * 19, "\u00b2", "\u2167", "x\u0661",
+    "\ud800x", "a\udc00", "\udc00\ud800", "\ud800\\", "\\ud800", "\ud83d\ude00\udc00",
     "2024-06-01T12:00:00Z", "2024-06-01 12:00:00", "2024", "abc", "é", "日本", "😀x",
     "2024-06-01T12:00:00.000Z", "2024-02-29 23:59:59.123456", "2023-02-29T00:00:00Z",
     "2024-06-01T24:00:00Z", "2024-06-01T12:60:00", "1899-12-31 23:59:59", "1900-01-01 00:00:00",
@@ -81,6 +82,14 @@ OTHER_LINES = ["1", "[1]", "{x}", "{", '{"i8": 1', "  ", "", '"text"', "{} trail
                '{"i8": {"k": 1, "n": {"k": 2}}}', '{"dt": [{"k": 1}, {"k": 1, "k": 3}]}']
 
 
+def dumps(value: object, **options: object) -> str:
+    """json.dumps, with \\u escapes where a text holds half a UTF-16 pair (a body is
+    UTF-8, which cannot hold one)."""
+    halves = re.search("[\ud800-\udfff]", json.dumps(value, ensure_ascii=False))
+    return json.dumps(value, **{**options, "ensure_ascii": bool(halves)
+                                or options.get("ensure_ascii", True)})  # type: ignore[arg-type]
+
+
 def random_line(rng: random.Random) -> str:
     """An event of a few keys (most lack a required column), sometimes all of them,
     written compactly, with spaces, or with a key given twice."""
@@ -91,13 +100,13 @@ def random_line(rng: random.Random) -> str:
         event = {key: rng.choice(VALUES) for key in keys}
     style = rng.random()
     if style < 0.4:
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        return dumps(event, separators=(",", ":"), ensure_ascii=False)
     if style < 0.7:
-        return json.dumps(event, ensure_ascii=False)
+        return dumps(event, ensure_ascii=False)
     if style < 0.8 and event:
         key = rng.choice(list(event))
-        return json.dumps(event, ensure_ascii=False)[:-1] + f", {json.dumps(key)}: " \
-            f"{json.dumps(rng.choice(VALUES), ensure_ascii=False)}}}"
+        return dumps(event, ensure_ascii=False)[:-1] + f", {json.dumps(key)}: " \
+            f"{dumps(rng.choice(VALUES), ensure_ascii=False)}}}"
     if style < 0.9:
         return json.dumps(event)  # \u escapes: left to Python
     return rng.choice(OTHER_LINES)
@@ -150,7 +159,8 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
                                            " 99999 ", "\x1f+1\x0b", " ", "\u0661\u0662",
                                            "\u00a0\u0967\u3000", "é", "日本"]
                 for column in ("i8", "u8", "i16", "u64", "i64", "ni32")},
-             **{column: scalars + texts + ["12", "é", "日本", "😀x", " 12 ", "2024-06-01", "x-0.5e"]
+             **{column: scalars + texts + ["12", "é", "日本", "😀x", " 12 ", "2024-06-01", "x-0.5e",
+                                           "\ud800x", "a\udc00\\", "\udc00\ud800"]
                 for column in ("s", "sd", "lc", "ns", "zz", "extra")},
              **{column: scalars + texts + ["2024-06-01T12:00:00.000Z", "2024-06-01 12:00:00",
                                             "1900-01-01 00:00:00.5", "2299-12-31T23:59:59Z",
@@ -171,11 +181,11 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
                      for key, value in event.items()}
         if rng.random() < 0.2:
             event["extra"] = [1, {"deep": ["x", None]}]
-        line = json.dumps(event, ensure_ascii=not arrays and rng.random() < 0.2,
+        line = dumps(event, ensure_ascii=not arrays and rng.random() < 0.2,
                           separators=rng.choice([(",", ":"), (", ", ": ")]))
         if event and not arrays and rng.random() < 0.1:  # a column twice: the last counts
             key = rng.choice(list(event))
-            line = f'{{{json.dumps(key)}: {json.dumps(rng.choice(pools[key]))}, {line[1:]}'
+            line = f'{{{json.dumps(key)}: {dumps(rng.choice(pools[key]))}, {line[1:]}'
         lines.append(line)
     out = write_both_ways(lines, piece_bytes=1 << 20)
     python, engine = out["by_python"], out["by_engine"]
