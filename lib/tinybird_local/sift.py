@@ -168,8 +168,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
 
     # `JSONType`'s names: exact, where a Dynamic value's type depends on the other rows.
     is_text, is_int, is_bool, is_null = "y = 'String'", "y = 'Int64'", "y = 'Bool'", "y = 'Null'"
-    # A number with a fraction, which the engine writes as orjson does (1.5, 1e-7); an
-    # integral one (1.0) it writes as an integer, and Python shows it as 1.0.
+    # A number with a fraction, as orjson writes it (1.5, 1e-7, and 1.0: see `texts`).
     is_fraction = (f"y = 'Double' AND match(t, '{_FRACTION}') AND "
                    f"NOT match(t, '{_UNLIKE_FRACTION}')")
     ascii_text = "length(t) = lengthUTF8(t)"
@@ -215,7 +214,11 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     error = (
         f"multiIf(p = 0, '', {is_null}, {null_error}, "
         f"k = {_INTEGER}, multiIf({is_bool}, '', {is_int}, "
-        f"if({in_range_of('t')}, '', {message('t', out_of_range)}), NOT {is_text}, "
+        f"if({in_range_of('t')}, '', {message('t', out_of_range)}), "
+        # Python takes a whole number written with a fraction as that integer.
+        f"y = 'Double' AND endsWith(t, '.0'), "
+        f"if({in_range_of('substring(t, 1, length(t) - 2)')}, '', "
+        f"{message('t', out_of_range)}), NOT {is_text}, "
         f"{not_integer}, "
         f"NOT match({digits}, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
         f"{in_range_of(digits)}, '', {message('t', out_of_range)}), "
@@ -246,7 +249,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
              f"JSONExtractKeysAndValues(line, 'Nullable(String)') AS pairs FROM ({lines})")
     keyed = (f"SELECT line, raw, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
              " arrayMap(j -> JSONType(line, j), arrayEnumerate(pairs)) AS types,"
-             " arrayMap(p -> ifNull(p.2, ''), pairs) AS texts"
+             # A whole number read as a Double (1.0, 1e2) the engine writes as 1 or 100,
+             # orjson as 1.0 and 100.0 (up to 16 digits; from 1e16 on as 1e+16).
+             f" arrayMap((y, t) -> if(y = 'Double' AND match(t, '^-?[0-9]{{1,16}}$'), "
+             "concat(t, '.0'), t), types, arrayMap(p -> ifNull(p.2, ''), pairs)) AS texts"
              f" FROM ({pairs})")
     found = ("SELECT *, arrayMap((p, j) -> if(p > 0 AND arrayLastIndex(q -> q = p, given) != j, "
              "0, p), given, arrayEnumerate(given)) AS positions,"

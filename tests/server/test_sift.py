@@ -68,7 +68,7 @@ VALUES: list[object] = [
     0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32769, 2**31, 2**63 - 1, 2**63,
     2**64 - 1, 2**64, -(2**63), 10**18, 10**19, 1.0, 1.5, -0.0, 1e2, 12.5e-1, 0.1, -0.25,
     1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 2.5e-9, 123456.789, 1234567890.12345, 9007199254740993.0,
-    1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308,
+    1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308, 1e15, 32768.0, -129.0,
     # The rest.
     True, False, None, [], ["a"], [1, None], {}, {"k": 1}, [1, 2], [[1], ["b"]], [True],
     ["é"], ['a"b'], [1.5], [1.0], [{"k": 1}], ["/"], {"a": [1, "b"], "c": None}, {"n": {"m": 1}},
@@ -151,7 +151,8 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     texts with digits for time columns)."""
     rng = random.Random(3)
     scalars: list[object] = [0, 1, -1, 127, 128, -129, 255, 256, 32768, -(10**18 - 1), 10**17,
-                             1.5, -0.25, 1e-7, 123456.789, True, False, None, [], [1, 2],
+                             1.5, -0.25, 1e-7, 123456.789, 1.0, 300.0, -0.0, 1e15, True,
+                             False, None, [], [1, 2],
                              [["a"], [None, True]], {"k": 1}, {"a": [1, "b"], "c": None},
                              [{"n": {"m": "x"}}]]
     texts = ["x", "", "abc", 'a"b', "a\\b", "line\nbreak", "tab\tin", "/", "y" * 250]
@@ -175,10 +176,10 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
         arrays = any(isinstance(value, (list, dict)) for value in event.values())
         if arrays:
             # A column's array is left to Python in a line with a digit followed by . e
-            # or E anywhere (it may be a fraction).
-            event = {key: "x" if isinstance(value, float)
-                     or isinstance(value, str) and re.search("[0-9][.eE]", value) else value
-                     for key, value in event.items()}
+            # or E anywhere (it may be a fraction; a \\u escape may hold one).
+            event = {key: "x" if isinstance(value, float) or isinstance(value, str) and (
+                re.search("[0-9][.eE]", value) or not value.isascii()) else value
+                for key, value in event.items()}
         if rng.random() < 0.2:
             event["extra"] = [1, {"deep": ["x", None]}]
         line = dumps(event, ensure_ascii=not arrays and rng.random() < 0.2,
