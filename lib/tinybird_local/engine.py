@@ -511,18 +511,14 @@ class Engine:
     def _insert(self, statement: str, fmt: str, payload: bytes) -> int:
         """Stream `payload` into `statement`; the rows written (its views' rows included)."""
         with self._lock.exclusive():
-            return self._send(statement, fmt, payload)
-
-    def _send(self, statement: str, fmt: str, payload: bytes) -> int:
-        """`_insert`, for a caller that holds the exclusive lock."""
-        if self._closed:
-            raise EngineError("the engine is closed")
-        try:
-            with self._conn.send_insert(statement, fmt) as inserter:
-                inserter.append(payload)
-                return int(inserter.finish().rows_written)
-        except Exception as exc:
-            raise EngineError.from_chdb(exc) from None
+            if self._closed:
+                raise EngineError("the engine is closed")
+            try:
+                with self._conn.send_insert(statement, fmt) as inserter:
+                    inserter.append(payload)
+                    return int(inserter.finish().rows_written)
+            except Exception as exc:
+                raise EngineError.from_chdb(exc) from None
 
     def _quarantine(self, ds: Datasource, rows: list[QuarantinedRow], import_id: str) -> None:
         batch = CheckedBatch()

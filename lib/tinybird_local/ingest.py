@@ -358,6 +358,16 @@ def _is_plain_iso(value: Any) -> bool:
         return False
 
 
+def is_flat(datasource: Datasource) -> bool:
+    """Whether every column is read from the event's top-level key of its own name."""
+    return all(column.json_keys == (column.name,) for column in datasource.columns)
+
+
+def has_wide_integers(datasource: Datasource) -> bool:
+    """Whether a column holds integers over 64 bits (Int128, UInt256...)."""
+    return any(_WIDE_INT.search(column.type) for column in datasource.columns)
+
+
 def _pick(event: Any, keys: tuple[str, ...]) -> Any:
     if len(keys) == 1:
         return event.get(keys[0], _MISSING)
@@ -409,7 +419,7 @@ class RowChecker:
         self._null_error = {c.name: f"value null on column '{c.name}' is not Nullable"
                             for c in datasource.columns}
         self._missing_error = {c.name: missing_reason(c) for c in datasource.columns}
-        flat = all(column.json_keys == (column.name,) for column in datasource.columns)
+        flat = is_flat(datasource)
         self._quick = _quick_check(datasource) if flat else None
         self._flat = flat
         # For the compact quarantine: per set of the columns an event holds, what `_shape`
@@ -419,8 +429,8 @@ class RowChecker:
         self._names = frozenset(column.name for column in datasource.columns)
         # orjson reads an integer over 64 bits as a float, silently losing digits, so a
         # datasource that can hold one (Int128, UInt256...) parses every line with json.
-        wide = any(_WIDE_INT.search(column.type) for column in datasource.columns)
-        self._loads: Callable[[bytes | str], Any] = json.loads if wide else orjson.loads
+        self._loads: Callable[[bytes | str], Any] = (
+            json.loads if has_wide_integers(datasource) else orjson.loads)
 
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:

@@ -30,11 +30,12 @@ This module only says what to create; `Engine` runs it.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
 from .datafiles import Column, Datasource
-from .ingest import checker_for, string_value, unwrap_type
+from .ingest import checker_for, has_wide_integers, is_flat, string_value, unwrap_type
 from .quarantine import (
     ERROR_AT,
     MISSING_AT,
@@ -70,14 +71,22 @@ _ISO_TIME = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
-# str.isspace() calls space), and the decimal digits of every script, which
-# `ingest._int_checker` reads (re's \\d, int()), with their values: as SQL literals.
+# str.isspace() calls space), as a SQL regex literal.
 _SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _STRIPPED_AT_ENDS = quote_string(f"^[{_SPACES}]+|[{_SPACES}]+$")
-# (No script's digits lie past the first two planes.)
-_DIGITS = [chr(c) for c in range(0x20000) if unicodedata.category(chr(c)) == "Nd"]
-_DIGITS_FROM = quote_string("".join(_DIGITS))
-_DIGITS_TO = quote_string("".join(str(unicodedata.digit(d)) for d in _DIGITS))
+
+
+@functools.cache
+def _digit_tables() -> tuple[str, str]:
+    """The decimal digits of every script, which `ingest._int_checker` reads (re's \\d,
+    int()), and their values, as SQL literals for `translateUTF8`. Listed when first
+    needed: the scan takes about 30 ms. (No script's digits lie past the first two
+    planes.)"""
+    digits = [chr(c) for c in range(0x20000) if unicodedata.category(chr(c)) == "Nd"]
+    return (quote_string("".join(digits)),
+            quote_string("".join(str(unicodedata.digit(d)) for d in digits)))
+
+
 _INT_TYPE = re.compile(r"^(U?)Int(8|16|32|64)$")
 
 
@@ -105,8 +114,7 @@ def engine_checks(ds: Datasource) -> bool:
     """Whether the engine can check events of `ds` at all: `RowChecker`'s compact path
     is for flat datasources only, and a schema with integers over 64 bits is parsed by
     json, not orjson, in Python."""
-    return all(column.json_keys == (column.name,) for column in ds.columns) and not any(
-        re.search(r"\bU?Int(128|256)\b", column.type) for column in ds.columns)
+    return is_flat(ds) and not has_wide_integers(ds)
 
 
 # What the engine knows of a column's check (`ingest.checker_for`), by its type.
@@ -183,8 +191,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         return f"toInt128OrNull({value}) BETWEEN {low} AND {high}"
 
     # A text as str.strip() leaves it, its digits written in ASCII.
-    digits = (f"translateUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), {_DIGITS_FROM}, "
-              f"{_DIGITS_TO})")
+    digits_from, digits_to = _digit_tables()
+    digits = (f"translateUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), {digits_from}, "
+              f"{digits_to})")
     # A date and time as Python reads it (`ingest._datetime`: stripped, then
     # fromisoformat): of the form `_ISO_TIME`, it is good if its day, time of day and UTC
     # offset exist; the engine decides only within 1900-2299 (a year Python accepts), and
