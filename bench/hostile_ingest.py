@@ -7,8 +7,8 @@ server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JS
 `{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
 and `{"age":"x<n>"}` with a different value on every line, also written with spaces
 as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
-`{"age":[<n>]}`, `{"age":{"k":<n>}}`, Arabic-Indic digits, and `\\ud800` (half a UTF-16
-pair); then the valid bookings again.
+`{"age":[<n>]}`, `{"age":{"k":<n>}}`, Arabic-Indic digits, `\\ud800` (half a UTF-16
+pair) and `{"age":NaN,"n":<n>}`; then the valid bookings again.
 It prints for each body the server's CPU seconds (utime + stime from /proc/PID/stat),
 the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
 before; the high-water mark is reset first where the kernel allows it, via
@@ -164,6 +164,8 @@ def ingest_costs(mb: float, repeat: int) -> None:
               "arabic-digits": distinct_tiny_objects(target, '{"age":"\u0661%d"}'.encode()),
               # Half a UTF-16 pair: orjson refuses it, json reads it.
               "half-pair": distinct_tiny_objects(target, b'{"name":"\\ud800%d"}'),
+              # NaN: orjson refuses it too, json reads it as a number.
+              "nan-distinct": distinct_tiny_objects(target, b'{"age":NaN,"n":%d}'),
               "valid-again": b""}
     bodies["valid-again"] = bodies["valid"]
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:

@@ -18,7 +18,8 @@ The engine's checks are a subset of Python's, restated in SQL: a line is the eng
 only if its columns hold strings, integers of up to 18 digits, numbers with a fraction,
 arrays and objects that the engine writes as orjson does, booleans or nulls (what every
 JSON parser reads alike; a column given twice counts for its last value, and half a
-UTF-16 pair is U+FFFD, as in Python), and only for values whose outcome the engine can
+UTF-16 pair is U+FFFD, as in Python), or NaN, Infinity and -Infinity (which Python's json
+reads, and the engine reads as texts of its own), and only for values whose outcome the engine can
 tell for sure (a text is an integer as Python reads one, in any script; a date and time
 of a few ISO forms is good if its day, time and offset exist). Anything else, and every
 line that may be good, goes back to Python as sent, so the sift changes what a request
@@ -46,9 +47,20 @@ from .quarantine import (
 )
 from .sql_template import quote_identifier, quote_string
 
-# What the Python checks read more leniently than orjson and the engine
-# (`RowChecker._loads_leniently`): a line with NaN or Infinity always goes back to them.
-_LENIENT_MARKS = "multiSearchAny(fixed, ['NaN', 'Infinity'])"
+# What json reads and orjson and the engine refuse (`RowChecker._loads_leniently`): NaN,
+# Infinity and -Infinity as values. The engine reads them as texts it alone writes: each
+# such word outside a string becomes "\u0003" and the word. A line that is JSON that way
+# is JSON to Python if no such text is a key; a line that already holds a \u0003 escape
+# goes back to Python.
+_MAY_BE_NON_FINITE = "multiSearchAny(whole, ['NaN', 'Infinity'])"
+_NON_FINITE_MARK = r"\x03"  # in SQL: the character "\u0003" is read as
+_TOKENS = r"""extractAll(whole, '"(?:[^"\\\\]|\\\\.)*"|[^"]+|"')"""  # strings, and the rest
+_NON_FINITE_AS_TEXT = (
+    f"arrayStringConcat(arrayMap(s -> if(startsWith(s, '\"'), s, replaceRegexpAll(s, "
+    r"""'-?Infinity|NaN', '"\\\\u0003\\0"')), """ f"{_TOKENS}))")
+_NON_FINITE_TEXTS = ", ".join(f"'{_NON_FINITE_MARK}{word}'"
+                              for word in ("NaN", "Infinity", "-Infinity"))
+_NON_FINITE_KEY = r"""match(fixed, '"\\\\u0003(NaN|-?Infinity)"[ \\t\\r]*:')"""
 # A line as Python ends up storing it where it has half a UTF-16 pair: json reads
 # "\ud800", and `ingest.encode` writes it as U+FFFD. In SQL: escaped backslashes and
 # whole pairs are set aside, every other escape of a half becomes \ufffd, and the two are
@@ -176,6 +188,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
 
     # `JSONType`'s names: exact, where a Dynamic value's type depends on the other rows.
     is_text, is_int, is_bool, is_null = "y = 'String'", "y = 'Int64'", "y = 'Bool'", "y = 'Null'"
+    # NaN, Infinity, -Infinity: Python reads them as floats (and never as integers).
+    is_non_finite = "y = 'NonFinite'"
     # A number with a fraction, as orjson writes it (1.5, 1e-7, and 1.0: see `texts`).
     is_fraction = (f"y = 'Double' AND match(t, '{_FRACTION}') AND "
                    f"NOT match(t, '{_UNLIKE_FRACTION}')")
@@ -214,7 +228,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
-        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_nested}), 0, "
+        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_non_finite} OR "
+        f"{is_nested}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR NOT match({digits}, '^[+-]?[0-9]{{19,}}$'), "
         f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {time_decided}, 0)")
@@ -240,7 +255,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # Values every JSON parser reads alike; in other keys than the columns', any value
     # of a short line (a long one might nest deeper than orjson reads).
     short = f"length(line) < {_NESTED_LINE_BYTES}"
-    plain = (f"arrayAll((p, y) -> y IN ('String', 'Int64', 'Double', 'Bool', 'Null') OR "
+    plain = (f"arrayAll((p, y) -> y IN ('String', 'Int64', 'Double', 'Bool', 'Null', "
+             "'NonFinite') OR "
              f"p = 0 AND {short} OR p > 0 AND y IN ('Array', 'Object'), positions, types)")
     # The engine writes the numbers in an array or object its own way (1.0 as 1): a
     # column's is its only in a short line with no number with a fraction anywhere.
@@ -256,13 +272,19 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # writes them). A key given twice counts once, for its last value, as in Python.
     pairs = (f"SELECT line, raw, {REPEAT}, "
              f"JSONExtractKeysAndValues(line, 'Nullable(String)') AS pairs FROM ({lines})")
+    typed = (f"SELECT line, raw, {REPEAT}, pairs,"
+             " arrayMap(j -> JSONType(line, j), arrayEnumerate(pairs)) AS json_types,"
+             f" arrayMap(p -> ifNull(p.2, ''), pairs) AS values FROM ({pairs})")
     keyed = (f"SELECT line, raw, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
-             " arrayMap(j -> JSONType(line, j), arrayEnumerate(pairs)) AS types,"
+             # NaN, Infinity and -Infinity, as the engine read them (`_NON_FINITE_AS_TEXT`;
+             # a line with such a text of its own is not checked here).
+             f" arrayMap((y, t) -> if(y = 'String' AND t IN ({_NON_FINITE_TEXTS}), "
+             f"'NonFinite', y), json_types, values) AS types,"
              # A whole number read as a Double (1.0, 1e2) the engine writes as 1 or 100,
              # orjson as 1.0 and 100.0 (up to 16 digits; from 1e16 on as 1e+16).
-             f" arrayMap((y, t) -> if(y = 'Double' AND match(t, '^-?[0-9]{{1,16}}$'), "
-             "concat(t, '.0'), t), types, arrayMap(p -> ifNull(p.2, ''), pairs)) AS texts"
-             f" FROM ({pairs})")
+             f" arrayMap((y, t) -> multiIf(y = 'Double' AND match(t, '^-?[0-9]{{1,16}}$'), "
+             "concat(t, '.0'), y = 'NonFinite', substring(t, 2), t), types, values) AS texts"
+             f" FROM ({typed})")
     found = ("SELECT *, arrayMap((p, j) -> if(p > 0 AND arrayLastIndex(q -> q = p, given) != j, "
              "0, p), given, arrayEnumerate(given)) AS positions,"
              f" arrayMap(p -> {kind}[p], positions) AS kinds,"
@@ -301,12 +323,14 @@ def sift_sql(ds: Datasource) -> list[str]:
     lines, checked = (quote_identifier(n) for n in _stage_names(ds))
     text = "trim(BOTH ' \\t\\r' FROM fixed)"
     is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
-    # 0: blank; 1: not an event; 2: an object line that is not JSON; 3: one that Python
-    # reads more leniently than the engine; 4: a JSON object. A JSON object is checked,
-    # and kept, as Python stores it (`_WHOLE_CHARACTERS`); every other line as sent.
-    kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {_LENIENT_MARKS}, 3, "
-            "isValidJSON(fixed), 4, 2)")
-    fixed = f"if(position(sent, '\\\\u') = 0, sent, {_WHOLE_CHARACTERS})"
+    # 0: blank; 1: not an event; 2: an object line that is not JSON; 3: one the engine
+    # cannot read as Python does; 4: a JSON object. A JSON object is checked, and kept,
+    # as Python stores it (`_WHOLE_CHARACTERS`, `_NON_FINITE_AS_TEXT`); every other line
+    # as sent.
+    kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, "
+            "marked AND positionCaseInsensitive(sent, '\\\\u0003') > 0, 3, "
+            f"marked AND {_NON_FINITE_KEY}, 2, isValidJSON(fixed), 4, 2)")
+    whole = f"if(position(sent, '\\\\u') = 0, sent, {_WHOLE_CHARACTERS})"
     compact = f"{ORIGINAL}, c__error, {MISSING_AT}, {ERROR_AT}, {REPEAT}"
     filled = "getSetting('log_comment') AS c__import_id, now() AS insertion_date"
     view = {name: quote_identifier(f"_tb_local_{ds.name}_sift_{name}__mv")
@@ -330,8 +354,10 @@ def sift_sql(ds: Datasource) -> list[str]:
         f"SELECT if(kind = 4, fixed, sent) AS line, if(kind = 4 AND fixed != sent, sent, '') "
         f"AS raw, {REPEAT}, kind FROM "
         f"(SELECT sent, {REPEAT}, fixed, {kind} AS kind FROM "
-        f"(SELECT sent, {REPEAT}, {fixed} AS fixed FROM "
-        f"(SELECT line AS sent, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)))",
+        f"(SELECT sent, {REPEAT}, marked, if(marked, {_NON_FINITE_AS_TEXT}, whole) AS fixed FROM "
+        f"(SELECT sent, {REPEAT}, whole, {_MAY_BE_NON_FINITE} AS marked FROM "
+        f"(SELECT sent, {REPEAT}, {whole} AS whole FROM "
+        f"(SELECT line AS sent, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)))))",
         f"CREATE MATERIALIZED VIEW {view['rejected']} TO "
         f"{quote_identifier(rejected_rows_name(ds))} AS\n"
         f"SELECT line, {REPEAT}, {filled} FROM {lines} WHERE kind IN (1, 2)",

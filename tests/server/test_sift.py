@@ -9,6 +9,7 @@ and the engine must have done its share, or the comparison proves nothing.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import subprocess
@@ -69,6 +70,7 @@ VALUES: list[object] = [
     2**64 - 1, 2**64, -(2**63), 10**18, 10**19, 1.0, 1.5, -0.0, 1e2, 12.5e-1, 0.1, -0.25,
     1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 2.5e-9, 123456.789, 1234567890.12345, 9007199254740993.0,
     1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308, 1e15, 32768.0, -129.0,
+    math.nan, math.inf, -math.inf, [math.nan], {"k": math.inf},
     # The rest.
     True, False, None, [], ["a"], [1, None], {}, {"k": 1}, [1, 2], [[1], ["b"]], [True],
     ["é"], ['a"b'], [1.5], [1.0], [{"k": 1}], ["/"], {"a": [1, "b"], "c": None}, {"n": {"m": 1}},
@@ -79,7 +81,9 @@ UNKNOWN_KEYS = ["zz", "extra", "S", "i8 "]
 OTHER_LINES = ["1", "[1]", "{x}", "{", '{"i8": 1', "  ", "", '"text"', "{} trailing", "null",
                '  {"i8": "x"}  ', '{"i8": NaN}', '{"s": "\\u0041"}', '{"s": "\\ud800x"}',
                '{"i8": 1, "s": "\\udc00"}', '{"s": "\\ud83d\\ude00"}', '{"s": {"k": 1, "k": 2}}',
-               '{"i8": {"k": 1, "n": {"k": 2}}}', '{"dt": [{"k": 1}, {"k": 1, "k": 3}]}']
+               '{"i8": {"k": 1, "n": {"k": 2}}}', '{"dt": [{"k": 1}, {"k": 1, "k": 3}]}',
+               '{NaN: 1}', '{"i8": -NaN}', '{"i8": NaNx}', '{"s": "\\u0003NaN", "i8": NaN}',
+               '{"s": "\\u0003Infinity"}', '{"i8" : "NaN", "NaN" :Infinity}']
 
 
 def dumps(value: object, **options: object) -> str:
@@ -152,6 +156,7 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     rng = random.Random(3)
     scalars: list[object] = [0, 1, -1, 127, 128, -129, 255, 256, 32768, -(10**18 - 1), 10**17,
                              1.5, -0.25, 1e-7, 123456.789, 1.0, 300.0, -0.0, 1e15, True,
+                             math.nan, math.inf, -math.inf,
                              False, None, [], [1, 2],
                              [["a"], [None, True]], {"k": 1}, {"a": [1, "b"], "c": None},
                              [{"n": {"m": "x"}}]]
