@@ -19,12 +19,13 @@ only if its columns hold strings, integers of up to 18 digits, numbers with a fr
 arrays and objects that the engine writes as orjson does, booleans or nulls (what every
 JSON parser reads alike; a column given twice counts for its last value, and half a
 UTF-16 pair is U+FFFD, as in Python), or NaN, Infinity and -Infinity (which Python's json
-reads, and the engine reads as texts of its own), and only for values whose outcome the engine can
-tell for sure (a text is an integer as Python reads one, in any script; a date and time
-of a few ISO forms is good if its day, time and offset exist). Anything else, and every
-line that may be good, goes back to Python as sent, so the sift changes what a request
-costs, never what it stores: tests/server/test_sift.py writes random events both ways
-and compares what is stored.
+reads, and the engine reads as texts of its own); and only for values whose outcome the
+engine can tell for sure, in columns of string, integer, float, boolean, date, date and
+time, and UUID types (a text is an integer or a float as Python reads one, in any
+script; a date and time of a few ISO forms is good if its day, time and offset exist).
+Anything else, and every line that may be good, goes back to Python as sent, so the
+sift changes what a request costs, never what it stores: tests/server/test_sift.py
+writes random events both ways and compares what is stored.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -86,6 +87,9 @@ _NESTED_LINE_BYTES = 1000
 # str.isspace() calls space), as a SQL regex literal.
 _SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _STRIPPED_AT_ENDS = quote_string(f"^[{_SPACES}]+|[{_SPACES}]+$")
+# What float() strips: the same, but for the ASCII separators \x1c-\x1f.
+_FLOAT_SPACES = "".join(c for c in _SPACES if not "\x1c" <= c <= "\x1f")
+_FLOAT_STRIPPED_AT_ENDS = quote_string(f"^[{_FLOAT_SPACES}]+|[{_FLOAT_SPACES}]+$")
 
 
 @functools.cache
@@ -130,7 +134,7 @@ def engine_checks(ds: Datasource) -> bool:
 
 
 # What the engine knows of a column's check (`ingest.checker_for`), by its type.
-_OTHER, _INTEGER, _TEXT, _TIME = 0, 1, 2, 3
+_OTHER, _INTEGER, _TEXT, _TIME, _FLOAT, _BOOL, _DATE, _UUID = range(8)
 
 
 def _kind(column: Column) -> tuple[int, int, int]:
@@ -147,7 +151,9 @@ def _kind(column: Column) -> tuple[int, int, int]:
         return _TEXT, 0, 0  # every value is taken, shown as text
     if base.startswith("DateTime"):
         return _TIME, 0, 0
-    return _OTHER, 0, 0  # only the Python checks know
+    by_type = {"Float32": _FLOAT, "Float64": _FLOAT, "Bool": _BOOL, "Date": _DATE,
+               "Date32": _DATE, "UUID": _UUID}
+    return by_type.get(base, _OTHER), 0, 0  # _OTHER: only the Python checks know
 
 
 def _array(values: list[str]) -> str:
@@ -225,6 +231,31 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
                  # Python takes any minutes in an offset under a day: +02:60 is +03:00.
                  f"(NOT {has_offset} OR toUInt16(substring({tt}, -5, 2)) * 60 + "
                  f"toUInt16(substring({tt}, -2, 2)) < 1440)")
+    # A text as float() reads it (`ingest._float`): stripped, digits of any script, and
+    # NaN as a number only if written nan in any case, with nothing around it. float()
+    # also takes underscores between digits: such texts are left to Python.
+    number = (f"translateUTF8(replaceRegexpAll(t, {_FLOAT_STRIPPED_AT_ENDS}, ''), "
+              f"{digits_from}, {digits_to})")
+    float_text = (f"match({number}, '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$') "
+                  f"OR match({number}, '(?i)^[+-]?inf(inity)?$') OR lower(t) = 'nan'")
+    not_number = (f"{is_bool} OR {is_nested} OR {is_non_finite} AND t = 'NaN' OR "
+                  f"{is_text} AND NOT ({float_text})")
+    # A text as `ingest._bool` reads it, or a number that equals 0 or 1.
+    boolean = (f"{is_bool} OR {is_int} AND t IN ('0', '1') OR y = 'Double' AND "
+               f"t IN ('0.0', '-0.0', '1.0') OR {is_text} AND lower(t) IN "
+               "('true', 'false', '0', '1')")
+    # The day `ingest._date` reads: the first ten characters of the stripped text, in
+    # fromisoformat's forms; the engine decides for YYYY-MM-DD within its years, and for
+    # texts with no ASCII digit (never a day).
+    day = f"substringUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), 1, 10)"
+    day_decided = (f"match({day}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') AND "
+                   f"substring({day}, 1, 4) BETWEEN '1900' AND '2299'")
+    good_day = f"toString(toDate32OrNull({day})) = {day}"
+    # The 32 hex digits uuid.UUID reads from a text (`ingest._uuid`); int() reads more
+    # than hex digits (signs, blanks, underscores), which is left to Python.
+    uuid_hex = ("replaceAll(trim(BOTH '{}' FROM replaceAll(replaceAll(t, 'urn:', ''), "
+                "'uuid:', '')), '-', '')")
+    is_uuid = f"match({uuid_hex}, '^[0-9a-fA-F]{{32}}$')"
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
@@ -232,7 +263,11 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{is_nested}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR NOT match({digits}, '^[+-]?[0-9]{{19,}}$'), "
-        f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {time_decided}, 0)")
+        f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {time_decided}, "
+        f"k = {_FLOAT}, NOT {is_text} OR position(t, '_') = 0, "
+        f"k = {_BOOL}, 1, "
+        f"k = {_DATE}, NOT {is_text} OR NOT match({day}, '[0-9]') OR {day_decided}, "
+        f"k = {_UUID}, NOT {is_text} OR lengthUTF8({uuid_hex}) != 32 OR {is_uuid}, 0)")
     # ... and what it is: the reason the value is bad, or ''.
     not_integer = message("t", repr("is not an integer"))
     error = (
@@ -249,7 +284,13 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{message('t', repr('is not a date and time'))}, "
         f"NOT {is_text} OR match(t, '[0-9]') AND {good_time}, '', "
-        f"{message('t', repr('is not an ISO 8601 date and time'))}), '')")
+        f"{message('t', repr('is not an ISO 8601 date and time'))}), "
+        f"k = {_FLOAT}, if({not_number}, {message('t', repr('is not a number'))}, ''), "
+        f"k = {_BOOL}, if({boolean}, '', {message('t', repr('is not a boolean'))}), "
+        f"k = {_DATE}, multiIf(NOT {is_text}, {message('t', repr('is not a date'))}, "
+        f"{good_day}, '', {message('t', repr('is not a date (YYYY-MM-DD)'))}), "
+        f"k = {_UUID}, if({is_text} AND {is_uuid}, '', {message('t', repr('is not a UUID'))}), "
+        "'')")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
     # Values every JSON parser reads alike; in other keys than the columns', any value

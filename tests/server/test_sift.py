@@ -65,6 +65,15 @@ VALUES: list[object] = [
     "2024-06-01Z", "2024-06-01T12:00:00.5+02:00", "1900-01-01", "2299-12-31 23:59:59.999999",
     "2024-02-29", "2023-02-29", "\u0662\u0660\u0662\u0664-06-01",
     'a"b', "a\\b", "line\nbreak", "tab\tin", "/", "y" * 250, "NaN", "Infinity", "\u2028",
+    # Texts for numbers, booleans, days and UUIDs.
+    "1_000", "inf", "-Infinity", "nan", "NAN", " nan", "-nan", ".5", "5.", "+.5e-3", "1e5 ",
+    "infinity\u3000", "\uff11\uff12", "1e", "true", "TRUE", "False", "0", "1", "yes", " 1",
+    "2024-06-01x", "20240601", "2024-W22-6", " 2024-06-01", "2024-02-30", "9999-12-31",
+    "0001-01-01", "2024/06/01", "\u0661\u0662\u0663\u0664-06-01",
+    "9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a10", "urn:uuid:9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a10",
+    "{9F1C1E4E8A7D4C1B9A553C3F1D2B6A10}", "9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a1",
+    "+f1c1e4e8a7d4c1b9a553c3f1d2b6a10", " 9f1c1e4e8a7d4c1b9a553c3f1d2b6a10",
+    "9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a1g", "{{9f1c1e4e8a7d4c1b9a553c3f1d2b6a10}",
     # Numbers: integers at the types' edges, beyond 64 bits, fractions, exponents.
     0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32769, 2**31, 2**63 - 1, 2**63,
     2**64 - 1, 2**64, -(2**63), 10**18, 10**19, 1.0, 1.5, -0.0, 1e2, 12.5e-1, 0.1, -0.25,
@@ -148,8 +157,9 @@ def test_the_engine_checks_store_what_the_python_checks_store(seed):
 
 
 def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
-    """Objects of strings, integers, fractions, arrays, objects, booleans and nulls that
-    lack a required column, written compactly or with spaces, with \\u escapes, nested
+    """Objects of strings, integers, fractions, NaN and infinities, arrays, objects,
+    booleans and nulls that lack a required column, in columns of every kind the engine
+    checks, written compactly or with spaces, with \\u escapes, nested
     values in other keys, a column given twice: the floods the sift is for. Every one,
     bad values included, is the engine's (values it leaves to Python are left out here:
     texts with digits for time columns)."""
@@ -173,7 +183,16 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
                                             "2024-06-01", "2024-06-31", " 2024-06-01 ",
                                             "2024-06-01T12:00:00+05:30", "2024-06-01T25:00:00",
                                             "2024-06-01T12:00:00-24:00", "日本"]
-                for column in ("dt", "dt64")}}
+                for column in ("dt", "dt64")},
+             "f": scalars + texts + ["12", " -1.5e3 ", ".5", "5.", "inf", "-Infinity", "NaN",
+                                     "nan", " nan", "+nan", "\u0661.\u0665", "1e", "1.2.3"],
+             "b": scalars + texts + ["true", "FALSE", "0", "1", " 1", "yes", "01"],
+             "d": scalars + texts + ["2024-06-01", "2024-06-01T12:00:00Z", " 2024-02-29 ",
+                                     "2023-02-29", "2024-13-01", "日本", "1900-01-01x"],
+             "u": scalars + texts + ["9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a10", "12",
+                                     "urn:uuid:9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a10",
+                                     "{9F1C1E4E8A7D4C1B9A553C3F1D2B6A10}", "uuid:",
+                                     "9f1c1e4e-8a7d-4c1b-9a55-3c3f1d2b6a1"]}
     lines = []
     for _ in range(2000):
         keys = rng.sample(sorted(pools), rng.choice([0, 1, 2, 3]))
