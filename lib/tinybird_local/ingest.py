@@ -9,9 +9,11 @@ checked here, column by column, and only rows that fit are sent on as JSONEachRo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -173,6 +175,31 @@ def unwrap_type(type_name: str) -> tuple[str, bool]:
         type_name = m.group(2)
 
 
+# Digits past which no column's integer lies (2**256 has 78).
+_LONGEST_INTEGER = 80
+
+
+@functools.cache
+def _leading_zeros() -> re.Pattern[str]:
+    """Zeros of every script, listed when first needed (the scan takes about 30 ms)."""
+    return re.compile("[" + "".join(chr(c) for c in range(0x20000)
+                                    if unicodedata.decimal(chr(c), None) == 0) + "]*")
+
+
+def _integer(text: str) -> int | None:
+    """int(text) for a text of digits with a sign or not (`_INT_TEXT`), or None if it has
+    too many digits to be any column's. int() itself refuses texts of over 4300 digits
+    (a guard against its quadratic cost), so a long one is read past its leading zeros."""
+    if len(text) <= _LONGEST_INTEGER:
+        return int(text)
+    sign = "-" if text[0] == "-" else ""
+    digits = text.lstrip("+-")
+    digits = digits[_leading_zeros().match(digits).end():]  # type: ignore[union-attr]
+    if len(digits) > _LONGEST_INTEGER:
+        return None
+    return int(sign + (digits or "0"))
+
+
 def _int_checker(bits: int, signed: bool) -> Callable[[Any], int | Bad]:
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     out_of_range = Bad(f"is out of range [{low}, {high}]")
@@ -185,7 +212,10 @@ def _int_checker(bits: int, signed: bool) -> Callable[[Any], int | Bad]:
         elif isinstance(value, float) and value.is_integer():
             number = int(value)
         elif isinstance(value, str) and _INT_TEXT.match(value.strip()):
-            number = int(value.strip())
+            read = _integer(value.strip())
+            if read is None:
+                return out_of_range
+            number = read
         else:
             return _NOT_INTEGER
         if not low <= number <= high:

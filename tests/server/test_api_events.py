@@ -455,3 +455,23 @@ def test_a_text_with_half_a_utf16_pair_is_kept_not_a_server_error(server):
         "SELECT name FROM events_quarantine WHERE name LIKE '%lost' OR name LIKE 'low %' "
         "OR name LIKE '% cut'")["data"]}
     assert names == {"\ufffd lost", "low \ufffd\ufffd", "\ufffd\\ cut"}
+
+
+def test_a_text_of_thousands_of_digits_is_a_value_not_a_server_error(server):
+    """int() refuses texts of over 4300 digits: such a text in an integer column is out
+    of range, or its number if the rest are leading zeros, and the request succeeds."""
+    generator = BookingGenerator(seed=29)
+    zeros = {**generator.booking(), "airline": "LongDigitsAir", "age": "0" * 5000 + "42"}
+    nines = {**generator.booking(), "airline": "LongDigitsAir", "age": "9" * 5000}
+    before = server.count("events")
+    response = post_events(server, "events", f"{json.dumps(zeros)}\n{json.dumps(nines)}".encode(),
+                           wait="true")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"successful_rows": 1, "quarantined_rows": 1}
+    assert server.count("events") == before + 1
+    [row] = server.sql("SELECT age FROM events WHERE airline = 'LongDigitsAir'")["data"]
+    assert row["age"] == 42
+    [error] = server.sql("SELECT c__error FROM events_quarantine "
+                         "WHERE airline = 'LongDigitsAir'")["data"]
+    assert error["c__error"] == [f"value '{'9' * 200}' on column 'age' is out of range "
+                                 "[-32768, 32767] (Int16)"]
