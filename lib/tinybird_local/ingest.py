@@ -465,7 +465,9 @@ class RowChecker:
     def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
         try:
             event = self._loads(line)
-        except ValueError:  # orjson.JSONDecodeError is one
+        # orjson.JSONDecodeError is a ValueError; json, for wide integers, recurses into
+        # nested arrays and objects, and gives up past the interpreter's depth.
+        except (ValueError, RecursionError):
             event = self._loads_leniently(line, batch)
             if event is _MISSING:
                 return
@@ -544,7 +546,7 @@ class RowChecker:
         if b"NaN" in raw or b"Infinity" in raw or b"\\u" in raw:
             try:
                 return json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 pass
         batch.add_broken(raw.replace(b"\n", b" "))
         return _MISSING
@@ -631,20 +633,22 @@ def as_ndjson(body: bytes) -> bytes:
     """The body as NDJSON: a body that is one pretty-printed JSON object becomes one
     line; a JSON array, one line per item; anything else stays as it is."""
     stripped = body.strip()
+    # json gives up on values nested past the interpreter's depth (RecursionError): such
+    # a body stays as it is, and its lines are checked one by one.
     if stripped.startswith(b"{") and b"\n" in stripped:
         try:
             json.loads(stripped)
             # Inside valid JSON a raw newline can only be whitespace between tokens.
             return stripped.replace(b"\n", b" ").replace(b"\r", b" ")
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     elif stripped.startswith(b"["):
         try:
             events = json.loads(stripped)
-        except ValueError:
-            events = None
-        if isinstance(events, list):
-            return b"\n".join(json.dumps(e).encode() for e in events)
+            if isinstance(events, list):
+                return b"\n".join(json.dumps(e).encode() for e in events)
+        except (ValueError, RecursionError):
+            pass
     return body
 
 

@@ -21,6 +21,7 @@ from lib.tinybird_local.ingest import (
     CheckedBatch,
     RowChecker,
     _quick_check,
+    as_ndjson,
     checked_batches,
     encode,
 )
@@ -345,3 +346,26 @@ def test_encode_makes_half_utf16_pairs_the_replacement_character():
     value = {"a\ud800": ["\udc00x", "\ud83d\ude00"], "n": 2**70, "ok": "é"}
     assert json.loads(encode(value)) == {"a\ufffd": ["\ufffdx", "😀"], "n": 2**70, "ok": "é"}
     assert encode("\ud800\\").decode() == '"\ufffd\\\\"'
+
+
+@pytest.mark.parametrize("schema", ["`i` Int32", "`i` Int128"])
+def test_a_line_nested_too_deep_for_json_is_not_json(schema):
+    """orjson refuses NaN and json reads it, recursing into nested values: nested past
+    the interpreter's depth, the line is quarantined as not JSON (as orjson refuses one
+    past its own), never a crash. A datasource of wide integers parses with json first."""
+    checker = RowChecker(datasource(schema))
+    for line in (b'{"i":NaN,"b":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                 b'{"i":1,"b":' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        batch = CheckedBatch()
+        checker.check_line(line, batch)
+        assert (batch.broken_count, batch.row_count) == (1, 0)
+
+
+def test_a_pretty_printed_object_or_an_array_body_becomes_ndjson():
+    assert as_ndjson(b'{\n  "i": 1,\n  "s": "a"\n}\n') == b'{   "i": 1,   "s": "a" }'
+    assert as_ndjson(b'[{"i": 1}, {"i": 2}]') == b'{"i": 1}\n{"i": 2}'
+    assert as_ndjson(b'{"i": 1}\n{"i": 2}\n') == b'{"i": 1}\n{"i": 2}\n'
+    # Nested past json's depth: left as it is (its lines are checked one by one).
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert as_ndjson(deep) == deep
+    assert as_ndjson(b'{\n"a":' + deep + b"}") == b'{\n"a":' + deep + b"}"
