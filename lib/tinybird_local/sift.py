@@ -55,7 +55,9 @@ from .sql_template import quote_identifier, quote_string
 # goes back to Python.
 _MAY_BE_NON_FINITE = "multiSearchAny(whole, ['NaN', 'Infinity'])"
 _NON_FINITE_MARK = r"\x03"  # in SQL: the character "\u0003" is read as
-_TOKENS = r"""extractAll(whole, '"(?:[^"\\\\]|\\\\.)*"|[^"]+|"')"""  # strings, and the rest
+# A JSON string, as a SQL regex literal's text.
+_JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
+_TOKENS = f"""extractAll(whole, '{_JSON_STRING}|[^"]+|"')"""  # strings, and the rest
 _NON_FINITE_AS_TEXT = (
     f"arrayStringConcat(arrayMap(s -> if(startsWith(s, '\"'), s, replaceRegexpAll(s, "
     r"""'-?Infinity|NaN', '"\\\\u0003\\0"')), """ f"{_TOKENS}))")
@@ -135,6 +137,10 @@ def engine_checks(ds: Datasource) -> bool:
 
 # What the engine knows of a column's check (`ingest.checker_for`), by its type.
 _OTHER, _INTEGER, _TEXT, _TIME, _FLOAT, _BOOL, _DATE, _UUID = range(8)
+# Arrays: of other items (only a value that is not an array is the engine's), of texts
+# (every item is taken but null), and of nullable texts (every array is taken).
+_ARRAY, _TEXT_ARRAY, _ANY_ARRAY = 8, 9, 10
+_ARRAY_TYPE = re.compile(r"^Array\((.*)\)$")
 
 
 def _kind(column: Column) -> tuple[int, int, int]:
@@ -151,6 +157,12 @@ def _kind(column: Column) -> tuple[int, int, int]:
         return _TEXT, 0, 0  # every value is taken, shown as text
     if base.startswith("DateTime"):
         return _TIME, 0, 0
+    m = _ARRAY_TYPE.match(base)
+    if m:
+        inner, nullable = checker_for(m.group(1))
+        if inner is not string_value and inner is not None:
+            return _ARRAY, 0, 0
+        return (_ANY_ARRAY if nullable else _TEXT_ARRAY), 0, 0
     by_type = {"Float32": _FLOAT, "Float64": _FLOAT, "Bool": _BOOL, "Date": _DATE,
                "Date32": _DATE, "UUID": _UUID}
     return by_type.get(base, _OTHER), 0, 0  # _OTHER: only the Python checks know
@@ -225,6 +237,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     year = f"substring({tt}, 1, 4)"
     time_decided = (f"match({tt}, '{_ISO_TIME}') AND ({year} BETWEEN '1901' AND '2298' OR "
                     f"NOT {has_offset} AND {year} BETWEEN '1900' AND '2299')")
+    # Every form fromisoformat reads starts with a year of four ASCII digits.
+    no_year = f"NOT match({tt}, '^[0-9]{{4}}')"
     good_time = (f"toString(toDate32OrNull(substring({tt}, 1, 10))) = substring({tt}, 1, 10) "
                  f"AND (NOT {has_time} OR substring({tt}, 12, 2) < '24' AND "
                  f"substring({tt}, 15, 2) < '60' AND substring({tt}, 18, 2) < '60') AND "
@@ -246,9 +260,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
                "('true', 'false', '0', '1')")
     # The day `ingest._date` reads: the first ten characters of the stripped text, in
     # fromisoformat's forms; the engine decides for YYYY-MM-DD within its years, and for
-    # texts with no ASCII digit (never a day).
-    day = f"substringUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), 1, 10)"
-    day_decided = (f"match({day}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') AND "
+    # texts that do not start with a year (never a day).
+    day = f"substringUTF8({tt}, 1, 10)"
+    day_decided = (f"NOT match({day}, '^[0-9]{{4}}') OR "
+                   f"match({day}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') AND "
                    f"substring({day}, 1, 4) BETWEEN '1900' AND '2299'")
     good_day = f"toString(toDate32OrNull({day})) = {day}"
     # The 32 hex digits uuid.UUID reads from a text (`ingest._uuid`); int() reads more
@@ -263,11 +278,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{is_nested}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, NOT {is_text} OR NOT match({digits}, '^[+-]?[0-9]{{19,}}$'), "
-        f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {time_decided}, "
+        f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {no_year} OR {time_decided}, "
         f"k = {_FLOAT}, NOT {is_text} OR position(t, '_') = 0, "
         f"k = {_BOOL}, 1, "
-        f"k = {_DATE}, NOT {is_text} OR NOT match({day}, '[0-9]') OR {day_decided}, "
-        f"k = {_UUID}, NOT {is_text} OR lengthUTF8({uuid_hex}) != 32 OR {is_uuid}, 0)")
+        f"k = {_DATE}, NOT {is_text} OR {day_decided}, "
+        f"k = {_UUID}, NOT {is_text} OR lengthUTF8({uuid_hex}) != 32 OR {is_uuid}, "
+        f"k = {_ARRAY}, y != 'Array', k IN ({_TEXT_ARRAY}, {_ANY_ARRAY}), 1, 0)")
     # ... and what it is: the reason the value is bad, or ''.
     not_integer = message("t", repr("is not an integer"))
     error = (
@@ -283,13 +299,16 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{in_range_of(digits)}, '', {message('t', out_of_range)}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{message('t', repr('is not a date and time'))}, "
-        f"NOT {is_text} OR match(t, '[0-9]') AND {good_time}, '', "
+        f"NOT {is_text} OR match(t, '[0-9]') AND NOT {no_year} AND {good_time}, '', "
         f"{message('t', repr('is not an ISO 8601 date and time'))}), "
         f"k = {_FLOAT}, if({not_number}, {message('t', repr('is not a number'))}, ''), "
         f"k = {_BOOL}, if({boolean}, '', {message('t', repr('is not a boolean'))}), "
         f"k = {_DATE}, multiIf(NOT {is_text}, {message('t', repr('is not a date'))}, "
         f"{good_day}, '', {message('t', repr('is not a date (YYYY-MM-DD)'))}), "
         f"k = {_UUID}, if({is_text} AND {is_uuid}, '', {message('t', repr('is not a UUID'))}), "
+        f"k IN ({_ARRAY}, {_TEXT_ARRAY}, {_ANY_ARRAY}), multiIf(y != 'Array', "
+        f"{message('t', repr('is not an array'))}, k = {_TEXT_ARRAY} AND "
+        f"has(JSONExtractArrayRaw(t), 'null'), {message('t', repr('has a null item'))}, ''), "
         "'')")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
@@ -303,9 +322,13 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # column's is its only in a short line with no number with a fraction anywhere.
     nested_alike = (f"NOT arrayExists((p, y) -> p > 0 AND y IN ('Array', 'Object'), "
                     f"positions, types) OR {short} AND NOT match(line, '[0-9][.eE]')")
+    # A number of 19 digits or more: orjson reads it as a float past 64 bits, and the
+    # engine writes it its own way (digits in texts do not matter).
+    long_number = (f"match(line, '[0-9]{{19}}') AND "
+                   f"match(replaceRegexpAll(line, '{_JSON_STRING}', '\"\"'), '[0-9]{{19}}')")
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
-               f"NOT match(line, '[0-9]{{19}}') AND {plain} AND ({nested_alike}) AND "
+               f"NOT ({long_number}) AND {plain} AND ({nested_alike}) AND "
                f"arrayAll((p, k, y, t) -> {decided}, positions, kinds, types, texts) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, raw, {REPEAT} FROM {table} WHERE {where}"
