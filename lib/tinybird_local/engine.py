@@ -471,11 +471,12 @@ class Engine:
                      f"SETTINGS log_comment = {quote_string(import_id)}")
         return self._insert(statement, "LineAsString", window) - _lines_in(window)
 
-    def sift_lines(self, ds: Datasource, import_id: str, lines: bytes, start: int = 0
-                   ) -> tuple[bytes, int]:
-        """Quarantine the lines (a body, as sent, from `start` on) that cannot be events or
-        are not JSON, and those the engine checks and finds bad (see `sift`); the object
-        lines left for the Python checks, one per line, and how many were quarantined.
+    def sift_lines(self, ds: Datasource, import_id: str, lines: bytes, start: int = 0,
+                   end: int | None = None) -> tuple[bytes, int]:
+        """Quarantine the lines (a body, as sent, from `start` to `end`, which follows a
+        newline or ends the body) that cannot be events or are not JSON, and those the
+        engine checks and finds bad (see `sift`); the object lines left for the Python
+        checks, one per line, and how many were quarantined.
 
         The body goes in pieces cut after a newline: the engine's memory follows the
         lines of one insert (it groups them). Each statement holds the engine on its own,
@@ -484,13 +485,14 @@ class Engine:
         sift, sifted = (quote_identifier(n) for n in sift_names(ds))
         with self._sift_lock:
             try:
-                while start < len(lines):
-                    end = lines.find(b"\n", start + SIFT_PIECE_BYTES)
-                    end = len(lines) if end < 0 else end + 1
+                stop = len(lines) if end is None else end
+                while start < stop:
+                    cut = lines.find(b"\n", start + SIFT_PIECE_BYTES, stop)
+                    cut = stop if cut < 0 else cut + 1
                     self._insert(f"INSERT INTO {sift} "
                                  f"SETTINGS log_comment = {quote_string(import_id)}",
-                                 "LineAsString", lines[start:end])
-                    start = end
+                                 "LineAsString", lines[start:cut])
+                    start = cut
                 self.execute(check_sql(ds, import_id))
                 quarantined = int(self.query(
                     f"SELECT sumIf({REPEAT}, outcome != {KEPT}) FROM {sifted}", "TSV"))

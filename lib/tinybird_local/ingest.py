@@ -620,10 +620,13 @@ SIFT_AFTER = 100
 # The least of a body worth sifting (`checked_body`): 1 MiB of tiny lines costs Python
 # about 0.2 s, twice what a sift costs before it reads a line.
 SIFT_MIN_BYTES = 1 << 20
-# Quarantines the lines of a body (as sent) from an offset on that cannot be events or
+# How much of a body is sifted first, to see whether the engine can check its lines
+# (`checked_body`).
+SIFT_PROBE_BYTES = 1 << 20
+# Quarantines the lines of a body (as sent) between two offsets that cannot be events or
 # that the engine checks and finds bad; returns the others, one per line, and how many it
 # quarantined (`Engine.sift_lines`, bound to a datasource and an import id).
-Sift = Callable[[bytes, int], tuple[bytes, int]]
+Sift = Callable[[bytes, int, int], tuple[bytes, int]]
 # The same for the rest of one piece, from an offset in it (`checked_batches`); None if
 # it declines to.
 SiftRest = Callable[[int], tuple[bytes, int] | None]
@@ -658,30 +661,44 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
     after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
     piece's rows exist as Python objects at a time.
 
-    Once a piece is sifted, so is the rest of the body, in the same call: the engine
-    takes about 0.1 s to set up its views and checks for each call, so a call per 1 MiB
-    piece would cost a 10 MB flood a second. For the same reason a rest of under
-    `SIFT_MIN_BYTES` stays with Python: sifting a few hundred lines would cost a
-    hundred times what checking them costs.
+    Once a piece asks for a sift, the engine sifts the next `SIFT_PROBE_BYTES` of the
+    body, and then the rest of it in one call if it quarantined at least as many lines
+    as it gave back: the engine takes about 0.1 s to set up its views and checks for
+    each call, so a call per 1 MiB piece would cost a 10 MB flood a second. A body of
+    lines only Python checks is not sifted past the probe (the sift would only add its
+    cost to theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few
+    hundred lines would cost a hundred times what checking them costs.
     """
     ndjson = as_ndjson(body)
     start = 0
+    may_sift = sift is not None
     while start < len(ndjson):
         end = ndjson.find(b"\n", start + size)
         end = len(ndjson) if end < 0 else end
-        sifted = False
+        sifted_to = 0  # where the sift stopped, if it ran
 
-        def sift_rest(offset: int, start: int = start) -> tuple[bytes, int] | None:
-            nonlocal sifted
-            if sift is None or len(ndjson) - start - offset < SIFT_MIN_BYTES:
+        def sift_rest(offset: int, start: int = start, end: int = end
+                      ) -> tuple[bytes, int] | None:
+            nonlocal sifted_to, may_sift
+            begin = start + offset
+            if sift is None or not may_sift or len(ndjson) - begin < SIFT_MIN_BYTES:
                 return None
-            sifted = True
-            return sift(ndjson, start + offset)  # the body as it is: no copy of it
+            may_sift = False
+            # The probe takes in the rest of the piece at least.
+            probe_end = ndjson.find(b"\n", max(begin + SIFT_PROBE_BYTES, end))
+            sifted_to = len(ndjson) if probe_end < 0 else probe_end + 1
+            # The body as it is: no copy of it.
+            kept, quarantined = sift(ndjson, begin, sifted_to)
+            if sifted_to < len(ndjson) and quarantined >= kept.count(b"\n"):
+                more_kept, more = sift(ndjson, sifted_to, len(ndjson))
+                kept, quarantined = kept + more_kept, quarantined + more
+                sifted_to = len(ndjson)
+            return kept, quarantined
 
         yield from checked_batches(checker, ndjson[start:end], sift=sift_rest)
-        if sifted:
-            return
-        start = end + 1
+        # After a sift, the body goes on where it stopped (the kept lines stood for the
+        # rest of the piece, and past it).
+        start = sifted_to if sifted_to else end + 1
 
 
 def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,

@@ -79,10 +79,11 @@ _WHOLE_CHARACTERS = (
 _FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
 _UNLIKE_FRACTION = "^-?0[.]00000"
 # Forms of date and time whose meaning Python's fromisoformat and the engine agree on: a
-# day, or a day and a time (a fraction of a second of 1-6 digits: Python 3.11 reads
-# more, dropping some), UTC or with an offset.
-_ISO_TIME = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?"
-             "(Z|[+-][0-9]{2}:[0-9]{2})?)?$")
+# day; or a day, any one character, and an hour, with minutes, with seconds, with a
+# fraction of a second; each with Z or an offset of hours, with minutes or not. Its
+# groups: the day, hour, minute, second, the offset's sign, hours and minutes.
+_ISO_TIME = ("^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:.([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})"
+             "(?:[.,][0-9]+)?)?)?(?:Z|([+-])([0-9]{2})(?::?([0-9]{2}))?)?)?$")
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -226,25 +227,27 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     digits_from, digits_to = _digit_tables()
     digits = (f"translateUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), {digits_from}, "
               f"{digits_to})")
+    # Such a text of digits, with a sign or not: its digits past leading zeros, and those
+    # with its sign.
+    significant = f"replaceRegexpOne({digits}, '^[+-]?0*([0-9])', '\\\\1')"
+    signed_significant = f"concat(if(startsWith({digits}, '-'), '-', ''), {significant})"
     # A date and time as Python reads it (`ingest._datetime`: stripped, then
-    # fromisoformat): of the form `_ISO_TIME`, it is good if its day, time of day and UTC
-    # offset exist; the engine decides only within 1900-2299 (a year Python accepts), and
-    # a day away from those years' ends if there is an offset (Python checks the year
-    # after the move to UTC too).
+    # fromisoformat): of a form of `_ISO_TIME`, it is good if its day, time of day and
+    # UTC offset exist; the engine decides only within 1900-2299 (a year Python accepts),
+    # and a day away from those years' ends if there is an offset (Python checks the
+    # year after the move to UTC too).
     tt = f"replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, '')"
-    has_time = f"length({tt}) > 10"
-    has_offset = f"match({tt}, '[+-][0-9]{{2}}:[0-9]{{2}}$')"
-    year = f"substring({tt}, 1, 4)"
-    time_decided = (f"match({tt}, '{_ISO_TIME}') AND ({year} BETWEEN '1901' AND '2298' OR "
-                    f"NOT {has_offset} AND {year} BETWEEN '1900' AND '2299')")
+    parts = f"extractGroups({tt}, '{_ISO_TIME}')"
+    year = f"substring({parts}[1], 1, 4)"
+    time_decided = (f"notEmpty({parts}) AND ({year} BETWEEN '1901' AND '2298' OR "
+                    f"{parts}[5] = '' AND {year} BETWEEN '1900' AND '2299')")
     # Every form fromisoformat reads starts with a year of four ASCII digits.
     no_year = f"NOT match({tt}, '^[0-9]{{4}}')"
-    good_time = (f"toString(toDate32OrNull(substring({tt}, 1, 10))) = substring({tt}, 1, 10) "
-                 f"AND (NOT {has_time} OR substring({tt}, 12, 2) < '24' AND "
-                 f"substring({tt}, 15, 2) < '60' AND substring({tt}, 18, 2) < '60') AND "
+    good_time = (f"toString(toDate32OrNull({parts}[1])) = {parts}[1] AND "
+                 f"{parts}[2] < '24' AND {parts}[3] < '60' AND {parts}[4] < '60' AND "
                  # Python takes any minutes in an offset under a day: +02:60 is +03:00.
-                 f"(NOT {has_offset} OR toUInt16(substring({tt}, -5, 2)) * 60 + "
-                 f"toUInt16(substring({tt}, -2, 2)) < 1440)")
+                 f"({parts}[5] = '' OR toUInt16({parts}[6]) * 60 + "
+                 f"toUInt16OrZero({parts}[7]) < 1440)")
     # A text as float() reads it (`ingest._float`): stripped, digits of any script, and
     # NaN as a number only if written nan in any case, with nothing around it. float()
     # also takes underscores between digits: such texts are left to Python.
@@ -277,7 +280,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_non_finite} OR "
         f"{is_nested}), 0, "
         f"k = {_TEXT}, 1, "
-        f"k = {_INTEGER}, NOT {is_text} OR NOT match({digits}, '^[+-]?[0-9]{{19,}}$'), "
+        f"k = {_INTEGER}, 1, "
         f"k = {_TIME}, NOT {is_text} OR NOT match(t, '[0-9]') OR {no_year} OR {time_decided}, "
         f"k = {_FLOAT}, NOT {is_text} OR position(t, '_') = 0, "
         f"k = {_BOOL}, 1, "
@@ -295,8 +298,11 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"if({in_range_of('substring(t, 1, length(t) - 2)')}, '', "
         f"{message('t', out_of_range)}), NOT {is_text}, "
         f"{not_integer}, "
-        f"NOT match({digits}, '^[+-]?[0-9]{{1,18}}$'), {not_integer}, "
-        f"{in_range_of(digits)}, '', {message('t', out_of_range)}), "
+        f"NOT match({digits}, '^[+-]?[0-9]+$'), {not_integer}, "
+        # Over 38 digits, past its leading zeros, a number is out of every range (and
+        # toInt128 would wrap).
+        f"length({significant}) > 38, {message('t', out_of_range)}, "
+        f"{in_range_of(signed_significant)}, '', {message('t', out_of_range)}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{message('t', repr('is not a date and time'))}, "
         f"NOT {is_text} OR match(t, '[0-9]') AND NOT {no_year} AND {good_time}, '', "

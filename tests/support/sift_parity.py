@@ -1,8 +1,9 @@
 """Write one body two ways into a real engine, and print what each way stored.
 
 Run as a script (chDB opens one data directory per process, see `servers`): reads
-{"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin, makes two
-datasources of that schema, and writes the lines into `by_python` with every line
+{"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin (and, optionally,
+"window_bytes" and "probe_bytes": the body's pieces, and the sift's first part), makes
+two datasources of that schema, and writes the lines into `by_python` with every line
 checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
 the rest of the body go to the engine's sift (the same 100 lines go first into
 `by_python` too). Prints, as JSON, each datasource's rows, its quarantine as clients
@@ -21,7 +22,7 @@ from lib.tinybird_local import engine as engine_module
 from lib.tinybird_local import ingest as ingest_module
 from lib.tinybird_local.datafiles import load_project
 from lib.tinybird_local.engine import Engine
-from lib.tinybird_local.ingest import SIFT_AFTER, RowChecker, checked_body
+from lib.tinybird_local.ingest import SIFT_AFTER, WINDOW_BYTES, RowChecker, checked_body
 
 
 def main() -> None:
@@ -29,6 +30,7 @@ def main() -> None:
     # Small bodies, sifted in small pieces: the sift's thresholds are for speed only.
     engine_module.SIFT_PIECE_BYTES = given["piece_bytes"]
     ingest_module.SIFT_MIN_BYTES = 0
+    ingest_module.SIFT_PROBE_BYTES = given.get("probe_bytes", ingest_module.SIFT_PROBE_BYTES)
     with tempfile.TemporaryDirectory() as folder:
         project_dir = Path(folder) / "project"
         (project_dir / "datasources").mkdir(parents=True)
@@ -46,15 +48,16 @@ def main() -> None:
                 ds = project.datasources[name]
                 import_id = f"import-{name}"
 
-                def count_sift(lines: bytes, start: int) -> tuple[bytes, int]:
-                    kept, quarantined = engine.sift_lines(ds, import_id, lines, start)
+                def count_sift(lines: bytes, start: int, end: int) -> tuple[bytes, int]:
+                    kept, quarantined = engine.sift_lines(ds, import_id, lines, start, end)
                     sifted["calls"] += 1
                     sifted["quarantined"] += quarantined
                     return kept, quarantined
 
                 counts = [0, 0]
                 for batch in checked_body(RowChecker(ds), body,
-                                          sift=count_sift if sift else None):
+                                          sift=count_sift if sift else None,
+                                          size=given.get("window_bytes", WINDOW_BYTES)):
                     result = engine.insert_batch(ds, batch, import_id)
                     counts[0] += result.successful_rows
                     counts[1] += result.quarantined_rows
