@@ -65,6 +65,20 @@ class QuarantinedRow:
 
 
 @dataclass
+class Outcome:
+    """What checking one line added to a batch (`CheckedBatch.outcome_since`)."""
+
+    rows: bytes
+    row_count: int
+    compact: bytes
+    compact_count: int
+    broken: bytes
+    broken_count: int
+    quarantined: list[QuarantinedRow]
+    bare: bytes | None
+
+
+@dataclass
 class CheckedBatch:
     """One batch of checked lines, as the engine takes them.
 
@@ -102,6 +116,7 @@ class CheckedBatch:
     # are all alike (no values, the same reasons), so each is kept once, with how many.
     bare: dict[bytes, int] = field(default_factory=dict)
     bare_count: int = 0
+    _last_bare: bytes = b""
 
     def add_row(self, encoded: bytes) -> None:
         self.ndjson += encoded
@@ -117,6 +132,33 @@ class CheckedBatch:
     def add_bare(self, row: bytes) -> None:
         self.bare[row] = self.bare.get(row, 0) + 1
         self.bare_count += 1
+        self._last_bare = row
+
+    def sizes(self) -> tuple[int, ...]:
+        """Where the batch stands, for `outcome_since`."""
+        return (len(self.ndjson), self.row_count, len(self.compact), self.compact_count,
+                len(self.broken), self.broken_count, len(self.quarantined), self.bare_count)
+
+    def outcome_since(self, sizes: tuple[int, ...]) -> Outcome:
+        """What was added to the batch since it stood at `sizes` (one line's check)."""
+        rows, row_count, compact, compact_count, broken, broken_count, quarantined, bare = sizes
+        return Outcome(bytes(self.ndjson[rows:]), self.row_count - row_count,
+                       bytes(self.compact[compact:]), self.compact_count - compact_count,
+                       bytes(self.broken[broken:]), self.broken_count - broken_count,
+                       self.quarantined[quarantined:],
+                       self._last_bare if self.bare_count > bare else None)
+
+    def add_outcome(self, outcome: Outcome) -> None:
+        """Add again what checking a line added (the same line, sent again)."""
+        self.ndjson += outcome.rows
+        self.row_count += outcome.row_count
+        self.compact += outcome.compact
+        self.compact_count += outcome.compact_count
+        self.broken += outcome.broken
+        self.broken_count += outcome.broken_count
+        self.quarantined += outcome.quarantined
+        if outcome.bare is not None:
+            self.add_bare(outcome.bare)
 
     def add_broken(self, line: bytes) -> None:
         self.broken += line
@@ -720,11 +762,24 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
     bad = checked = 0
     # Each object line, and where it ends in the window.
     lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
+    # The last line checked, the batch before it, and (once the line comes again) what
+    # its check added: the sift gives each line back as many times as it came, one
+    # after the other, and a line sent again gets the same outcome.
+    previous: bytes | None = None
+    sizes: tuple[int, ...] = ()
+    outcome: Outcome | None = None
     while (item := next(lines, None)) is not None:
         line, end = item
         checked += 1
         before = batch.broken_count + batch.compact_count + batch.bare_count
-        checker.check_line(line, batch)
+        if line == previous:
+            if outcome is None:
+                outcome = batch.outcome_since(sizes)
+            batch.add_outcome(outcome)
+        else:
+            sizes = batch.sizes()
+            checker.check_line(line, batch)
+            previous, outcome = line, None
         if batch.broken_count + batch.compact_count + batch.bare_count > before:
             bad += 1
             if bad == SIFT_AFTER and sift is not None and end < len(window):
@@ -739,6 +794,8 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
         if len(batch.quarantined) >= rows or checked >= max_rows:
             yield batch
             batch, checked = CheckedBatch(), 0
+            if outcome is None:
+                previous = None  # its sizes were the last batch's
     if _REJECTED_LINE.search(window, 0, read):
         batch.rejected = window[:read]
     if batch.row_count or batch.quarantined_count or batch.rejected:

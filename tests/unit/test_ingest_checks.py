@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +370,33 @@ def test_a_pretty_printed_object_or_an_array_body_becomes_ndjson():
     deep = b"[" * 100_000 + b"]" * 100_000
     assert as_ndjson(deep) == deep
     assert as_ndjson(b'{\n"a":' + deep + b"}") == b'{\n"a":' + deep + b"}"
+
+
+@pytest.mark.parametrize("schema", ["`s` String, `n` Nullable(Int8), `i` Int8",
+                                    "`s` String, `i` Int8 `json:$.a.i`"])
+def test_a_line_sent_again_gets_what_its_first_check_gave(schema):
+    """The sift gives lines back as many times as they came, one after the other: a
+    repeated line's outcome is added again, not checked again, and the batches are what
+    checking each line would make (good rows, compact and bare rows, lines that are not
+    JSON, whole quarantine rows), across batch boundaries too."""
+    kinds = [b'{"s": "a", "i": 1}', b'{"s": "b", "i": 1, "a": {"i": 2}}', b'{"s": "x"}', b"{}",
+             b'{"i": "x"}', b"{x}", b'{"s": NaN, "i": 1, "a": {"i": 1}}', b'{"i": [1]}']
+    lines = [kind for n, kind in enumerate(kinds * 3) for _ in range(n % 5 + 1)]
+    checker = RowChecker(datasource(schema))
+
+    def merged(batches: list[CheckedBatch]) -> tuple:
+        """Everything the batches hold, in order (bare rows by count)."""
+        bare: Counter[bytes] = Counter()
+        for batch in batches:
+            bare.update(batch.bare)
+        return (b"".join(b.ndjson for b in batches), b"".join(b.compact for b in batches),
+                b"".join(b.broken for b in batches), bare,
+                [(q.values, q.errors) for b in batches for q in b.quarantined])
+
+    replayed = list(checked_batches(checker, b"\n".join(lines), rows=4, max_rows=7))
+    # The same lines, each checked: a line is never next to itself alone in a window.
+    one_by_one = [batch for line in lines
+                  for batch in checked_batches(checker, line, rows=4, max_rows=7)]
+    assert merged(replayed) == merged(one_by_one)
+    assert sum(b.quarantined_count + b.row_count for b in replayed) == len(lines)
+    assert len(replayed) > 3
