@@ -78,12 +78,21 @@ _WHOLE_CHARACTERS = (
 # but not between 1e-6 and 1e-5, which the engine writes 0.000001 and orjson 1e-6.
 _FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
 _UNLIKE_FRACTION = "^-?0[.]00000"
-# Forms of date and time whose meaning Python's fromisoformat and the engine agree on: a
-# day; or a day, any one character, and an hour, with minutes, with seconds, with a
-# fraction of a second; each with Z or an offset of hours, with minutes or not. Its
-# groups: the day, hour, minute, second, the offset's sign, hours and minutes.
-_ISO_TIME = ("^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:.([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})"
-             "(?:[.,][0-9]+)?)?)?(?:Z|([+-])([0-9]{2})(?::?([0-9]{2}))?)?)?$")
+# How Python's fromisoformat (3.11, in C) reads the time after a day (YYYY-MM-DD) and any
+# one character: hours, minutes and seconds of two digits each, with colons or none, then
+# a fraction of a second of any length (after . or , or a third colon, or, without
+# colons, nothing), all optional but the hours; then Z, or + or - and an offset of the
+# same form. Before an offset it is laxer, as its code is: a component may be followed
+# by any one byte, and a fraction of over six digits by anything. The groups: hours,
+# minutes and seconds with colons, minutes and seconds without.
+_CLOCK = (r"^([0-9]{2})(?:[.,][0-9]+|:([0-9]{2})(?:[.,][0-9]+|:([0-9]{2})(?:[:.,][0-9]+)?)?"
+          r"|([0-9]{2})(?:[.,][0-9]+|([0-9]{2})(?:[.,][0-9]+|[0-9]{2,})?)?)?$")
+_BYTE, _FRACTION_BEFORE_ZONE = r"[\\x01-\\x7f]", r"(?:[0-9]{1,5}|[0-9]{6}.*)"
+_CLOCK_BEFORE_ZONE = (
+    rf"^([0-9]{{2}})(?:{_BYTE}|[.,]{_FRACTION_BEFORE_ZONE}|:([0-9]{{2}})(?:{_BYTE}|"
+    rf"[.,]{_FRACTION_BEFORE_ZONE}|:([0-9]{{2}})(?:{_BYTE}|[:.,]{_FRACTION_BEFORE_ZONE})?)?"
+    rf"|([0-9]{{2}})(?:{_BYTE}|[.,]{_FRACTION_BEFORE_ZONE}|([0-9]{{2}})(?:{_BYTE}|"
+    rf"[.,]{_FRACTION_BEFORE_ZONE}|[0-9]{{2,5}}|[0-9]{{6}}.*)?)?)?$")
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -232,22 +241,40 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     significant = f"replaceRegexpOne({digits}, '^[+-]?0*([0-9])', '\\\\1')"
     signed_significant = f"concat(if(startsWith({digits}, '-'), '-', ''), {significant})"
     # A date and time as Python reads it (`ingest._datetime`: stripped, then
-    # fromisoformat): of a form of `_ISO_TIME`, it is good if its day, time of day and
-    # UTC offset exist; the engine decides only within 1900-2299 (a year Python accepts),
-    # and a day away from those years' ends if there is an offset (Python checks the
-    # year after the move to UTC too).
+    # fromisoformat): the engine decides for a day (YYYY-MM-DD), alone or followed by
+    # any one character and a time (`_CLOCK`), whose day, time of day and UTC offset
+    # exist; only within 1900-2299 (a year Python accepts), and a day away from those
+    # years' ends if there is an offset (Python checks the year after the move to UTC
+    # too); and not for a time with NUL (C's end of text) or U+FFFD (what the engine
+    # makes of half a UTF-16 pair, which Python refuses there) in it.
     tt = f"replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, '')"
-    parts = f"extractGroups({tt}, '{_ISO_TIME}')"
-    year = f"substring({parts}[1], 1, 4)"
-    time_decided = (f"notEmpty({parts}) AND ({year} BETWEEN '1901' AND '2298' OR "
-                    f"{parts}[5] = '' AND {year} BETWEEN '1900' AND '2299')")
+    day, year = f"substring({tt}, 1, 10)", f"substring({tt}, 1, 4)"
+    after_day = f"substringUTF8({tt}, 12)"
+    clock = f"extract({after_day}, '^[^Z+-]*')"
+    zone = f"substring({after_day}, length({clock}) + 1)"
+    has_offset = f"substring({zone}, 1, 1) IN ('+', '-')"
+    clock_parts = (f"if({zone} = '', extractGroups({clock}, '{_CLOCK}'), "
+                   f"extractGroups({clock}, '{_CLOCK_BEFORE_ZONE}'))")
+    offset_parts = f"extractGroups(substring({zone}, 2), '{_CLOCK}')"
+
+    def hours_minutes_seconds(parts: str) -> tuple[str, str, str]:
+        return (f"{parts}[1]", f"if({parts}[2] != '', {parts}[2], {parts}[4])",
+                f"if({parts}[3] != '', {parts}[3], {parts}[5])")
+
+    hours, minutes, seconds = hours_minutes_seconds(clock_parts)
+    offset = " + ".join(f"toUInt32OrZero({part}) * {unit}" for part, unit in zip(
+        hours_minutes_seconds(offset_parts), (3600, 60, 1), strict=True))
+    time_decided = (f"match({tt}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND "
+                    f"NOT match({after_day}, '[\\\\x00\\\\x{{FFFD}}]') AND "
+                    f"({year} BETWEEN '1901' AND '2298' OR "
+                    f"NOT {has_offset} AND {year} BETWEEN '1900' AND '2299')")
     # Every form fromisoformat reads starts with a year of four ASCII digits.
     no_year = f"NOT match({tt}, '^[0-9]{{4}}')"
-    good_time = (f"toString(toDate32OrNull({parts}[1])) = {parts}[1] AND "
-                 f"{parts}[2] < '24' AND {parts}[3] < '60' AND {parts}[4] < '60' AND "
-                 # Python takes any minutes in an offset under a day: +02:60 is +03:00.
-                 f"({parts}[5] = '' OR toUInt16({parts}[6]) * 60 + "
-                 f"toUInt16OrZero({parts}[7]) < 1440)")
+    # Python takes any minutes in an offset under a day: +02:60 is +03:00.
+    good_time = (f"toString(toDate32OrNull({day})) = {day} AND (length({tt}) = 10 OR "
+                 f"length({tt}) > 10 AND notEmpty({clock_parts}) AND {hours} < '24' AND "
+                 f"{minutes} < '60' AND {seconds} < '60' AND ({zone} IN ('', 'Z') OR "
+                 f"{has_offset} AND notEmpty({offset_parts}) AND {offset} < 86400))")
     # A text as float() reads it (`ingest._float`): stripped, digits of any script, and
     # NaN as a number only if written nan in any case, with nothing around it. float()
     # also takes underscores between digits: such texts are left to Python.
