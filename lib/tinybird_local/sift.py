@@ -15,17 +15,18 @@ of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
 - leaves every other line for the Python checks, which read them back.
 
 The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
-only if its columns hold strings, integers of up to 18 digits, numbers with a fraction,
-arrays and objects that the engine writes as orjson does, booleans or nulls (what every
-JSON parser reads alike; a column given twice counts for its last value, and half a
-UTF-16 pair is U+FFFD, as in Python), or NaN, Infinity and -Infinity (which Python's json
-reads, and the engine reads as texts of its own); and only for values whose outcome the
-engine can tell for sure, in columns of string, integer, float, boolean, date, date and
-time, and UUID types (a text is an integer or a float as Python reads one, in any
-script; a date and time of a few ISO forms is good if its day, time and offset exist).
-Anything else, and every line that may be good, goes back to Python as sent, so the
-sift changes what a request costs, never what it stores: tests/server/test_sift.py
-writes random events both ways and compares what is stored.
+only if its columns hold strings, integers of up to 18 digits, other numbers (shown as
+orjson writes them: the engine writes 1e16 in digits), arrays and objects that the
+engine writes as orjson does, booleans or nulls (what every JSON parser reads alike; a
+column given twice counts for its last value, and half a UTF-16 pair is U+FFFD, as in
+Python), or NaN, Infinity and -Infinity (which Python's json reads, and the engine reads
+as texts of its own); and only for values whose outcome the engine can tell for sure,
+in columns of string, integer, float, boolean, date, date and time, UUID and array
+types (a text is an integer or a float as Python reads one, in any script; a date and
+time is good if fromisoformat reads it and its day, time and offset exist). Anything
+else, and every line that may be good, goes back to Python as sent, so the sift changes
+what a request costs, never what it stores: tests/server/test_sift.py writes random
+events both ways and compares what is stored.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -74,10 +75,6 @@ _WHOLE_CHARACTERS = (
     r"'\\\\(u[dD][89abAB][0-9a-fA-F]{2})\\\\(u[dD][c-fC-F][0-9a-fA-F]{2})', "
     r"'\x02\\1\x02\\2'), "
     r"'\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd'), '\x02', '\\'), '\x01', '\\\\')")
-# How the engine and orjson both write a number that is not whole: 1.5, -0.25, 1e-7;
-# but not between 1e-6 and 1e-5, which the engine writes 0.000001 and orjson 1e-6.
-_FRACTION = "^-?[0-9]+[.][0-9]+$|^-?[0-9]([.][0-9]+)?e-[0-9]+$"
-_UNLIKE_FRACTION = "^-?0[.]00000"
 # How Python's fromisoformat (3.11, in C) reads the time after a day (YYYY-MM-DD) and any
 # one character: hours, minutes and seconds of two digits each, with colons or none, then
 # a fraction of a second of any length (after . or , or a third colon, or, without
@@ -93,6 +90,29 @@ _CLOCK_BEFORE_ZONE = (
     rf"[.,]{_FRACTION_BEFORE_ZONE}|:([0-9]{{2}})(?:{_BYTE}|[:.,]{_FRACTION_BEFORE_ZONE})?)?"
     rf"|([0-9]{{2}})(?:{_BYTE}|[.,]{_FRACTION_BEFORE_ZONE}|([0-9]{{2}})(?:{_BYTE}|"
     rf"[.,]{_FRACTION_BEFORE_ZONE}|[0-9]{{2,5}}|[0-9]{{6}}.*)?)?)?$")
+# A number read as a Double (`t`, as the engine writes it) as orjson writes it: a whole
+# number below 1e16 with .0 (1 becomes 1.0), from 1e16 on with an exponent (the engine
+# writes 10000000000000000, orjson 1e+16), 0.000001 to 0.00001 with one (1e-6), and an
+# exponent with its sign (1e+300); fractions otherwise as they are. Checked against
+# orjson for 20,000 numbers of every magnitude.
+_SIGN = "if(startsWith(t, '-'), '-', '')"
+_UNSIGNED = "if(startsWith(t, '-'), substring(t, 2), t)"
+_SIGNIFICANT = f"trim(TRAILING '0' FROM {_UNSIGNED})"
+
+
+def _mantissa(digits: str) -> str:
+    """d.ddd of a run of significant digits (d alone if there is one)."""
+    return (f"concat(substring({digits}, 1, 1), if(length({digits}) > 1, "
+            f"concat('.', substring({digits}, 2)), ''))")
+
+
+_AS_ORJSON_WRITES = (
+    f"multiIf(match(t, '^-?[0-9]{{1,16}}$'), concat(t, '.0'), "
+    f"match(t, '^-?[0-9]{{17,}}$'), concat({_SIGN}, {_mantissa(_SIGNIFICANT)}, 'e+', "
+    f"toString(length({_UNSIGNED}) - 1)), "
+    f"match(t, '^-?0[.]00000[1-9]'), concat({_SIGN}, "
+    f"{_mantissa(f'substring({_UNSIGNED}, 8)')}, 'e-6'), "
+    "match(t, 'e[0-9]'), replaceOne(t, 'e', 'e+'), t)")
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -218,9 +238,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     is_text, is_int, is_bool, is_null = "y = 'String'", "y = 'Int64'", "y = 'Bool'", "y = 'Null'"
     # NaN, Infinity, -Infinity: Python reads them as floats (and never as integers).
     is_non_finite = "y = 'NonFinite'"
-    # A number with a fraction, as orjson writes it (1.5, 1e-7, and 1.0: see `texts`).
-    is_fraction = (f"y = 'Double' AND match(t, '{_FRACTION}') AND "
-                   f"NOT match(t, '{_UNLIKE_FRACTION}')")
+    # A number with a fraction or an exponent, written as orjson writes it (`texts`).
+    is_double = "y = 'Double'"
     ascii_text = "length(t) = lengthUTF8(t)"
     # An array or object the engine writes as orjson does: with no escape and no
     # non-ASCII text in it, and no key given twice (orjson keeps one) at any depth;
@@ -304,7 +323,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # Whether the engine can tell the outcome of this value's check...
     decided = (
         f"multiIf(p = 0 OR {is_null}, 1, "
-        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_fraction} OR {is_non_finite} OR "
+        f"NOT ({is_text} OR {is_int} OR {is_bool} OR {is_double} OR {is_non_finite} OR "
         f"{is_nested}), 0, "
         f"k = {_TEXT}, 1, "
         f"k = {_INTEGER}, 1, "
@@ -320,11 +339,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"multiIf(p = 0, '', {is_null}, {null_error}, "
         f"k = {_INTEGER}, multiIf({is_bool}, '', {is_int}, "
         f"if({in_range_of('t')}, '', {message('t', out_of_range)}), "
-        # Python takes a whole number written with a fraction as that integer.
-        f"y = 'Double' AND endsWith(t, '.0'), "
-        f"if({in_range_of('substring(t, 1, length(t) - 2)')}, '', "
-        f"{message('t', out_of_range)}), NOT {is_text}, "
-        f"{not_integer}, "
+        # Python takes a whole number written with a fraction or an exponent as that
+        # integer: the engine writes it in digits, or with an exponent from 1e21 on.
+        f"{is_double} AND match(v, '^-?[0-9]+$'), if(length(v) - startsWith(v, '-') <= 38 AND "
+        f"{in_range_of('v')}, '', {message('t', out_of_range)}), "
+        f"{is_double} AND match(v, 'e[0-9]'), {message('t', out_of_range)}, "
+        f"NOT {is_text}, {not_integer}, "
         f"NOT match({digits}, '^[+-]?[0-9]+$'), {not_integer}, "
         # Over 38 digits, past its leading zeros, a number is out of every range (and
         # toInt128 would wrap).
@@ -362,7 +382,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
                f"NOT ({long_number}) AND {plain} AND ({nested_alike}) AND "
-               f"arrayAll((p, k, y, t) -> {decided}, positions, kinds, types, texts) AND "
+               f"arrayAll((p, k, y, t, v) -> {decided}, positions, kinds, types, texts, "
+               "values) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, raw, {REPEAT} FROM {table} WHERE {where}"
     # Each value once: its type, and as text (strings unescaped, the rest as the engine
@@ -377,10 +398,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
              # a line with such a text of its own is not checked here).
              f" arrayMap((y, t) -> if(y = 'String' AND t IN ({_NON_FINITE_TEXTS}), "
              f"'NonFinite', y), json_types, values) AS types,"
-             # A whole number read as a Double (1.0, 1e2) the engine writes as 1 or 100,
-             # orjson as 1.0 and 100.0 (up to 16 digits; from 1e16 on as 1e+16).
-             f" arrayMap((y, t) -> multiIf(y = 'Double' AND match(t, '^-?[0-9]{{1,16}}$'), "
-             "concat(t, '.0'), y = 'NonFinite', substring(t, 2), t), types, values) AS texts"
+             # Numbers as orjson writes them, from how the engine writes them.
+             f" arrayMap((y, t) -> multiIf(y = 'Double', {_AS_ORJSON_WRITES}, "
+             "y = 'NonFinite', substring(t, 2), t), types, values) AS texts, values"
              f" FROM ({typed})")
     found = ("SELECT *, arrayMap((p, j) -> if(p > 0 AND arrayLastIndex(q -> q = p, given) != j, "
              "0, p), given, arrayEnumerate(given)) AS positions,"
@@ -389,7 +409,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
              f" FROM ({keyed})")
     values = (f"SELECT *, arrayFilter(i -> NOT has(positions, i), [{', '.join(required)}])"
               f" AS {MISSING_AT},"
-              f" arrayMap((p, k, y, t) -> {error}, positions, kinds, types, texts) AS errors"
+              f" arrayMap((p, k, y, t, v) -> {error}, positions, kinds, types, texts, values)"
+              " AS errors"
               f" FROM ({found})")
     return (
         f"SELECT line, raw, {REPEAT}, {checked} AS checked,\n"

@@ -94,6 +94,7 @@ VALUES: list[object] = [
     1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 2.5e-9, 123456.789, 1234567890.12345, 9007199254740993.0,
     1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308, 1e15, 32768.0, -129.0,
     math.nan, math.inf, -math.inf, [math.nan], {"k": math.inf}, [None], ["a", None, "b"],
+    1e20, -2.5e17, 1e300, 1.5e-6, -9.99e-6, 1.2345678901234568e23, 1e38, 1e39, 9.3e18, 1.8e19,
     # The rest.
     True, False, None, [], ["a"], [1, None], {}, {"k": 1}, [1, 2], [[1], ["b"]], [True],
     ["é"], ['a"b'], [1.5], [1.0], [{"k": 1}], ["/"], {"a": [1, "b"], "c": None}, {"n": {"m": 1}},
@@ -183,7 +184,8 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     rng = random.Random(3)
     scalars: list[object] = [0, 1, -1, 127, 128, -129, 255, 256, 32768, -(10**18 - 1), 10**17,
                              1.5, -0.25, 1e-7, 123456.789, 1.0, 300.0, -0.0, 1e15, True,
-                             math.nan, math.inf, -math.inf,
+                             math.nan, math.inf, -math.inf, 1e-6, -1.5e-6, 1e16, 1e20,
+                             -2.5e17, 1e300, 5e-324, 9.3e18, 1e39,
                              False, None, [], [1, 2],
                              [["a"], [None, True]], {"k": 1}, {"a": [1, "b"], "c": None},
                              [{"n": {"m": "x"}}]]
