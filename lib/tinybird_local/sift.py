@@ -240,12 +240,15 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     is_non_finite = "y = 'NonFinite'"
     # A number with a fraction or an exponent, written as orjson writes it (`texts`).
     is_double = "y = 'Double'"
-    ascii_text = "length(t) = lengthUTF8(t)"
-    # An array or object the engine writes as orjson does: with no escape and no
-    # non-ASCII text in it, and no key given twice (orjson keeps one) at any depth;
-    # `nested_alike` says the rest of the line allows it.
-    keys_in = "extractAll(t, '\"[^\"]*\":')"  # with no escape, a quote ends a string
-    is_nested = (f"y IN ('Array', 'Object') AND {ascii_text} AND position(t, '\\\\') = 0 AND "
+    # An array or object the engine writes as orjson does: the engine writes texts as
+    # orjson does but for two things (U+2028 and U+2029 escaped, and hex letters of
+    # \\u escapes in capitals), keeps a key given twice where orjson keeps the last
+    # (the engine's text has its keys decoded, so alike keys are written alike), and
+    # holds NaN and infinities as texts (`_NON_FINITE_AS_TEXT`), which orjson writes as
+    # null. `nested_alike` says the rest of the line allows it.
+    keys_in = f"extractAll(t, '{_JSON_STRING}:')"
+    is_nested = (f"y IN ('Array', 'Object') AND "
+                 "NOT match(t, '\\\\\\\\u(?:[0-9a-f]{0,3}[A-F]|202[89]|0003)') AND "
                  f"length({keys_in}) = length(arrayDistinct({keys_in}))")
 
     def in_range_of(value: str) -> str:

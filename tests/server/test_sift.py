@@ -95,6 +95,7 @@ VALUES: list[object] = [
     1e15 + 0.5, 1e16, 1e21, 5e-324, 1.7976931348623157e308, 1e15, 32768.0, -129.0,
     math.nan, math.inf, -math.inf, [math.nan], {"k": math.inf}, [None], ["a", None, "b"],
     1e20, -2.5e17, 1e300, 1.5e-6, -9.99e-6, 1.2345678901234568e23, 1e38, 1e39, 9.3e18, 1.8e19,
+    ["\u2028"], ["\x0b\x1f"], {"a": 1, "\u00e9": ["\\", "\n"]}, ["\ud800"], ["\x03NaN"],
     # The rest.
     True, False, None, [], ["a"], [1, None], {}, {"k": 1}, [1, 2], [[1], ["b"]], [True],
     ["é"], ['a"b'], [1.5], [1.0], [{"k": 1}], ["/"], {"a": [1, "b"], "c": None}, {"n": {"m": 1}},
@@ -188,7 +189,8 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
                              -2.5e17, 1e300, 5e-324, 9.3e18, 1e39,
                              False, None, [], [1, 2],
                              [["a"], [None, True]], {"k": 1}, {"a": [1, "b"], "c": None},
-                             [{"n": {"m": "x"}}]]
+                             [{"n": {"m": "x"}}], ["é", "日本"], {"k": "😀"}, {"é": [1, "x"]},
+                             ["a\\b", 'q"', "\n\t\x00"]]
     texts = ["x", "", "abc", 'a"b', "a\\b", "line\nbreak", "tab\tin", "/", "y" * 250]
     pools = {**{column: scalars + texts + ["12", "+5", "-7", "007", "1 2", " 12", "\t-7\n",
                                            "1234567890123456789", "0" * 30 + "255", "9" * 60,
