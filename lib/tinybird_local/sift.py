@@ -84,6 +84,9 @@ _WHOLE_CHARACTERS = (
 # minutes and seconds with colons, minutes and seconds without.
 _CLOCK = (r"^([0-9]{2})(?:[.,][0-9]+|:([0-9]{2})(?:[.,][0-9]+|:([0-9]{2})(?:[:.,][0-9]+)?)?"
           r"|([0-9]{2})(?:[.,][0-9]+|([0-9]{2})(?:[.,][0-9]+|[0-9]{2,})?)?)?$")
+# A day, any one character, a time, and Z or an offset: the groups are the day, the time
+# and the zone (what follows the first Z, + or - after the day).
+_MOMENT = "^([0-9]{4}-[0-9]{2}-[0-9]{2}).([^Z+-]*)(.*)$"
 _BYTE, _FRACTION_BEFORE_ZONE = r"[\\x01-\\x7f]", r"(?:[0-9]{1,5}|[0-9]{6}.*)"
 _CLOCK_BEFORE_ZONE = (
     rf"^([0-9]{{2}})(?:{_BYTE}|[.,]{_FRACTION_BEFORE_ZONE}|:([0-9]{{2}})(?:{_BYTE}|"
@@ -113,6 +116,10 @@ _AS_ORJSON_WRITES = (
     f"match(t, '^-?0[.]00000[1-9]'), concat({_SIGN}, "
     f"{_mantissa(f'substring({_UNSIGNED}, 8)')}, 'e-6'), "
     "match(t, 'e[0-9]'), replaceOne(t, 'e', 'e+'), t)")
+# The arrays a value's checks read (`checked_rows_sql`), and their names in its lambdas.
+_VALUE_ARRAYS = ("positions, kinds, types, texts, values, nested, stripped, numbers, moments, "
+                 "clocks, offsets")
+_EACH_VALUE = "(p, k, y, t, v, w, s, n, m, c, o)"
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -247,17 +254,17 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # holds NaN and infinities as texts (`_NON_FINITE_AS_TEXT`), which orjson writes as
     # null. `nested_alike` says the rest of the line allows it.
     keys_in = f"extractAll(t, '{_JSON_STRING}:')"
-    is_nested = (f"y IN ('Array', 'Object') AND "
-                 "NOT match(t, '\\\\\\\\u(?:[0-9a-f]{0,3}[A-F]|202[89]|0003)') AND "
-                 f"length({keys_in}) = length(arrayDistinct({keys_in}))")
+    nested_alike_text = ("NOT match(t, '\\\\\\\\u(?:[0-9a-f]{0,3}[A-F]|202[89]|0003)') AND "
+                         f"length({keys_in}) = length(arrayDistinct({keys_in}))")
+    is_nested = "w"  # `nested_alike_text`, worked out once for each value (`prepared`)
 
     def in_range_of(value: str) -> str:
         return f"toInt128OrNull({value}) BETWEEN {low} AND {high}"
 
-    # A text as str.strip() leaves it, its digits written in ASCII.
+    # A text as str.strip() leaves it (`s`; float() strips a little less), its digits
+    # written in ASCII (`n`): both worked out once for each value (`prepared`, `read`).
     digits_from, digits_to = _digit_tables()
-    digits = (f"translateUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), {digits_from}, "
-              f"{digits_to})")
+    digits = "n"
     # Such a text of digits, with a sign or not: its digits past leading zeros, and those
     # with its sign.
     significant = f"replaceRegexpOne({digits}, '^[+-]?0*([0-9])', '\\\\1')"
@@ -268,24 +275,21 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # exist; only within 1900-2299 (a year Python accepts), and a day away from those
     # years' ends if there is an offset (Python checks the year after the move to UTC
     # too); and not for a time with NUL (C's end of text) or U+FFFD (what the engine
-    # makes of half a UTF-16 pair, which Python refuses there) in it.
-    tt = f"replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, '')"
+    # makes of half a UTF-16 pair, which Python refuses there) in it. Its parts are
+    # worked out once for each value: the day, the time and the zone (`m`), the time's
+    # parts (`c`) and the offset's (`o`).
+    tt = "s"
     day, year = f"substring({tt}, 1, 10)", f"substring({tt}, 1, 4)"
     after_day = f"substringUTF8({tt}, 12)"
-    clock = f"extract({after_day}, '^[^Z+-]*')"
-    zone = f"substring({after_day}, length({clock}) + 1)"
-    has_offset = f"substring({zone}, 1, 1) IN ('+', '-')"
-    clock_parts = (f"if({zone} = '', extractGroups({clock}, '{_CLOCK}'), "
-                   f"extractGroups({clock}, '{_CLOCK_BEFORE_ZONE}'))")
-    offset_parts = f"extractGroups(substring({zone}, 2), '{_CLOCK}')"
+    has_offset = "substring(m[3], 1, 1) IN ('+', '-')"
 
     def hours_minutes_seconds(parts: str) -> tuple[str, str, str]:
         return (f"{parts}[1]", f"if({parts}[2] != '', {parts}[2], {parts}[4])",
                 f"if({parts}[3] != '', {parts}[3], {parts}[5])")
 
-    hours, minutes, seconds = hours_minutes_seconds(clock_parts)
+    hours, minutes, seconds = hours_minutes_seconds("c")
     offset = " + ".join(f"toUInt32OrZero({part}) * {unit}" for part, unit in zip(
-        hours_minutes_seconds(offset_parts), (3600, 60, 1), strict=True))
+        hours_minutes_seconds("o"), (3600, 60, 1), strict=True))
     time_decided = (f"match({tt}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND "
                     f"NOT match({after_day}, '[\\\\x00\\\\x{{FFFD}}]') AND "
                     f"({year} BETWEEN '1901' AND '2298' OR "
@@ -294,14 +298,13 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     no_year = f"NOT match({tt}, '^[0-9]{{4}}')"
     # Python takes any minutes in an offset under a day: +02:60 is +03:00.
     good_time = (f"toString(toDate32OrNull({day})) = {day} AND (length({tt}) = 10 OR "
-                 f"length({tt}) > 10 AND notEmpty({clock_parts}) AND {hours} < '24' AND "
-                 f"{minutes} < '60' AND {seconds} < '60' AND ({zone} IN ('', 'Z') OR "
-                 f"{has_offset} AND notEmpty({offset_parts}) AND {offset} < 86400))")
+                 f"length({tt}) > 10 AND notEmpty(c) AND {hours} < '24' AND "
+                 f"{minutes} < '60' AND {seconds} < '60' AND (m[3] IN ('', 'Z') OR "
+                 f"{has_offset} AND notEmpty(o) AND {offset} < 86400))")
     # A text as float() reads it (`ingest._float`): stripped, digits of any script, and
     # NaN as a number only if written nan in any case, with nothing around it. float()
     # also takes underscores between digits: such texts are left to Python.
-    number = (f"translateUTF8(replaceRegexpAll(t, {_FLOAT_STRIPPED_AT_ENDS}, ''), "
-              f"{digits_from}, {digits_to})")
+    number = "n"
     float_text = (f"match({number}, '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$') "
                   f"OR match({number}, '(?i)^[+-]?inf(inity)?$') OR lower(t) = 'nan'")
     not_number = (f"{is_bool} OR {is_nested} OR {is_non_finite} AND t = 'NaN' OR "
@@ -385,8 +388,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
                f"NOT ({long_number}) AND {plain} AND ({nested_alike}) AND "
-               f"arrayAll((p, k, y, t, v) -> {decided}, positions, kinds, types, texts, "
-               "values) AND "
+               f"arrayAll({_EACH_VALUE} -> {decided}, {_VALUE_ARRAYS}) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, raw, {REPEAT} FROM {table} WHERE {where}"
     # Each value once: its type, and as text (strings unescaped, the rest as the engine
@@ -410,11 +412,32 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
              f" arrayMap(p -> {kind}[p], positions) AS kinds,"
              f" arrayMap((y, t) -> if({is_null}, NULL, t), types, texts) AS shown"
              f" FROM ({keyed})")
+    # What several checks read of a value, worked out once (an expression written twice in
+    # a lambda is worked out twice): whether an array or object is written as orjson
+    # writes it, the text stripped, its digits in ASCII, and a time's parts.
+    prepared = (
+        f"SELECT *, arrayMap((y, t) -> y IN ('Array', 'Object') AND {nested_alike_text}, "
+        "types, texts) AS nested,"
+        f" arrayMap((k, y, t) -> multiIf(y != 'String', '', k IN ({_INTEGER}, {_TIME}, "
+        f"{_DATE}), replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), k = {_FLOAT}, "
+        f"replaceRegexpAll(t, {_FLOAT_STRIPPED_AT_ENDS}, ''), ''), kinds, types, texts)"
+        f" AS stripped FROM ({found})")
+    moments = (
+        f"SELECT *, arrayMap((k, s) -> if(k IN ({_INTEGER}, {_FLOAT}), translateUTF8(s, "
+        f"{digits_from}, {digits_to}), ''), kinds, stripped) AS numbers,"
+        f" arrayMap((k, s) -> if(k = {_TIME} AND length(s) > 10, extractGroups(s, "
+        f"'{_MOMENT}'), []), kinds, stripped) AS moments FROM ({prepared})")
+    read = (
+        "SELECT *, arrayMap(m -> multiIf(empty(m), [], m[3] = '', "
+        f"extractGroups(m[2], '{_CLOCK}'), extractGroups(m[2], '{_CLOCK_BEFORE_ZONE}')), "
+        "moments) AS clocks,"
+        " arrayMap(m -> if(substring(m[3], 1, 1) IN ('+', '-'), "
+        f"extractGroups(substring(m[3], 2), '{_CLOCK}'), []), moments) AS offsets"
+        f" FROM ({moments})")
     values = (f"SELECT *, arrayFilter(i -> NOT has(positions, i), [{', '.join(required)}])"
               f" AS {MISSING_AT},"
-              f" arrayMap((p, k, y, t, v) -> {error}, positions, kinds, types, texts, values)"
-              " AS errors"
-              f" FROM ({found})")
+              f" arrayMap({_EACH_VALUE} -> {error}, {_VALUE_ARRAYS}) AS errors"
+              f" FROM ({read})")
     return (
         f"SELECT line, raw, {REPEAT}, {checked} AS checked,\n"
         f"  arrayMap(i -> shown[indexOf(positions, i)], range(1, arrayMax(positions) + 1))"
