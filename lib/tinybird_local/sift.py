@@ -116,6 +116,19 @@ _AS_ORJSON_WRITES = (
     f"match(t, '^-?0[.]00000[1-9]'), concat({_SIGN}, "
     f"{_mantissa(f'substring({_UNSIGNED}, 8)')}, 'e-6'), "
     "match(t, 'e[0-9]'), replaceOne(t, 'e', 'e+'), t)")
+# Why a value is bad (`checked_rows_sql`): its index in `_REASONS`, or these two, which
+# have their own words (0: it is not bad).
+_REASONS = ["", "", "", "is not an integer", "is not a date and time",
+            "is not an ISO 8601 date and time", "is not a number", "is not a boolean",
+            "is not a date", "is not a date (YYYY-MM-DD)", "is not a UUID", "is not an array",
+            "has a null item"]
+_NULL, _OUT_OF_RANGE = 1, 2
+
+
+def _reason(words: str) -> int:
+    return _REASONS.index(words)
+
+
 # The arrays a value's checks read (`checked_rows_sql`), and their names in its lambdas.
 _VALUE_ARRAYS = ("positions, kinds, types, texts, values, nested, stripped, numbers, moments, "
                  "clocks, offsets")
@@ -340,35 +353,38 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"k = {_UUID}, NOT {is_text} OR lengthUTF8({uuid_hex}) != 32 OR {is_uuid}, "
         f"k = {_ARRAY}, y != 'Array', k IN ({_TEXT_ARRAY}, {_ANY_ARRAY}), 1, 0)")
     # ... and what it is: the reason the value is bad, or ''.
-    not_integer = message("t", repr("is not an integer"))
-    error = (
-        f"multiIf(p = 0, '', {is_null}, {null_error}, "
-        f"k = {_INTEGER}, multiIf({is_bool}, '', {is_int}, "
-        f"if({in_range_of('t')}, '', {message('t', out_of_range)}), "
+    # ... and what it is: which reason the value is bad for (`_REASONS`), or 0...
+    reason = (
+        f"multiIf(p = 0, 0, {is_null}, {_NULL}, "
+        f"k = {_INTEGER}, multiIf({is_bool}, 0, {is_int}, if({in_range_of('t')}, 0, "
+        f"{_OUT_OF_RANGE}), "
         # Python takes a whole number written with a fraction or an exponent as that
         # integer: the engine writes it in digits, or with an exponent from 1e21 on.
         f"{is_double} AND match(v, '^-?[0-9]+$'), if(length(v) - startsWith(v, '-') <= 38 AND "
-        f"{in_range_of('v')}, '', {message('t', out_of_range)}), "
-        f"{is_double} AND match(v, 'e[0-9]'), {message('t', out_of_range)}, "
-        f"NOT {is_text}, {not_integer}, "
-        f"NOT match({digits}, '^[+-]?[0-9]+$'), {not_integer}, "
+        f"{in_range_of('v')}, 0, {_OUT_OF_RANGE}), "
+        f"{is_double} AND match(v, 'e[0-9]'), {_OUT_OF_RANGE}, "
+        f"NOT {is_text}, {_reason('is not an integer')}, "
+        f"NOT match({digits}, '^[+-]?[0-9]+$'), {_reason('is not an integer')}, "
         # Over 38 digits, past its leading zeros, a number is out of every range (and
         # toInt128 would wrap).
-        f"length({significant}) > 38, {message('t', out_of_range)}, "
-        f"{in_range_of(signed_significant)}, '', {message('t', out_of_range)}), "
+        f"length({significant}) > 38, {_OUT_OF_RANGE}, "
+        f"{in_range_of(signed_significant)}, 0, {_OUT_OF_RANGE}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
-        f"{message('t', repr('is not a date and time'))}, "
-        f"NOT {is_text} OR match(t, '[0-9]') AND NOT {no_year} AND {good_time}, '', "
-        f"{message('t', repr('is not an ISO 8601 date and time'))}), "
-        f"k = {_FLOAT}, if({not_number}, {message('t', repr('is not a number'))}, ''), "
-        f"k = {_BOOL}, if({boolean}, '', {message('t', repr('is not a boolean'))}), "
-        f"k = {_DATE}, multiIf(NOT {is_text}, {message('t', repr('is not a date'))}, "
-        f"{good_day}, '', {message('t', repr('is not a date (YYYY-MM-DD)'))}), "
-        f"k = {_UUID}, if({is_text} AND {is_uuid}, '', {message('t', repr('is not a UUID'))}), "
+        f"{_reason('is not a date and time')}, "
+        f"NOT {is_text} OR match(t, '[0-9]') AND NOT {no_year} AND {good_time}, 0, "
+        f"{_reason('is not an ISO 8601 date and time')}), "
+        f"k = {_FLOAT}, if({not_number}, {_reason('is not a number')}, 0), "
+        f"k = {_BOOL}, if({boolean}, 0, {_reason('is not a boolean')}), "
+        f"k = {_DATE}, multiIf(NOT {is_text}, {_reason('is not a date')}, "
+        f"{good_day}, 0, {_reason('is not a date (YYYY-MM-DD)')}), "
+        f"k = {_UUID}, if({is_text} AND {is_uuid}, 0, {_reason('is not a UUID')}), "
         f"k IN ({_ARRAY}, {_TEXT_ARRAY}, {_ANY_ARRAY}), multiIf(y != 'Array', "
-        f"{message('t', repr('is not an array'))}, k = {_TEXT_ARRAY} AND "
-        f"has(JSONExtractArrayRaw(t), 'null'), {message('t', repr('has a null item'))}, ''), "
-        "'')")
+        f"{_reason('is not an array')}, k = {_TEXT_ARRAY} AND "
+        f"has(JSONExtractArrayRaw(t), 'null'), {_reason('has a null item')}, 0), 0)")
+    # ... in words (one message made for each bad value, not one for each way to be bad).
+    reasons = _array([quote_string(r) for r in _REASONS])
+    error = (f"multiIf(r = 0, '', r = {_NULL}, {null_error}, "
+             f"{message('t', f'if(r = {_OUT_OF_RANGE}, {out_of_range}, {reasons}[r + 1])')})")
     names = _array([quote_string(c.name) for c in ds.columns])
     kind = _array([str(k) for k, _, _ in kinds])
     # Values every JSON parser reads alike; in other keys than the columns', any value
@@ -436,7 +452,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f" FROM ({moments})")
     values = (f"SELECT *, arrayFilter(i -> NOT has(positions, i), [{', '.join(required)}])"
               f" AS {MISSING_AT},"
-              f" arrayMap({_EACH_VALUE} -> {error}, {_VALUE_ARRAYS}) AS errors"
+              f" arrayMap((p, t, r) -> {error}, positions, texts,"
+              f" arrayMap({_EACH_VALUE} -> {reason}, {_VALUE_ARRAYS})) AS errors"
               f" FROM ({read})")
     return (
         f"SELECT line, raw, {REPEAT}, {checked} AS checked,\n"
