@@ -335,11 +335,11 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # The day `ingest._date` reads: the first ten characters of the stripped text, in
     # fromisoformat's forms; the engine decides for YYYY-MM-DD within its years, and for
     # texts that do not start with a year (never a day).
-    day = f"substringUTF8({tt}, 1, 10)"
-    day_decided = (f"NOT match({day}, '^[0-9]{{4}}') OR "
-                   f"match({day}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') AND "
-                   f"substring({day}, 1, 4) BETWEEN '1900' AND '2299'")
-    good_day = f"toString(toDate32OrNull({day})) = {day}"
+    first_ten = f"substringUTF8({tt}, 1, 10)"
+    day_decided = (f"NOT match({first_ten}, '^[0-9]{{4}}') OR "
+                   f"match({first_ten}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') AND "
+                   f"substring({first_ten}, 1, 4) BETWEEN '1900' AND '2299'")
+    good_day = f"toString(toDate32OrNull({first_ten})) = {first_ten}"
     # The 32 hex digits uuid.UUID reads from a text (`ingest._uuid`); int() reads more
     # than hex digits (signs, blanks, underscores), which is left to Python.
     uuid_hex = ("replaceAll(trim(BOTH '{}' FROM replaceAll(replaceAll(t, 'urn:', ''), "
