@@ -35,10 +35,16 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 
 from .datafiles import Column, Datasource
-from .ingest import checker_for, has_wide_integers, is_flat, string_value, unwrap_type
+from .ingest import (
+    checker_for,
+    decimal_digits,
+    has_wide_integers,
+    is_flat,
+    string_value,
+    unwrap_type,
+)
 from .quarantine import (
     ERROR_AT,
     MISSING_AT,
@@ -146,13 +152,11 @@ _FLOAT_STRIPPED_AT_ENDS = quote_string(f"^[{_FLOAT_SPACES}]+|[{_FLOAT_SPACES}]+$
 
 @functools.cache
 def _digit_tables() -> tuple[str, str]:
-    """The decimal digits of every script, which `ingest._int_checker` reads (re's \\d,
-    int()), and their values, as SQL literals for `translateUTF8`. Listed when first
-    needed: the scan takes about 30 ms. (No script's digits lie past the first two
-    planes.)"""
-    digits = [chr(c) for c in range(0x20000) if unicodedata.category(chr(c)) == "Nd"]
-    return (quote_string("".join(digits)),
-            quote_string("".join(str(unicodedata.digit(d)) for d in digits)))
+    """The decimal digits of every script, which `ingest._int_checker` and `float()` read,
+    and their values, as SQL literals for `translateUTF8`."""
+    digits = decimal_digits()
+    return (quote_string("".join(d for d, _ in digits)),
+            quote_string("".join(str(value) for _, value in digits)))
 
 
 _INT_TYPE = re.compile(r"^(U?)Int(8|16|32|64)$")
