@@ -333,7 +333,7 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     not_number = (f"{is_bool} OR {is_nested} OR {is_non_finite} AND t = 'NaN' OR "
                   f"{is_text} AND NOT ({float_text})")
     # A text as `ingest._bool` reads it, or a number that equals 0 or 1.
-    boolean = (f"{is_bool} OR {is_int} AND t IN ('0', '1') OR y = 'Double' AND "
+    boolean = (f"{is_bool} OR {is_int} AND t IN ('0', '1') OR {is_double} AND "
                f"t IN ('0.0', '-0.0', '1.0') OR {is_text} AND lower(t) IN "
                "('true', 'false', '0', '1')")
     # The day `ingest._date` reads: the first ten characters of the stripped text, in
