@@ -99,6 +99,130 @@ _CLOCK_BEFORE_ZONE = (
     rf"[.,]{_FRACTION_BEFORE_ZONE}|:([0-9]{{2}})(?:{_BYTE}|[:.,]{_FRACTION_BEFORE_ZONE})?)?"
     rf"|([0-9]{{2}})(?:{_BYTE}|[.,]{_FRACTION_BEFORE_ZONE}|([0-9]{{2}})(?:{_BYTE}|"
     rf"[.,]{_FRACTION_BEFORE_ZONE}|[0-9]{{2,5}}|[0-9]{{6}}.*)?)?)?$")
+# The days fromisoformat reads (Python 3.11, in C) at the start of a text: YYYY-MM-DD,
+# YYYYMMDD, and ISO weeks (YYYY-Www, YYYY-Www-D, YYYYWww, YYYYWwwD), of any year from 1.
+# A day's form (`_time_day_form`, `_date_day_form`) is a tuple: where the separator
+# before the time is (in bytes), the form (0: none, 1: a month and a day, 2: a week and
+# a day of it), and the day's digits (YYYY-MM-DD, or YYYYwwd); `_day` reads it.
+_NO_DAY = "tuple(0, 0, '')"
+_YEAR_MONTH_DAY, _YEAR_WEEK_DAY = 1, 2
+# date.toordinal() of 1900-01-01, 2299-12-31 (the years the engine stores) and
+# 9999-12-31 (the last day Python has).
+_FIRST_STORED, _LAST_STORED, _LAST_DAY = 693596, 839692, 3652059
+
+
+def _byte(text: str, at: int) -> str:
+    """The byte of `text` at `at`, counted from 0 as fromisoformat's C code counts."""
+    return f"substring({text}, {at + 1}, 1)"
+
+
+def _month_day(text: str, separator: int, month_at: int, day_at: int) -> str:
+    """The form of a year, a month and a day read at those bytes."""
+    return (f"tuple({separator}, {_YEAR_MONTH_DAY}, concat(substring({text}, 1, 4), '-', "
+            f"substring({text}, {month_at + 1}, 2), '-', substring({text}, {day_at + 1}, 2)))")
+
+
+def _week_day(text: str, separator: int | str, week_at: int, day_at: int | None) -> str:
+    """The form of a year, a week and a day of it read at those bytes (1 if not given)."""
+    day = "'1'" if day_at is None else _byte(text, day_at)
+    return (f"tuple(toUInt8({separator}), {_YEAR_WEEK_DAY}, concat(substring({text}, 1, 4), "
+            f"substring({text}, {week_at + 1}, 2), {day}))")
+
+
+def _time_day_form(s: str) -> str:
+    """The day at the start of a text as datetime.fromisoformat reads it: it first finds
+    the separator before the time by the text's length and bytes 4 to 10
+    (`_find_isoformat_datetime_separator`), then reads the day before it
+    (`parse_isoformat_date`), which reads past the separator where its form says so.
+    For a text that starts with a year of four ASCII digits and holds no NUL or U+FFFD."""
+    length, week_digits = f"length({s})", f"length(extract(substring({s}, 8), '^[0-9]*'))"
+    week = f"match({s}, '^[0-9]{{4}}W[0-9]{{2}}')"
+    dashed_week = f"match({s}, '^[0-9]{{4}}-W[0-9]{{2}}')"
+    digit = "match({}, '^[0-9]')"
+    # YYYYWww: the separator after the digits that follow, if they are under two; else
+    # after 7 if they are an odd number, after 8 if even.
+    week_separator = (f"multiIf(7 + {week_digits} < 9, 7 + {week_digits}, "
+                      f"{week_digits} % 2 = 1, 7, 8)")
+    return (
+        # YYYY-MM-DD first, the form of nearly every time sent.
+        f"multiIf(match({s}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'), "
+        f"tuple(10, {_YEAR_MONTH_DAY}, substring({s}, 1, 10)), "
+        f"{length} < 7 OR {_byte(s, 4)} = '-' AND {_byte(s, 5)} != 'W', {_NO_DAY}, "
+        f"{length} = 7, if({week}, {_week_day(s, 7, 5, None)}, {_NO_DAY}), "
+        f"{_byte(s, 4)} = '-', multiIf(NOT {dashed_week} OR {length} = 9 AND "
+        f"{_byte(s, 8)} = '-', {_NO_DAY}, "
+        # YYYY-Www-D, unless a digit follows it: then YYYY-Www and a time after the -.
+        f"{length} > 8 AND {_byte(s, 8)} = '-' AND NOT ({length} > 10 AND "
+        f"{digit.format(_byte(s, 10))}), if({digit.format(_byte(s, 9))}, "
+        f"{_week_day(s, 10, 6, 9)}, {_NO_DAY}), {_week_day(s, 8, 6, None)}), "
+        f"{_byte(s, 4)} = 'W', multiIf(NOT {week}, {_NO_DAY}, {week_separator} = 8, "
+        f"{_week_day(s, 8, 5, 7)}, {_week_day(s, week_separator, 5, None)}), "
+        f"match({s}, '^[0-9]{{8}}'), {_month_day(s, 8, 4, 6)}, {_NO_DAY})")
+
+
+def _date_day_form(u: str) -> str:
+    """The day of a text of up to ten characters as date.fromisoformat reads it: only
+    texts of 7, 8 or 10 bytes, read by `parse_isoformat_date` (which reads no further
+    than its form says). For a text that holds no NUL or U+FFFD."""
+    length = f"length({u})"
+    return (
+        f"multiIf({length} NOT IN (7, 8, 10), {_NO_DAY}, "
+        f"match({u}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'), "
+        f"tuple(10, {_YEAR_MONTH_DAY}, substring({u}, 1, 10)), "
+        f"match({u}, '^[0-9]{{4}}W[0-9]{{2}}'), if({length} = 7, "
+        f"{_week_day(u, 7, 5, None)}, if(match({_byte(u, 7)}, '^[0-9]'), "
+        f"{_week_day(u, 8, 5, 7)}, {_NO_DAY})), "
+        f"match({u}, '^[0-9]{{4}}-W[0-9]{{2}}'), multiIf({length} = 8, "
+        f"{_week_day(u, 8, 6, None)}, match({u}, '^.{{8}}-[0-9]'), "
+        f"{_week_day(u, 10, 6, 9)}, {_NO_DAY}), "
+        f"match({u}, '^[0-9]{{8}}'), {_month_day(u, 8, 4, 6)}, {_NO_DAY})")
+
+
+def _leap(year: str) -> str:
+    return f"({year} % 4 = 0 AND {year} % 100 != 0 OR {year} % 400 = 0)"
+
+
+def _day(f: str) -> str:
+    """What a day's form `f` is: a tuple of the day as YYYY-MM-DD (2000-01-01 for a day
+    outside the years the engine stores) and whether it exists (0: no, 1: within
+    1900-2299, 2: outside), as Python's date does: a day of its month (February has 29
+    in leap years), or a day of an ISO week (the 53rd only in years that have one:
+    those that start on a Thursday, or leap years that start on a Wednesday) whose date
+    is before the year 10000. The engine's own reading decides for a month's day within
+    its years; arithmetic, for the rest."""
+    digits = f"{f}.3"
+
+    def number(at: int, length: int) -> str:
+        return f"toInt64(toUInt16OrZero(substring({digits}, {at}, {length})))"
+
+    year = number(1, 4)
+    month, month_day = number(6, 2), number(9, 2)
+    month_days = _array(["31", f"28 + {_leap(year)}", "31", "30", "31", "30", "31", "31", "30",
+                         "31", "30", "31"])
+    month_day_exists = (f"{year} >= 1 AND {month} BETWEEN 1 AND 12 AND {month_day} >= 1 AND "
+                        f"{month_day} <= {month_days}[{month}]")
+    # (The engine reads days of any year into a Date32, and some that do not exist.)
+    stored = (f"substring({digits}, 1, 4) BETWEEN '1900' AND '2299' AND "
+              f"toString(toDate32OrNull({digits})) = {digits}")
+    by_month = (f"multiIf({stored}, tuple({digits}, 1), {year} NOT BETWEEN 1900 AND 2299 AND "
+                f"{month_day_exists}, tuple('2000-01-01', 2), tuple('', 0))")
+    # The ordinal of the year's 1 January, and its weekday (0: Monday).
+    week, week_day = number(5, 2), number(7, 1)
+    before = f"({year} - 1)"
+    new_year = (f"({before} * 365 + intDiv({before}, 4) - intDiv({before}, 100) + "
+                f"intDiv({before}, 400) + 1)")
+    weekday = f"(({new_year} + 6) % 7)"
+    day = f"({new_year} - {weekday} + if({weekday} > 3, 7, 0) + ({week} - 1) * 7 + {week_day} - 1)"
+    week_day_exists = (f"{year} >= 1 AND {week_day} BETWEEN 1 AND 7 AND ({week} BETWEEN 1 AND 52 "
+                       f"OR {week} = 53 AND ({weekday} = 3 OR {weekday} = 2 AND {_leap(year)})) "
+                       f"AND {day} <= {_LAST_DAY}")
+    by_week = (f"if({week_day_exists}, if({day} BETWEEN {_FIRST_STORED} AND {_LAST_STORED}, "
+               f"tuple(toString(toDate32('1900-01-01') + ({day} - {_FIRST_STORED})), 1), "
+               "tuple('2000-01-01', 2)), tuple('', 0))")
+    return (f"multiIf({f}.2 = {_YEAR_MONTH_DAY}, {by_month}, {f}.2 = {_YEAR_WEEK_DAY}, "
+            f"{by_week}, tuple('', 0))")
+
+
 # A number read as a Double (`t`, as the engine writes it) as orjson writes it: a whole
 # number below 1e16 with .0 (1 becomes 1.0), from 1e16 on with an exponent (the engine
 # writes 10000000000000000, orjson 1e+16), 0.000001 to 0.00001 with one (1e-6), and an
@@ -127,7 +251,7 @@ _AS_ORJSON_WRITES = (
 _REASONS = ["", "", "", "is not an integer", "is not a date and time",
             "is not an ISO 8601 date and time", "is not a number", "is not a boolean",
             "is not a date", "is not a date (YYYY-MM-DD)", "is not a UUID", "is not an array",
-            "has a null item"]
+            "has a null item", "is out of the supported date range"]
 _NULL, _OUT_OF_RANGE = 1, 2
 
 
@@ -136,9 +260,10 @@ def _reason(words: str) -> int:
 
 
 # The arrays a value's checks read (`checked_rows_sql`), and their names in its lambdas.
-_VALUE_ARRAYS = ("positions, kinds, types, texts, values, nested, stripped, numbers, moments, "
+_VALUE_ARRAYS = ("positions, kinds, types, texts, values, nested, stripped, numbers, forms, "
+                 "days, moments, "
                  "clocks, offsets")
-_EACH_VALUE = "(p, k, y, t, v, w, s, n, m, c, o)"
+_EACH_VALUE = "(p, k, y, t, v, w, s, n, f, d, m, c, o)"
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -293,18 +418,18 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     significant = f"replaceRegexpOne({digits}, '^[+-]?0*([0-9])', '\\\\1')"
     signed_significant = f"concat(if(startsWith({digits}, '-'), '-', ''), {significant})"
     # A date and time as Python reads it (`ingest._datetime`: stripped, then
-    # fromisoformat): the engine decides for a day (YYYY-MM-DD), alone or followed by
-    # any one character and a time (`_CLOCK`), whose day, time of day and UTC offset
-    # exist; only within 1900-2299 (a year Python accepts), and a day away from those
-    # years' ends if there is an offset (Python checks the year after the move to UTC
-    # too); and not for a time with NUL (C's end of text) or U+FFFD (what the engine
-    # makes of half a UTF-16 pair, which Python refuses there) in it. Its parts are
-    # worked out once for each value: the day, the time and the zone (`m`), the time's
-    # parts (`c`) and the offset's (`o`).
+    # fromisoformat): a day in one of its forms (`_time_day_form`, `f`) that exists
+    # (`_day`, `d`), alone or followed by any one character and a time (`_CLOCK`) whose
+    # time of day and UTC offset exist; bad if its day's year is outside 1900-2299. Not
+    # decided by the engine for a day at either end of those years with an offset
+    # (Python checks the year after the move to UTC too), nor for a text with NUL (C's
+    # end of text) or U+FFFD (what the engine makes of half a UTF-16 pair, which Python
+    # reads as a separator, and refuses elsewhere) in it. Its parts are worked out once
+    # for each value: the day's form (`f`) and the day (`d`), the day as YYYY-MM-DD with
+    # the time and the zone (`m`), the time's parts (`c`) and the offset's (`o`).
     tt = "s"
-    day, year = f"substring({tt}, 1, 10)", f"substring({tt}, 1, 4)"
-    after_day = f"substringUTF8({tt}, 12)"
     has_offset = "substring(m[3], 1, 1) IN ('+', '-')"
+    no_nul = f"NOT match({tt}, '[\\\\x00\\\\x{{FFFD}}]')"
 
     def hours_minutes_seconds(parts: str) -> tuple[str, str, str]:
         return (f"{parts}[1]", f"if({parts}[2] != '', {parts}[2], {parts}[4])",
@@ -313,15 +438,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     hours, minutes, seconds = hours_minutes_seconds("c")
     offset = " + ".join(f"toUInt32OrZero({part}) * {unit}" for part, unit in zip(
         hours_minutes_seconds("o"), (3600, 60, 1), strict=True))
-    time_decided = (f"match({tt}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND "
-                    f"NOT match({after_day}, '[\\\\x00\\\\x{{FFFD}}]') AND "
-                    f"({year} BETWEEN '1901' AND '2298' OR "
-                    f"NOT {has_offset} AND {year} BETWEEN '1900' AND '2299')")
+    time_decided = (f"{no_nul} AND NOT (d.2 = 1 AND {has_offset} AND "
+                    "d.1 IN ('1900-01-01', '2299-12-31'))")
     # Every form fromisoformat reads starts with a year of four ASCII digits.
     no_year = f"NOT match({tt}, '^[0-9]{{4}}')"
     # Python takes any minutes in an offset under a day: +02:60 is +03:00.
-    good_time = (f"toString(toDate32OrNull({day})) = {day} AND (length({tt}) = 10 OR "
-                 f"length({tt}) > 10 AND notEmpty(c) AND {hours} < '24' AND "
+    good_time = (f"(length({tt}) = f.1 OR notEmpty(c) AND {hours} < '24' AND "
                  f"{minutes} < '60' AND {seconds} < '60' AND (m[3] IN ('', 'Z') OR "
                  f"{has_offset} AND notEmpty(o) AND {offset} < 86400))")
     # A text as float() reads it (`ingest._float`): stripped, digits of any script, and
@@ -336,14 +458,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     boolean = (f"{is_bool} OR {is_int} AND t IN ('0', '1') OR {is_double} AND "
                f"t IN ('0.0', '-0.0', '1.0') OR {is_text} AND lower(t) IN "
                "('true', 'false', '0', '1')")
-    # The day `ingest._date` reads: the first ten characters of the stripped text, in
-    # fromisoformat's forms; the engine decides for YYYY-MM-DD within its years, and for
-    # texts that do not start with a year (never a day).
-    first_ten = f"substringUTF8({tt}, 1, 10)"
-    day_decided = (f"NOT match({first_ten}, '^[0-9]{{4}}') OR "
-                   f"match({first_ten}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') AND "
-                   f"substring({first_ten}, 1, 4) BETWEEN '1900' AND '2299'")
-    good_day = f"toString(toDate32OrNull({first_ten})) = {first_ten}"
+    # The day `ingest._date` reads: the first ten characters of the stripped text (`s`
+    # for a date column), in date.fromisoformat's forms (`_date_day_form`, `f`), that
+    # exists (`_day`, `d`), in any year; not decided by the engine for a text with NUL
+    # or U+FFFD in it.
+    day_decided = f"NOT match({tt}, '^[0-9]{{4}}') OR {no_nul}"
+    good_day = "d.2 > 0"
     # The 32 hex digits uuid.UUID reads from a text (`ingest._uuid`); int() reads more
     # than hex digits (signs, blanks, underscores), which is left to Python.
     uuid_hex = ("replaceAll(trim(BOTH '{}' FROM replaceAll(replaceAll(t, 'urn:', ''), "
@@ -381,8 +501,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{in_range_of(signed_significant)}, 0, {_OUT_OF_RANGE}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{_reason('is not a date and time')}, "
-        f"NOT {is_text} OR match(t, '[0-9]') AND NOT {no_year} AND {good_time}, 0, "
-        f"{_reason('is not an ISO 8601 date and time')}), "
+        f"NOT {is_text}, 0, NOT match(t, '[0-9]') OR {no_year} OR d.2 = 0 OR NOT {good_time}, "
+        f"{_reason('is not an ISO 8601 date and time')}, "
+        f"d.2 = 2, {_reason('is out of the supported date range')}, 0), "
         f"k = {_FLOAT}, if({not_number}, {_reason('is not a number')}, 0), "
         f"k = {_BOOL}, if({boolean}, 0, {_reason('is not a boolean')}), "
         f"k = {_DATE}, multiIf(NOT {is_text}, {_reason('is not a date')}, "
@@ -444,15 +565,25 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     prepared = (
         f"SELECT *, arrayMap((y, t) -> y IN ('Array', 'Object') AND {nested_alike_text}, "
         "types, texts) AS nested,"
-        f" arrayMap((k, y, t) -> multiIf(y != 'String', '', k IN ({_INTEGER}, {_TIME}, "
-        f"{_DATE}), replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), k = {_FLOAT}, "
+        f" arrayMap((k, y, t) -> multiIf(y != 'String', '', k IN ({_INTEGER}, {_TIME}), "
+        f"replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), k = {_DATE}, "
+        f"substringUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), 1, 10), k = {_FLOAT}, "
         f"replaceRegexpAll(t, {_FLOAT_STRIPPED_AT_ENDS}, ''), ''), kinds, types, texts)"
         f" AS stripped FROM ({found})")
+    # A day's form, and what day it is (`_day`): for time and date columns.
+    dated = (
+        f"SELECT *, arrayMap((k, s) -> if(k IN ({_TIME}, {_DATE}) AND match(s, '^[0-9]{{4}}') "
+        f"AND {no_nul}, if(k = {_TIME}, {_time_day_form('s')}, {_date_day_form('s')}), "
+        f"{_NO_DAY}), kinds, stripped) AS forms, arrayMap(f -> {_day('f')}, forms) AS days"
+        f" FROM ({prepared})")
+    # The day as YYYY-MM-DD, and the text from the separator on: a time as after a day
+    # in that form.
     moments = (
         f"SELECT *, arrayMap((k, s) -> if(k IN ({_INTEGER}, {_FLOAT}), translateUTF8(s, "
         f"{digits_from}, {digits_to}), ''), kinds, stripped) AS numbers,"
-        f" arrayMap((k, s) -> if(k = {_TIME} AND length(s) > 10, extractGroups(s, "
-        f"'{_MOMENT}'), []), kinds, stripped) AS moments FROM ({prepared})")
+        f" arrayMap((k, s, f, d) -> if(k = {_TIME} AND d.2 > 0 AND length(s) > f.1, "
+        f"extractGroups(concat(d.1, substring(s, f.1 + 1)), '{_MOMENT}'), []), "
+        f"kinds, stripped, forms, days) AS moments FROM ({dated})")
     read = (
         "SELECT *, arrayMap(m -> multiIf(empty(m), [], m[3] = '', "
         f"extractGroups(m[2], '{_CLOCK}'), extractGroups(m[2], '{_CLOCK_BEFORE_ZONE}')), "

@@ -88,6 +88,13 @@ VALUES: list[object] = [
     "2024-06-01T12+01:00:30.5", "2024-06-01T12+01x", "2024-06-01T12:1000", "2024-06-01T12Z+",
     "2024-06-01T12:30\u00e9+01:00", "2024-06-01T12:30:45.1234567abc+01:00", "2024-06-01T12\x00",
     "2024-06-01T12:30:45,\ud800+01", "2024-06-01T12:30:45,\ufffd+01", "2024-06-01\ud80012:30",
+    # Days in fromisoformat's other forms, and years outside 1900-2299.
+    "2024W22", "2024W226", "2024-W22", "2024-W22-6", "2020W53", "2021-W53-1", "2024W01123",
+    "2024W011234", "2024-W01-12", "2024-W0112", "2024-W01-", "9999-W52-6", "0001W011",
+    "0000W011", "2024W00", "2024W018", "20240230", "20240229T12:00Z", "00010101", "9999-12-31",
+    "9999-12-31T23:00:00-05:00", "1899-12-31T23:00:00Z", "2300-01-01", "0001-01-01T00:00:00",
+    "1900-01-01T00:30:00+01:00", "1900-W01-1T00:30+01:00", "2299-W52-7T23:30-01:00",
+    "2024-06-01xx", "2024W01x", "2024W011\n12", "2024-W22-6T12:00:00\ud800",
     # Numbers: integers at the types' edges, beyond 64 bits, fractions, exponents.
     0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32769, 2**31, 2**63 - 1, 2**63,
     2**64 - 1, 2**64, -(2**63), 10**18, 10**19, 1.0, 1.5, -0.0, 1e2, 12.5e-1, 0.1, -0.25,
@@ -179,9 +186,9 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     """Objects of strings, integers, fractions, NaN and infinities, arrays, objects,
     booleans and nulls that lack a required column, in columns of every kind the engine
     checks, written compactly or with spaces, with \\u escapes, nested
-    values in other keys, a column given twice: the floods the sift is for. Every one,
-    bad values included, is the engine's (values it leaves to Python are left out here:
-    week dates, days without dashes, years outside 1900-2299 for time columns)."""
+    values in other keys, a column given twice, days and times in every form
+    fromisoformat reads, of any year: the floods the sift is for. Every one, bad values
+    included, is the engine's (values it leaves to Python are left out here)."""
     rng = random.Random(3)
     scalars: list[object] = [0, 1, -1, 127, 128, -129, 255, 256, 32768, -(10**18 - 1), 10**17,
                              1.5, -0.25, 1e-7, 123456.789, 1.0, 300.0, -0.0, 1e15, True,
@@ -213,14 +220,22 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
                                             "2024-06-01x12:00+0530", "2024-06-01T12:00-24",
                                             "2024-06-01T12x+01:00", "2024-06-01T123045123",
                                             "2024-06-01T12:30x", "2024-06-01T12:1000",
-                                            "2024-06-01T12+01:00:30.5", "2024-06-01T0732499"]
+                                            "2024-06-01T12+01:00:30.5", "2024-06-01T0732499",
+                                            "2024W226", "2024-W22-6T12:00", "2020W53T12",
+                                            "2021-W53", "20240601T12", "20240230",
+                                            "0001-01-01T00:00", "9999W52", "9999W527",
+                                            "2300-01-01 00:00:00", "1899-12-31T23:59:59Z",
+                                            "0000-01-01", "2024W011234"]
                 for column in ("dt", "dt64")},
              "f": scalars + texts + ["12", " -1.5e3 ", ".5", "5.", "inf", "-Infinity", "NaN",
                                      "nan", " nan", "+nan", "\u0661.\u0665", "1e", "1.2.3"],
              "b": scalars + texts + ["true", "FALSE", "0", "1", " 1", "yes", "01"],
              "d": scalars + texts + ["2024-06-01", "2024-06-01T12:00:00Z", " 2024-02-29 ",
                                      "2023-02-29", "2024-13-01", "日本", "1900-01-01x",
-                                     "x2024-06-01", "06-01", "+2024-06-01"],
+                                     "x2024-06-01", "06-01", "+2024-06-01", "2024W226",
+                                     "2024-W22-6", "2021-W53-1", "20240601", "20240601xx",
+                                     "0001-01-01", "9999-W52-6", "0000-01-01", "2024-W22-6x",
+                                     "2024W01", "2024W0", "2024-W01-"],
              **{column: scalars + texts + [["a", None], [None], ["x", 1, True, [None]]]
                 for column in ("arr", "an")},
              "ai": [value for value in scalars + texts if not isinstance(value, list)],
@@ -256,10 +271,10 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
 
 
 def test_a_body_the_engine_cannot_check_is_left_to_python_after_the_probe():
-    """Lines only Python checks (week dates, a form the engine leaves to it): the engine
-    sifts the first part of the body, gives every line back, and is not called for the
-    rest; what is stored is the same."""
-    lines = [json.dumps({"dt": f"2024-W{n % 52 + 1:02d}-{n % 7 + 1}T12:00", "n": n})
+    """Lines only Python checks (each holds a number of 20 digits, which the engine reads
+    as a text): the engine sifts the first part of the body, gives every line back, and
+    is not called for the rest; what is stored is the same."""
+    lines = [json.dumps({"dt": f"2024-W{n % 52 + 1:02d}-{n % 7 + 1}T12:00", "n": 10**19 + n})
              for n in range(6000)]
     out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000)
     python, engine = out["by_python"], out["by_engine"]
