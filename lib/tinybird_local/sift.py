@@ -16,17 +16,18 @@ of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
 
 The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
 only if its columns hold strings, integers of up to 18 digits, other numbers (shown as
-orjson writes them: the engine writes 1e16 in digits), arrays and objects that the
-engine writes as orjson does, booleans or nulls (what every JSON parser reads alike; a
-column given twice counts for its last value, and half a UTF-16 pair is U+FFFD, as in
-Python), or NaN, Infinity and -Infinity (which Python's json reads, and the engine reads
-as texts of its own); and only for values whose outcome the engine can tell for sure,
-in columns of string, integer, float, boolean, date, date and time, UUID and array
-types (a text is an integer or a float as Python reads one, in any script; a date and
-time is good if fromisoformat reads it and its day, time and offset exist). Anything
-else, and every line that may be good, goes back to Python as sent, so the sift changes
-what a request costs, never what it stores: tests/server/test_sift.py writes random
-events both ways and compares what is stored.
+orjson writes them: the engine writes 1e16 in digits), arrays and objects (their
+numbers shown so too) whose texts the engine writes as orjson does, booleans or nulls
+(what every JSON parser reads alike; a column given twice counts for its last value,
+and half a UTF-16 pair is U+FFFD, as in Python), or NaN, Infinity and -Infinity (which
+Python's json reads, and the engine reads as texts of its own); and only for values
+whose outcome the engine can tell for sure, in columns of string, integer, float,
+boolean, date, date and time, UUID and array types (a text is an integer or a float as
+Python reads one, in any script; a date and time is good if fromisoformat reads it, in
+any of its forms, and its day, time and offset exist, within the years the engine
+stores). Anything else, and every line that may be good, goes back to Python as sent,
+so the sift changes what a request costs, never what it stores:
+tests/server/test_sift.py writes random events both ways and compares what is stored.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -223,29 +224,75 @@ def _day(f: str) -> str:
             f"{by_week}, tuple('', 0))")
 
 
+# What `_read_day` makes of a day that exists outside the years the engine stores: a
+# day of no month.
+_UNSTORED_DAY = "0000-00-00"
+
+
+def _read_day(k: str, s: str) -> str:
+    """A time's or a date's text `s` (of the column kind `k`) from its day on, as
+    fromisoformat reads it: the day as YYYY-MM-DD (`_UNSTORED_DAY` outside the years the
+    engine stores) and, for a time, the rest of the text from the separator on; '' if it
+    holds no day that exists. A text of a day YYYY-MM-DD within those years is its own
+    reading (nearly every one sent: the others cost the engine a day's form and
+    arithmetic, `_day`, which are bound to names by lambdas of one item so that each is
+    worked out once)."""
+    day = f"substring({s}, 1, 10)"
+    common = (f"match({s}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND "
+              f"substring({s}, 1, 4) BETWEEN '1900' AND '2299'")
+    read = (f"if(y.2 = 0, '', concat(if(y.2 = 1, y.1, '{_UNSTORED_DAY}'), "
+            f"if({k} = {_TIME}, substring({s}, f.1 + 1), '')))")
+    form = f"if({k} = {_TIME}, {_time_day_form(s)}, {_date_day_form(s)})"
+    return (f"if({common}, if(toString(toDate32OrNull({day})) = {day}, {s}, ''), "
+            f"arrayMap(f -> arrayMap(y -> {read}, [{_day('f')}])[1], [{form}])[1])")
+
+
 # A number read as a Double (`t`, as the engine writes it) as orjson writes it: a whole
 # number below 1e16 with .0 (1 becomes 1.0), from 1e16 on with an exponent (the engine
 # writes 10000000000000000, orjson 1e+16), 0.000001 to 0.00001 with one (1e-6), and an
 # exponent with its sign (1e+300); fractions otherwise as they are. Checked against
 # orjson for 20,000 numbers of every magnitude.
-_SIGN = "if(startsWith(t, '-'), '-', '')"
-_UNSIGNED = "if(startsWith(t, '-'), substring(t, 2), t)"
-_SIGNIFICANT = f"trim(TRAILING '0' FROM {_UNSIGNED})"
-
-
 def _mantissa(digits: str) -> str:
     """d.ddd of a run of significant digits (d alone if there is one)."""
     return (f"concat(substring({digits}, 1, 1), if(length({digits}) > 1, "
             f"concat('.', substring({digits}, 2)), ''))")
 
 
-_AS_ORJSON_WRITES = (
-    f"multiIf(match(t, '^-?[0-9]{{1,16}}$'), concat(t, '.0'), "
-    f"match(t, '^-?[0-9]{{17,}}$'), concat({_SIGN}, {_mantissa(_SIGNIFICANT)}, 'e+', "
-    f"toString(length({_UNSIGNED}) - 1)), "
-    f"match(t, '^-?0[.]00000[1-9]'), concat({_SIGN}, "
-    f"{_mantissa(f'substring({_UNSIGNED}, 8)')}, 'e-6'), "
-    "match(t, 'e[0-9]'), replaceOne(t, 'e', 'e+'), t)")
+def _as_orjson_writes(t: str) -> str:
+    """The Double the engine wrote as `t`, as orjson writes it."""
+    sign = f"if(startsWith({t}, '-'), '-', '')"
+    unsigned = f"if(startsWith({t}, '-'), substring({t}, 2), {t})"
+    significant = f"trim(TRAILING '0' FROM {unsigned})"
+    return (
+        f"multiIf(match({t}, '^-?[0-9]{{1,16}}$'), concat({t}, '.0'), "
+        f"match({t}, '^-?[0-9]{{17,}}$'), concat({sign}, {_mantissa(significant)}, 'e+', "
+        f"toString(length({unsigned}) - 1)), "
+        f"match({t}, '^-?0[.]00000[1-9]'), concat({sign}, "
+        f"{_mantissa(f'substring({unsigned}, 8)')}, 'e-6'), "
+        f"match({t}, 'e[0-9]'), replaceOne({t}, 'e', 'e+'), {t})")
+
+
+# A JSON number, and any token of JSON text (a string, a number, a run of other
+# characters, or a -), as SQL regex literals' texts.
+_JSON_NUMBER = "-?[0-9][0-9.eE+-]*"
+_JSON_TOKEN = f'{_JSON_STRING}|{_JSON_NUMBER}|[^"0-9-]+|-'
+
+
+def _numbers_in(text: str) -> str:
+    """The numbers of a JSON text, in order (those in its strings left out)."""
+    return f"""extractAll(replaceRegexpAll({text}, '{_JSON_STRING}', '""'), '{_JSON_NUMBER}')"""
+
+
+def _nested_as_orjson_writes(t: str, sent: str, before: str) -> str:
+    """An array or object the engine wrote as `t`, with its numbers as orjson writes
+    them: its numbers as the line has them are those of `sent` past the first `before`,
+    in order; each with a fraction or an exponent there is a float to Python, which
+    orjson writes as such (the engine writes 1.0 as 1)."""
+    tokens = f"extractAll({t}, '{_JSON_TOKEN}')"
+    is_number = "match(x, '^-?[0-9]')"
+    return (f"arrayStringConcat(arrayMap((x, i) -> if({is_number} AND match({sent}[{before} + i], "
+            f"'[.eE]'), {_as_orjson_writes('x')}, x), {tokens}, "
+            f"arrayCumSum(arrayMap(x -> {is_number}, {tokens}))))")
 # Why a value is bad (`checked_rows_sql`): its index in `_REASONS`, or these two, which
 # have their own words (0: it is not bad).
 _REASONS = ["", "", "", "is not an integer", "is not a date and time",
@@ -260,10 +307,9 @@ def _reason(words: str) -> int:
 
 
 # The arrays a value's checks read (`checked_rows_sql`), and their names in its lambdas.
-_VALUE_ARRAYS = ("positions, kinds, types, texts, values, nested, stripped, numbers, forms, "
-                 "days, moments, "
-                 "clocks, offsets")
-_EACH_VALUE = "(p, k, y, t, v, w, s, n, f, d, m, c, o)"
+_VALUE_ARRAYS = ("positions, kinds, types, texts, values, nested, stripped, numbers, days, "
+                 "moments, clocks, offsets")
+_EACH_VALUE = "(p, k, y, t, v, w, s, n, d, m, c, o)"
 # Lines shorter than this are read alike by every JSON parser, whatever they nest.
 _NESTED_LINE_BYTES = 1000
 # What Python's str.strip() removes at either end of a text (the characters
@@ -418,15 +464,15 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     significant = f"replaceRegexpOne({digits}, '^[+-]?0*([0-9])', '\\\\1')"
     signed_significant = f"concat(if(startsWith({digits}, '-'), '-', ''), {significant})"
     # A date and time as Python reads it (`ingest._datetime`: stripped, then
-    # fromisoformat): a day in one of its forms (`_time_day_form`, `f`) that exists
-    # (`_day`, `d`), alone or followed by any one character and a time (`_CLOCK`) whose
-    # time of day and UTC offset exist; bad if its day's year is outside 1900-2299. Not
-    # decided by the engine for a day at either end of those years with an offset
-    # (Python checks the year after the move to UTC too), nor for a text with NUL (C's
-    # end of text) or U+FFFD (what the engine makes of half a UTF-16 pair, which Python
-    # reads as a separator, and refuses elsewhere) in it. Its parts are worked out once
-    # for each value: the day's form (`f`) and the day (`d`), the day as YYYY-MM-DD with
-    # the time and the zone (`m`), the time's parts (`c`) and the offset's (`o`).
+    # fromisoformat): a day in one of its forms that exists (`_read_day`), alone or
+    # followed by any one character and a time (`_CLOCK`) whose time of day and UTC
+    # offset exist; bad if its day's year is outside 1900-2299. Not decided by the engine
+    # for a day at either end of those years with an offset (Python checks the year after
+    # the move to UTC too), nor for a text with NUL (C's end of text) or U+FFFD (what the
+    # engine makes of half a UTF-16 pair, which Python reads as a separator, and refuses
+    # elsewhere) in it. Its parts are worked out once for each value: the text from its
+    # day on (`d`), its day, time and zone (`m`), the time's parts (`c`) and the
+    # offset's (`o`).
     tt = "s"
     has_offset = "substring(m[3], 1, 1) IN ('+', '-')"
     no_nul = f"NOT match({tt}, '[\\\\x00\\\\x{{FFFD}}]')"
@@ -438,12 +484,12 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     hours, minutes, seconds = hours_minutes_seconds("c")
     offset = " + ".join(f"toUInt32OrZero({part}) * {unit}" for part, unit in zip(
         hours_minutes_seconds("o"), (3600, 60, 1), strict=True))
-    time_decided = (f"{no_nul} AND NOT (d.2 = 1 AND {has_offset} AND "
-                    "d.1 IN ('1900-01-01', '2299-12-31'))")
+    time_decided = (f"{no_nul} AND NOT ({has_offset} AND "
+                    "substring(d, 1, 10) IN ('1900-01-01', '2299-12-31'))")
     # Every form fromisoformat reads starts with a year of four ASCII digits.
     no_year = f"NOT match({tt}, '^[0-9]{{4}}')"
     # Python takes any minutes in an offset under a day: +02:60 is +03:00.
-    good_time = (f"(length({tt}) = f.1 OR notEmpty(c) AND {hours} < '24' AND "
+    good_time = (f"(length(d) = 10 OR notEmpty(c) AND {hours} < '24' AND "
                  f"{minutes} < '60' AND {seconds} < '60' AND (m[3] IN ('', 'Z') OR "
                  f"{has_offset} AND notEmpty(o) AND {offset} < 86400))")
     # A text as float() reads it (`ingest._float`): stripped, digits of any script, and
@@ -459,11 +505,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
                f"t IN ('0.0', '-0.0', '1.0') OR {is_text} AND lower(t) IN "
                "('true', 'false', '0', '1')")
     # The day `ingest._date` reads: the first ten characters of the stripped text (`s`
-    # for a date column), in date.fromisoformat's forms (`_date_day_form`, `f`), that
-    # exists (`_day`, `d`), in any year; not decided by the engine for a text with NUL
-    # or U+FFFD in it.
+    # for a date column), in date.fromisoformat's forms, that exists (`_read_day`, `d`),
+    # in any year; not decided by the engine for a text with NUL or U+FFFD in it.
     day_decided = f"NOT match({tt}, '^[0-9]{{4}}') OR {no_nul}"
-    good_day = "d.2 > 0"
+    good_day = "d != ''"
     # The 32 hex digits uuid.UUID reads from a text (`ingest._uuid`); int() reads more
     # than hex digits (signs, blanks, underscores), which is left to Python.
     uuid_hex = ("replaceAll(trim(BOTH '{}' FROM replaceAll(replaceAll(t, 'urn:', ''), "
@@ -501,9 +546,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{in_range_of(signed_significant)}, 0, {_OUT_OF_RANGE}), "
         f"k = {_TIME}, multiIf({is_bool} OR {is_nested}, "
         f"{_reason('is not a date and time')}, "
-        f"NOT {is_text}, 0, NOT match(t, '[0-9]') OR {no_year} OR d.2 = 0 OR NOT {good_time}, "
+        f"NOT {is_text}, 0, NOT match(t, '[0-9]') OR {no_year} OR d = '' OR NOT {good_time}, "
         f"{_reason('is not an ISO 8601 date and time')}, "
-        f"d.2 = 2, {_reason('is out of the supported date range')}, 0), "
+        f"startsWith(d, '{_UNSTORED_DAY}'), {_reason('is out of the supported date range')}, 0), "
         f"k = {_FLOAT}, if({not_number}, {_reason('is not a number')}, 0), "
         f"k = {_BOOL}, if({boolean}, 0, {_reason('is not a boolean')}), "
         f"k = {_DATE}, multiIf(NOT {is_text}, {_reason('is not a date')}, "
@@ -524,14 +569,17 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     plain = (f"arrayAll((p, y) -> y IN ('String', 'Int64', 'Double', 'Bool', 'Null', "
              "'NonFinite') OR "
              f"p = 0 AND {short} OR p > 0 AND y IN ('Array', 'Object'), positions, types)")
-    # The engine writes the numbers in an array or object its own way (1.0 as 1): a
-    # column's is its only in a short line with no number with a fraction anywhere.
+    # A column's array or object is the engine's only in a short line (a long one might
+    # nest deeper than orjson reads); its numbers are written as orjson writes them
+    # (`_nested_as_orjson_writes`).
     nested_alike = (f"NOT arrayExists((p, y) -> p > 0 AND y IN ('Array', 'Object'), "
-                    f"positions, types) OR {short} AND NOT match(line, '[0-9][.eE]')")
-    # A number of 19 digits or more: orjson reads it as a float past 64 bits, and the
-    # engine writes it its own way (digits in texts do not matter).
+                    f"positions, types) OR {short}")
+    # A whole number of 19 digits or more: orjson reads it as a float past 64 bits, and
+    # the engine writes it its own way (digits in texts, and in a number with a fraction
+    # or an exponent, do not matter).
     long_number = (f"match(line, '[0-9]{{19}}') AND "
-                   f"match(replaceRegexpAll(line, '{_JSON_STRING}', '\"\"'), '[0-9]{{19}}')")
+                   f"match(replaceRegexpAll(line, '{_JSON_STRING}', '\"\"'), "
+                   "'(^|[^0-9.eE+-])-?[0-9]{19,}($|[^0-9.eE])')")
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
                f"NOT ({long_number}) AND {plain} AND ({nested_alike}) AND "
@@ -542,17 +590,31 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # writes them). A key given twice counts once, for its last value, as in Python.
     pairs = (f"SELECT line, raw, {REPEAT}, "
              f"JSONExtractKeysAndValues(line, 'Nullable(String)') AS pairs FROM ({lines})")
+    # In a line with arrays or objects and a number with a fraction or an exponent: its
+    # numbers as sent, and how many come before each value (`_nested_as_orjson_writes`).
+    numbers_in_values = ("arrayMap((y, v) -> multiIf(y IN ('Int64', 'UInt64', 'Double'), 1, "
+                         f"y IN ('Array', 'Object'), length({_numbers_in('v')}), 0), "
+                         "json_types, values)")
     typed = (f"SELECT line, raw, {REPEAT}, pairs,"
              " arrayMap(j -> JSONType(line, j), arrayEnumerate(pairs)) AS json_types,"
-             f" arrayMap(p -> ifNull(p.2, ''), pairs) AS values FROM ({pairs})")
+             f" arrayMap(p -> ifNull(p.2, ''), pairs) AS values,"
+             " if(arrayExists(y -> y IN ('Array', 'Object'), json_types) AND "
+             f"match(line, '[0-9][.eE]'), {_numbers_in('line')}, []) AS sent_numbers,"
+             " if(empty(sent_numbers), arrayWithConstant(length(values), 0), "
+             f"{numbers_in_values}) AS value_numbers,"
+             # Each array or object written with its numbers as orjson writes them.
+             " if(empty(sent_numbers), values, arrayMap((y, t, b) -> if(y IN ('Array', "
+             f"'Object'), {_nested_as_orjson_writes('t', 'sent_numbers', 'b')}, t), "
+             "json_types, values, arrayMap((n, c) -> c - n, value_numbers, "
+             f"arrayCumSum(value_numbers)))) AS sent_values FROM ({pairs})")
     keyed = (f"SELECT line, raw, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
              # NaN, Infinity and -Infinity, as the engine read them (`_NON_FINITE_AS_TEXT`;
              # a line with such a text of its own is not checked here).
              f" arrayMap((y, t) -> if(y = 'String' AND t IN ({_NON_FINITE_TEXTS}), "
              f"'NonFinite', y), json_types, values) AS types,"
              # Numbers as orjson writes them, from how the engine writes them.
-             f" arrayMap((y, t) -> multiIf(y = 'Double', {_AS_ORJSON_WRITES}, "
-             "y = 'NonFinite', substring(t, 2), t), types, values) AS texts, values"
+             f" arrayMap((y, t) -> multiIf(y = 'Double', {_as_orjson_writes('t')}, "
+             "y = 'NonFinite', substring(t, 2), t), types, sent_values) AS texts, values"
              f" FROM ({typed})")
     found = ("SELECT *, arrayMap((p, j) -> if(p > 0 AND arrayLastIndex(q -> q = p, given) != j, "
              "0, p), given, arrayEnumerate(given)) AS positions,"
@@ -570,20 +632,17 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"substringUTF8(replaceRegexpAll(t, {_STRIPPED_AT_ENDS}, ''), 1, 10), k = {_FLOAT}, "
         f"replaceRegexpAll(t, {_FLOAT_STRIPPED_AT_ENDS}, ''), ''), kinds, types, texts)"
         f" AS stripped FROM ({found})")
-    # A day's form, and what day it is (`_day`): for time and date columns.
+    # A time's or a date's text from its day on (`_read_day`).
     dated = (
-        f"SELECT *, arrayMap((k, s) -> if(k IN ({_TIME}, {_DATE}) AND match(s, '^[0-9]{{4}}') "
-        f"AND {no_nul}, if(k = {_TIME}, {_time_day_form('s')}, {_date_day_form('s')}), "
-        f"{_NO_DAY}), kinds, stripped) AS forms, arrayMap(f -> {_day('f')}, forms) AS days"
+        f"SELECT *, if(hasAny(kinds, [{_TIME}, {_DATE}]), arrayMap((k, s) -> if(k IN ({_TIME}, "
+        f"{_DATE}) AND match(s, '^[0-9]{{4}}') AND {no_nul}, {_read_day('k', 's')}, ''), "
+        "kinds, stripped), arrayWithConstant(length(kinds), '')) AS days"
         f" FROM ({prepared})")
-    # The day as YYYY-MM-DD, and the text from the separator on: a time as after a day
-    # in that form.
     moments = (
         f"SELECT *, arrayMap((k, s) -> if(k IN ({_INTEGER}, {_FLOAT}), translateUTF8(s, "
         f"{digits_from}, {digits_to}), ''), kinds, stripped) AS numbers,"
-        f" arrayMap((k, s, f, d) -> if(k = {_TIME} AND d.2 > 0 AND length(s) > f.1, "
-        f"extractGroups(concat(d.1, substring(s, f.1 + 1)), '{_MOMENT}'), []), "
-        f"kinds, stripped, forms, days) AS moments FROM ({dated})")
+        f" arrayMap((k, d) -> if(k = {_TIME} AND length(d) > 10, extractGroups(d, "
+        f"'{_MOMENT}'), []), kinds, days) AS moments FROM ({dated})")
     read = (
         "SELECT *, arrayMap(m -> multiIf(empty(m), [], m[3] = '', "
         f"extractGroups(m[2], '{_CLOCK}'), extractGroups(m[2], '{_CLOCK_BEFORE_ZONE}')), "
@@ -690,7 +749,9 @@ def check_sql(ds: Datasource, import_id: str) -> str:
     return (f"INSERT INTO {checked} {select}\n"
             f"SETTINGS log_comment = {quote_string(import_id)}, "
             f"min_insert_block_size_rows = {CHECK_ROWS}, min_insert_block_size_bytes = 0, "
-            "max_threads = 1")
+            # Branches of if and multiIf, and arrays of values, are worked out only for
+            # the rows that take them: most checks are for a few kinds of value.
+            "max_threads = 1, short_circuit_function_evaluation = 'force_enable'")
 
 
 def sift_tables(ds: Datasource) -> list[str]:
