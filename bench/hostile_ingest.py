@@ -9,8 +9,8 @@ and `{"age":"x<n>"}` with a different value on every line, also written with spa
 as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
 `{"age":[<n>]}`, `{"age":{"k":<n>}}`, Arabic-Indic digits, `\\ud800` (half a UTF-16
 pair), `{"age":NaN,"n":<n>}`, texts of 19 digits and more, times without
-seconds, week dates, times in the year 1, and arrays of fractions (which only Python
-checks), all different and one repeated;
+seconds, week dates, times in the year 1, arrays of fractions, and whole numbers of over
+19 digits (which only Python checks), all different and one repeated;
 then the valid bookings again.
 It prints for each body the server's CPU seconds (utime + stime from /proc/PID/stat),
 the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
@@ -175,11 +175,13 @@ def ingest_costs(mb: float, repeat: int) -> None:
               # Week dates, and a year the engine does not store.
               "week-dates": distinct_tiny_objects(target, b'{"timestamp":"2024-W22-6T12:%d"}'),
               "year-one": distinct_tiny_objects(target, b'{"timestamp":"0001-01-01T12:%d"}'),
-              # Arrays of fractions, which the engine leaves to Python (it writes their
-              # numbers its own way), in lines all different, and in one line sent again
-              # and again.
-              "python-only": distinct_tiny_objects(target, b'{"age":[1.%d]}'),
-              "python-only-same": b'{"age":[1.5]}\n' * (target // 14),
+              # Arrays of fractions (the engine writes their numbers its own way).
+              "fraction-arrays": distinct_tiny_objects(target, b'{"age":[1.%d]}'),
+              # Whole numbers of over 19 digits, which the engine leaves to Python (its
+              # JSON reader gives them as texts), in lines all different, and in one
+              # line sent again and again.
+              "python-only": distinct_tiny_objects(target, b'{"age":1234567890123456789%d}'),
+              "python-only-same": b'{"age":12345678901234567890}\n' * (target // 28),
               "valid-again": b""}
     bodies["valid-again"] = bodies["valid"]
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:
