@@ -35,7 +35,7 @@ from .quarantine import (
     view_name,
     view_sql,
 )
-from .sift import KEPT, check_sql, sift_names, sift_sql, sift_tables
+from .sift import KEPT, check_sql, flush_sql, sift_names, sift_sql, sift_tables
 from .sql_template import quote_identifier, quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
@@ -499,6 +499,7 @@ class Engine:
                 kept = self.query(f"SELECT line FROM {sifted} ARRAY JOIN range({REPEAT}) "
                                   f"WHERE outcome = {KEPT}", "TabSeparatedRaw")
             finally:
+                self.execute(flush_sql(ds))
                 for table in sift_tables(ds):
                     self.execute(f"TRUNCATE TABLE {quote_identifier(table)}")
         return kept, quarantined
