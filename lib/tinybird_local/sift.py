@@ -290,9 +290,15 @@ def _nested_as_orjson_writes(t: str, sent: str, before: str) -> str:
     orjson writes as such (the engine writes 1.0 as 1)."""
     tokens = f"extractAll({t}, '{_JSON_TOKEN}')"
     is_number = "match(x, '^-?[0-9]')"
-    return (f"arrayStringConcat(arrayMap((x, i) -> if({is_number} AND match({sent}[{before} + i], "
-            f"'[.eE]'), {_as_orjson_writes('x')}, x), {tokens}, "
-            f"arrayCumSum(arrayMap(x -> {is_number}, {tokens}))))")
+    # Written alike whatever its numbers were sent as (most arrays of fractions): no text
+    # in it, and every number with a fraction, without an exponent, and not 0.00000d
+    # (the only fractions `_as_orjson_writes` changes).
+    alike = f"NOT match({t}, '\"|[eE]|0[.]00000|(^|[^0-9.])[0-9]+([^0-9.]|$)')"
+    return (f"if({alike}, {t}, arrayStringConcat(arrayMap((x, i) -> if({is_number} AND "
+            f"match({sent}[{before} + i], '[.eE]'), {_as_orjson_writes('x')}, x), {tokens}, "
+            f"arrayCumSum(arrayMap(x -> {is_number}, {tokens})))))")
+
+
 # Why a value is bad (`checked_rows_sql`): its index in `_REASONS`, or these two, which
 # have their own words (0: it is not bad).
 _REASONS = ["", "", "", "is not an integer", "is not a date and time",
