@@ -476,7 +476,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     digits = "n"
     # Such a text of digits, with a sign or not: its digits past leading zeros, and those
     # with its sign.
-    significant = f"replaceRegexpOne({digits}, '^[+-]?0*([0-9])', '\\\\1')"
+    # (Trimmed, not replaced by a regex with a group: that cost 10 MB of Arabic-digit
+    # texts 0.4 s.)
+    unsigned = f"trim(LEADING '0' FROM trim(LEADING '+-' FROM {digits}))"
+    significant = f"if({unsigned} = '', '0', {unsigned})"
     signed_significant = f"concat(if(startsWith({digits}, '-'), '-', ''), {significant})"
     # A date and time as Python reads it (`ingest._datetime`: stripped, then
     # fromisoformat): a day in one of its forms that exists (`_read_day`), alone or
