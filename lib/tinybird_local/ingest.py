@@ -770,24 +770,25 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
     bad = checked = 0
     # Each object line, and where it ends in the window.
     lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
-    # The last line checked, the batch before it, and (once the line comes again) what
-    # its check added: the sift gives each line back as many times as it came, one
-    # after the other, and a line sent again gets the same outcome.
+    # The last line checked and, once it came a second time, what checking it added: the
+    # sift gives each line back as many times as it came, one after the other, and a
+    # line sent again gets the same outcome. (The first time it comes again it is
+    # checked again, to learn that: a flood of lines all different pays nothing for it.)
     previous: bytes | None = None
-    sizes: tuple[int, ...] = ()
     outcome: Outcome | None = None
     while (item := next(lines, None)) is not None:
         line, end = item
         checked += 1
         before = batch.broken_count + batch.compact_count + batch.bare_count
-        if line == previous:
-            if outcome is None:
-                outcome = batch.outcome_since(sizes)
-            batch.add_outcome(outcome)
-        else:
-            sizes = batch.sizes()
+        if line != previous:
             checker.check_line(line, batch)
             previous, outcome = line, None
+        elif outcome is None:
+            sizes = batch.sizes()
+            checker.check_line(line, batch)
+            outcome = batch.outcome_since(sizes)
+        else:
+            batch.add_outcome(outcome)
         if batch.broken_count + batch.compact_count + batch.bare_count > before:
             bad += 1
             if bad == SIFT_AFTER and sift is not None and end < len(window):
@@ -802,8 +803,6 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
         if len(batch.quarantined) >= rows or checked >= max_rows:
             yield batch
             batch, checked = CheckedBatch(), 0
-            if outcome is None:
-                previous = None  # its sizes were the last batch's
     if _REJECTED_LINE.search(window, 0, read):
         batch.rejected = window[:read]
     if batch.row_count or batch.quarantined_count or batch.rejected:
