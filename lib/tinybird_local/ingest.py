@@ -46,6 +46,7 @@ class Bad:
 
 _NOT_INTEGER = Bad("is not an integer")
 _NOT_NUMBER = Bad("is not a number")
+_BEYOND_FLOAT = Bad("is out of range for a float")
 _NOT_DATETIME = Bad("is not a date and time")
 _NOT_ISO_DATETIME = Bad("is not an ISO 8601 date and time")
 _OUT_OF_DATE_RANGE = Bad("is out of the supported date range")
@@ -282,6 +283,8 @@ def _float(value: Any) -> float | Bad:
         number = float(value)
     except (TypeError, ValueError):
         return _NOT_NUMBER
+    except OverflowError:  # an integer past 1.8e308 (json reads any, for wide integers)
+        return _BEYOND_FLOAT
     if math.isnan(number) and not (isinstance(value, str) and value.lower() == "nan"):
         return _NOT_NUMBER
     return number

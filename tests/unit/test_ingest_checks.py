@@ -219,6 +219,9 @@ def test_each_type_converts_what_the_engine_would_read(full, column, given, writ
     ("f", "x", "value 'x' on column 'f' is not a number (Float64)"),
     ("f", True, "value 'true' on column 'f' is not a number (Float64)"),
     ("f", "NaN?", "value 'NaN?' on column 'f' is not a number (Float64)"),
+    # float() refuses it with OverflowError (a 500 before).
+    pytest.param("f", 10**400, f"value '1{'0' * 199}' on column 'f' is out of range for a "
+                 "float (Float64)", id="f-past-float"),
     ("t", "yesterday", "value 'yesterday' on column 't' is not an ISO 8601 date and time "
                        "(DateTime64(3))"),
     ("t", "1899-12-31T00:00:00", "value '1899-12-31T00:00:00' on column 't' is out of the "
