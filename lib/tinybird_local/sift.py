@@ -263,8 +263,12 @@ def _as_orjson_writes(t: str) -> str:
     sign = f"if(startsWith({t}, '-'), '-', '')"
     unsigned = f"if(startsWith({t}, '-'), substring({t}, 2), {t})"
     significant = f"trim(TRAILING '0' FROM {unsigned})"
+    # (A fraction without an exponent, the most common Double, is decided first, without
+    # a regex.)
     return (
-        f"multiIf(match({t}, '^-?[0-9]{{1,16}}$'), concat({t}, '.0'), "
+        f"multiIf(position({t}, '.') > 0 AND position({t}, 'e') = 0 AND "
+        f"position({unsigned}, '0.00000') != 1, {t}, "
+        f"match({t}, '^-?[0-9]{{1,16}}$'), concat({t}, '.0'), "
         f"match({t}, '^-?[0-9]{{17,}}$'), concat({sign}, {_mantissa(significant)}, 'e+', "
         f"toString(length({unsigned}) - 1)), "
         f"match({t}, '^-?0[.]00000[1-9]'), concat({sign}, "
@@ -553,6 +557,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"{_OUT_OF_RANGE}), "
         # Python takes a whole number written with a fraction or an exponent as that
         # integer: the engine writes it in digits, or with an exponent from 1e21 on.
+        # (A fraction without an exponent is never whole: the engine writes 2.0 as 2.)
+        f"{is_double} AND position(v, '.') > 0 AND position(v, 'e') = 0, "
+        f"{_reason('is not an integer')}, "
         f"{is_double} AND match(v, '^-?[0-9]+$'), if(length(v) - startsWith(v, '-') <= 38 AND "
         f"{in_range_of('v')}, 0, {_OUT_OF_RANGE}), "
         f"{is_double} AND match(v, 'e[0-9]'), {_OUT_OF_RANGE}, "
