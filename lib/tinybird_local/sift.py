@@ -183,14 +183,18 @@ def _leap(year: str) -> str:
     return f"({year} % 4 = 0 AND {year} % 100 != 0 OR {year} % 400 = 0)"
 
 
+# What `_day` makes of a day that exists outside the years the engine stores: a day of
+# no month.
+_UNSTORED_DAY = "0000-00-00"
+
+
 def _day(f: str) -> str:
-    """What a day's form `f` is: a tuple of the day as YYYY-MM-DD (2000-01-01 for a day
-    outside the years the engine stores) and whether it exists (0: no, 1: within
-    1900-2299, 2: outside), as Python's date does: a day of its month (February has 29
-    in leap years), or a day of an ISO week (the 53rd only in years that have one:
-    those that start on a Thursday, or leap years that start on a Wednesday) whose date
-    is before the year 10000. The engine's own reading decides for a month's day within
-    its years; arithmetic, for the rest."""
+    """What a day's form `f` is: the day as YYYY-MM-DD (`_UNSTORED_DAY` outside the years
+    the engine stores), or '' if it does not exist, as Python's date says: a day of its
+    month (February has 29 in leap years), or a day of an ISO week (the 53rd only in
+    years that have one: those that start on a Thursday, or leap years that start on a
+    Wednesday) whose date is before the year 10000. The engine's own reading decides for
+    a month's day within its years; arithmetic, for the rest."""
     digits = f"{f}.3"
 
     def number(at: int, length: int) -> str:
@@ -205,8 +209,8 @@ def _day(f: str) -> str:
     # (The engine reads days of any year into a Date32, and some that do not exist.)
     stored = (f"substring({digits}, 1, 4) BETWEEN '1900' AND '2299' AND "
               f"toString(toDate32OrNull({digits})) = {digits}")
-    by_month = (f"multiIf({stored}, tuple({digits}, 1), {year} NOT BETWEEN 1900 AND 2299 AND "
-                f"{month_day_exists}, tuple('2000-01-01', 2), tuple('', 0))")
+    by_month = (f"multiIf({stored}, {digits}, {year} NOT BETWEEN 1900 AND 2299 AND "
+                f"{month_day_exists}, '{_UNSTORED_DAY}', '')")
     # The ordinal of the year's 1 January, and its weekday (0: Monday).
     week, week_day = number(5, 2), number(7, 1)
     before = f"({year} - 1)"
@@ -218,15 +222,10 @@ def _day(f: str) -> str:
                        f"OR {week} = 53 AND ({weekday} = 3 OR {weekday} = 2 AND {_leap(year)})) "
                        f"AND {day} <= {_LAST_DAY}")
     by_week = (f"if({week_day_exists}, if({day} BETWEEN {_FIRST_STORED} AND {_LAST_STORED}, "
-               f"tuple(toString(toDate32('1900-01-01') + ({day} - {_FIRST_STORED})), 1), "
-               "tuple('2000-01-01', 2)), tuple('', 0))")
+               f"toString(toDate32('1900-01-01') + ({day} - {_FIRST_STORED})), "
+               f"'{_UNSTORED_DAY}'), '')")
     return (f"multiIf({f}.2 = {_YEAR_MONTH_DAY}, {by_month}, {f}.2 = {_YEAR_WEEK_DAY}, "
-            f"{by_week}, tuple('', 0))")
-
-
-# What `_read_day` makes of a day that exists outside the years the engine stores: a
-# day of no month.
-_UNSTORED_DAY = "0000-00-00"
+            f"{by_week}, '')")
 
 
 def _read_day(k: str, s: str) -> str:
@@ -240,18 +239,12 @@ def _read_day(k: str, s: str) -> str:
     day = f"substring({s}, 1, 10)"
     common = (f"match({s}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND "
               f"substring({s}, 1, 4) BETWEEN '1900' AND '2299'")
-    read = (f"if(y.2 = 0, '', concat(if(y.2 = 1, y.1, '{_UNSTORED_DAY}'), "
-            f"if({k} = {_TIME}, substring({s}, f.1 + 1), '')))")
+    read = f"if(y = '', '', concat(y, if({k} = {_TIME}, substring({s}, f.1 + 1), '')))"
     form = f"if({k} = {_TIME}, {_time_day_form(s)}, {_date_day_form(s)})"
     return (f"if({common}, if(toString(toDate32OrNull({day})) = {day}, {s}, ''), "
             f"arrayMap(f -> arrayMap(y -> {read}, [{_day('f')}])[1], [{form}])[1])")
 
 
-# A number read as a Double (`t`, as the engine writes it) as orjson writes it: a whole
-# number below 1e16 with .0 (1 becomes 1.0), from 1e16 on with an exponent (the engine
-# writes 10000000000000000, orjson 1e+16), 0.000001 to 0.00001 with one (1e-6), and an
-# exponent with its sign (1e+300); fractions otherwise as they are. Checked against
-# orjson for 20,000 numbers of every magnitude.
 def _mantissa(digits: str) -> str:
     """d.ddd of a run of significant digits (d alone if there is one)."""
     return (f"concat(substring({digits}, 1, 1), if(length({digits}) > 1, "
@@ -259,7 +252,11 @@ def _mantissa(digits: str) -> str:
 
 
 def _as_orjson_writes(t: str) -> str:
-    """The Double the engine wrote as `t`, as orjson writes it."""
+    """The Double the engine wrote as `t`, as orjson writes it: a whole number below 1e16
+    with .0 (1 becomes 1.0), from 1e16 on with an exponent (the engine writes
+    10000000000000000, orjson 1e+16), 0.000001 to 0.00001 with one (1e-6), and an
+    exponent with its sign (1e+300); fractions otherwise as they are. Checked against
+    orjson for 20,000 numbers of every magnitude."""
     sign = f"if(startsWith({t}, '-'), '-', '')"
     unsigned = f"if(startsWith({t}, '-'), substring({t}, 2), {t})"
     significant = f"trim(TRAILING '0' FROM {unsigned})"
@@ -553,7 +550,6 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         f"k = {_DATE}, NOT {is_text} OR {day_decided}, "
         f"k = {_UUID}, NOT {is_text} OR lengthUTF8({uuid_hex}) != 32 OR {is_uuid}, "
         f"k = {_ARRAY}, y != 'Array', k IN ({_TEXT_ARRAY}, {_ANY_ARRAY}), 1, 0)")
-    # ... and what it is: the reason the value is bad, or ''.
     # ... and what it is: which reason the value is bad for (`_REASONS`), or 0...
     reason = (
         f"multiIf(p = 0, 0, {is_null}, {_NULL}, "
