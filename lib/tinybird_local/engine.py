@@ -35,7 +35,7 @@ from .quarantine import (
     view_name,
     view_sql,
 )
-from .sift import KEPT, check_sql, flush_sql, sift_names, sift_sql, sift_tables
+from .sift import KEPT, check_sql, flush_sql, read_sql, sift_names, sift_sql, sift_tables
 from .sql_template import quote_identifier, quote_string, render_sql
 
 QUERY_TIMEOUT_SECONDS = 10
@@ -493,6 +493,8 @@ class Engine:
                                  f"SETTINGS log_comment = {quote_string(import_id)}",
                                  "LineAsString", lines[start:cut])
                     start = cut
+                for statement in read_sql(ds, import_id):
+                    self.execute(statement)
                 self.execute(check_sql(ds, import_id))
                 quarantined = int(self.query(
                     f"SELECT sumIf({REPEAT}, outcome != {KEPT}) FROM {sifted}", "TSV"))

@@ -345,8 +345,8 @@ def sift_names(ds: Datasource) -> tuple[str, str]:
     return f"_tb_local_{ds.name}_sift", f"_tb_local_{ds.name}_sifted"
 
 
-# The sift's views (`sift_sql`); `broken` and `checked` were made by earlier versions,
-# and are dropped.
+# The sift's views (`sift_sql`); `rejected`, `rejected_count`, `lenient`, `broken` and
+# `checked` were made by earlier versions, and are dropped.
 _VIEWS = ("lines", "rejected", "rejected_count", "lenient", "compact", "compact_count",
           "kept", "broken", "checked")
 # Rows the engine checks at a time (`check_sql`, on one thread: it reads the sifted lines
@@ -694,30 +694,40 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
 KEPT, CHECKED, REJECTED = 0, 1, 2
 
 
+# What a sifted line is (the `kind` of the sifted lines): 0, blank; 1, not an event; 2, an
+# object line that is not JSON; 3, one the engine cannot read as Python does; 4, a JSON
+# object; `_TO_READ`, one `read_sql` reads (it adds the line as read, and the line yet
+# to be read stays, unused).
+_TO_READ = 5
+
+
+def _line_kind(sent: str, fixed: str, marked: str | None = None) -> str:
+    """The kind of a line as sent, `fixed` as Python reads it (`_WHOLE_CHARACTERS`,
+    `_NON_FINITE_AS_TEXT`), `marked` if it may hold NaN or an infinity (None: it holds
+    neither)."""
+    text = f"trim(BOTH ' \\t\\r' FROM {fixed})"
+    is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
+    non_finite = "" if marked is None else (
+        f"{marked} AND positionCaseInsensitive({sent}, '\\\\u0003') > 0, 3, "
+        f"{marked} AND {_NON_FINITE_KEY.replace('fixed', fixed)}, 2, ")
+    return (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {non_finite}"
+            f"isValidJSON({fixed}), 4, 2)")
+
+
 def sift_sql(ds: Datasource) -> list[str]:
     """The tables and views that sift lines (see the module's docstring). Made again at
     every start.
 
     Lines go into a Null table. A view groups alike lines (one row each, with how many
-    came) and tells what each is, into a Memory table whose views write the rejected
-    rows (not events, or not JSON). `check_sql` then checks its JSON objects into a Null
-    table whose views write the compact rows of those found bad, through a Buffer that
-    `flush_sql` empties. What
-    `Engine.sift_lines` reads back is in a third table: the lines left for Python, and
-    how many lines each view quarantined.
+    came) and tells what each is, into a Memory table; `read_sql` then reads the few that
+    need regexes, and writes the rejected rows (not events, or not JSON). `check_sql`
+    checks its JSON objects into a Null table whose views write the compact rows of
+    those found bad, through a Buffer that `flush_sql` empties. What `Engine.sift_lines`
+    reads back is in a third table: the lines left for Python, and how many lines were
+    quarantined.
     """
     sift, sifted = (quote_identifier(n) for n in sift_names(ds))
     lines, checked = (quote_identifier(n) for n in _stage_names(ds))
-    text = "trim(BOTH ' \\t\\r' FROM fixed)"
-    is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
-    # 0: blank; 1: not an event; 2: an object line that is not JSON; 3: one the engine
-    # cannot read as Python does; 4: a JSON object. A JSON object is checked, and kept,
-    # as Python stores it (`_WHOLE_CHARACTERS`, `_NON_FINITE_AS_TEXT`); every other line
-    # as sent.
-    kind = (f"multiIf({text} = '', 0, NOT ({is_object}), 1, "
-            "marked AND positionCaseInsensitive(sent, '\\\\u0003') > 0, 3, "
-            f"marked AND {_NON_FINITE_KEY}, 2, isValidJSON(fixed), 4, 2)")
-    whole = f"if(position(sent, '\\\\u') = 0, sent, {_WHOLE_CHARACTERS})"
     compact = f"{ORIGINAL}, c__error, {MISSING_AT}, {ERROR_AT}, {REPEAT}"
     filled = "getSetting('log_comment') AS c__import_id, now() AS insertion_date"
     view = {name: quote_identifier(f"_tb_local_{ds.name}_sift_{name}__mv")
@@ -745,21 +755,15 @@ def sift_sql(ds: Datasource) -> list[str]:
         f"CREATE TABLE {buffer} AS {compact_rows} ENGINE = Buffer(currentDatabase(), "
         f"{compact_rows}, 1, 0, 3600, 1000000000, 1000000000, 1000000000, "
         f"{BUFFER_BYTES})",
+        # Each insert's lines, grouped, and what each is where that is plain (no \\u
+        # escape, no NaN or Infinity); the others are `_TO_READ`, and `read_sql` reads
+        # them. (A view is planned anew for each insert: these regexes in it cost about
+        # 15 ms an insert, 0.3 s of a 10 MB body.)
         f"CREATE MATERIALIZED VIEW {view['lines']} TO {lines} AS\n"
-        f"SELECT if(kind = 4, fixed, sent) AS line, if(kind = 4 AND fixed != sent, sent, '') "
-        f"AS raw, {REPEAT}, kind FROM "
-        f"(SELECT sent, {REPEAT}, fixed, {kind} AS kind FROM "
-        f"(SELECT sent, {REPEAT}, marked, if(marked, {_NON_FINITE_AS_TEXT}, whole) AS fixed FROM "
-        f"(SELECT sent, {REPEAT}, whole, {_MAY_BE_NON_FINITE} AS marked FROM "
-        f"(SELECT sent, {REPEAT}, {whole} AS whole FROM "
-        f"(SELECT line AS sent, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)))))",
-        f"CREATE MATERIALIZED VIEW {view['rejected']} TO "
-        f"{quote_identifier(rejected_rows_name(ds))} AS\n"
-        f"SELECT line, {REPEAT}, {filled} FROM {lines} WHERE kind IN (1, 2)",
-        f"CREATE MATERIALIZED VIEW {view['rejected_count']} TO {sifted} AS\n"
-        + count(REJECTED, lines, "kind IN (1, 2)"),
-        f"CREATE MATERIALIZED VIEW {view['lenient']} TO {sifted} AS\n"
-        f"SELECT line, {REPEAT}, {KEPT} AS outcome FROM {lines} WHERE kind = 3",
+        f"SELECT line, '' AS raw, {REPEAT}, "
+        f"if(position(line, '\\\\u') > 0 OR {_MAY_BE_NON_FINITE.replace('whole', 'line')}, "
+        f"{_TO_READ}, {_line_kind('line', 'line')}) AS kind FROM "
+        f"(SELECT line, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)",
         f"CREATE MATERIALIZED VIEW {view['compact']} TO {buffer} AS\n"
         f"SELECT {compact}, {filled} FROM {checked} WHERE checked",
         f"CREATE MATERIALIZED VIEW {view['compact_count']} TO {sifted} AS\n"
@@ -770,6 +774,35 @@ def sift_sql(ds: Datasource) -> list[str]:
         f"SELECT if(raw = '', checked_line, raw) AS line, {REPEAT}, {KEPT} AS outcome "
         f"FROM (SELECT line AS checked_line, raw, {REPEAT}, checked FROM {checked}) "
         "WHERE NOT checked",
+    ]
+
+
+def read_sql(ds: Datasource, import_id: str) -> list[str]:
+    """After the inserts (`sift_sql`): read the lines yet to be read, and quarantine
+    those that cannot be events or are not JSON, and count them. A JSON object is
+    checked, and kept, as Python stores it (`_WHOLE_CHARACTERS`, `_NON_FINITE_AS_TEXT`);
+    every other line as sent."""
+    sifted = quote_identifier(sift_names(ds)[1])
+    lines = quote_identifier(_stage_names(ds)[0])
+    whole = f"if(position(sent, '\\\\u') = 0, sent, {_WHOLE_CHARACTERS})"
+    return [
+        f"INSERT INTO {lines} SELECT if(kind = 4, fixed, sent), "
+        f"if(kind = 4 AND fixed != sent, sent, ''), {REPEAT}, kind FROM "
+        f"(SELECT sent, {REPEAT}, fixed, {_line_kind('sent', 'fixed', 'marked')} AS kind FROM "
+        f"(SELECT sent, {REPEAT}, marked, if(marked, {_NON_FINITE_AS_TEXT}, whole) AS fixed FROM "
+        f"(SELECT sent, {REPEAT}, whole, {_MAY_BE_NON_FINITE} AS marked FROM "
+        f"(SELECT sent, {REPEAT}, {whole} AS whole FROM "
+        f"(SELECT line AS sent, {REPEAT} FROM {lines} WHERE kind = {_TO_READ})))))\n"
+        # In blocks as the view wrote them (without these settings, blocks of three times
+        # as many lines, which cost the check half as much memory again).
+        f"SETTINGS max_threads = 1, max_block_size = {CHECK_ROWS}, "
+        f"min_insert_block_size_rows = {CHECK_ROWS}, min_insert_block_size_bytes = 0",
+        f"INSERT INTO {quote_identifier(rejected_rows_name(ds))} (line, {REPEAT}) "
+        f"SELECT line, {REPEAT} FROM {lines} WHERE kind IN (1, 2) "
+        f"SETTINGS log_comment = {quote_string(import_id)}",
+        f"INSERT INTO {sifted} SELECT line, {REPEAT}, {KEPT} FROM {lines} WHERE kind = 3 "
+        f"UNION ALL SELECT '', toUInt32(sum({REPEAT})), {REJECTED} FROM {lines} "
+        "WHERE kind IN (1, 2)",
     ]
 
 
