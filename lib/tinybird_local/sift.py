@@ -211,19 +211,21 @@ def _day(f: str) -> str:
               f"toString(toDate32OrNull({digits})) = {digits}")
     by_month = (f"multiIf({stored}, {digits}, {year} NOT BETWEEN 1900 AND 2299 AND "
                 f"{month_day_exists}, '{_UNSTORED_DAY}', '')")
-    # The ordinal of the year's 1 January, and its weekday (0: Monday).
+    # The ordinal of the year's 1 January (`n`), its weekday (`w`, 0: Monday), and the
+    # ordinal of the day (`o`), each bound once by a lambda of one item: written out,
+    # the year was read 32 times, which cost every check 0.1 s to plan.
     week, week_day = number(5, 2), number(7, 1)
-    before = f"({year} - 1)"
-    new_year = (f"({before} * 365 + intDiv({before}, 4) - intDiv({before}, 100) + "
-                f"intDiv({before}, 400) + 1)")
-    weekday = f"(({new_year} + 6) % 7)"
-    day = f"({new_year} - {weekday} + if({weekday} > 3, 7, 0) + ({week} - 1) * 7 + {week_day} - 1)"
-    week_day_exists = (f"{year} >= 1 AND {week_day} BETWEEN 1 AND 7 AND ({week} BETWEEN 1 AND 52 "
-                       f"OR {week} = 53 AND ({weekday} = 3 OR {weekday} = 2 AND {_leap(year)})) "
-                       f"AND {day} <= {_LAST_DAY}")
-    by_week = (f"if({week_day_exists}, if({day} BETWEEN {_FIRST_STORED} AND {_LAST_STORED}, "
-               f"toString(toDate32('1900-01-01') + ({day} - {_FIRST_STORED})), "
-               f"'{_UNSTORED_DAY}'), '')")
+    new_year = "((y - 1) * 365 + intDiv(y - 1, 4) - intDiv(y - 1, 100) + intDiv(y - 1, 400) + 1)"
+    day = f"(n - w + if(w > 3, 7, 0) + ({week} - 1) * 7 + {week_day} - 1)"
+    week_day_exists = (f"y >= 1 AND {week_day} BETWEEN 1 AND 7 AND ({week} BETWEEN 1 AND 52 "
+                       f"OR {week} = 53 AND (w = 3 OR w = 2 AND {_leap('y')})) "
+                       f"AND o <= {_LAST_DAY}")
+    stored_day = (f"if(o BETWEEN {_FIRST_STORED} AND {_LAST_STORED}, "
+                  f"toString(toDate32('1900-01-01') + (o - {_FIRST_STORED})), "
+                  f"'{_UNSTORED_DAY}')")
+    by_week = (f"arrayMap(y -> arrayMap(n -> arrayMap(w -> arrayMap(o -> "
+               f"if({week_day_exists}, {stored_day}, ''), [{day}])[1], "
+               f"[(n + 6) % 7])[1], [{new_year}])[1], [{year}])[1]")
     return (f"multiIf({f}.2 = {_YEAR_MONTH_DAY}, {by_month}, {f}.2 = {_YEAR_WEEK_DAY}, "
             f"{by_week}, '')")
 
