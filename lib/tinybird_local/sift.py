@@ -66,9 +66,19 @@ _NON_FINITE_MARK = r"\x03"  # in SQL: the character "\u0003" is read as
 # A JSON string, as a SQL regex literal's text.
 _JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
 _TOKENS = f"""extractAll(whole, '{_JSON_STRING}|[^"]+|"')"""  # strings, and the rest
-_NON_FINITE_AS_TEXT = (
+_NON_FINITE_BY_TOKENS = (
     f"arrayStringConcat(arrayMap(s -> if(startsWith(s, '\"'), s, replaceRegexpAll(s, "
     r"""'-?Infinity|NaN', '"\\\\u0003\\0"')), """ f"{_TOKENS}))")
+# The same in one pass, twice as fast: a string stays as it is, followed by \x04\x05
+# (dropped after), and a word becomes \x04word\x05, whose marks then become "\u0003
+# and ". Held to the token rewrite for a line without those marks (over a million random
+# lines of quotes, escapes and the words, all equal); a line with them is rewritten by
+# tokens.
+_NON_FINITE_AS_TEXT = (
+    "if(position(whole, '\\x04') = 0 AND position(whole, '\\x05') = 0, "
+    "replaceAll(replaceAll(replaceAll(replaceRegexpAll(whole, "
+    f"'({_JSON_STRING})|(-?Infinity|NaN)', '\\\\1\\x04\\\\2\\x05'), '\\x04\\x05', ''), "
+    "'\\x04', '\"\\\\u0003'), '\\x05', '\"'), " f"{_NON_FINITE_BY_TOKENS})")
 _NON_FINITE_TEXTS = ", ".join(f"'{_NON_FINITE_MARK}{word}'"
                               for word in ("NaN", "Infinity", "-Infinity"))
 _NON_FINITE_KEY = r"""match(fixed, '"\\\\u0003(NaN|-?Infinity)"[ \\t\\r]*:')"""
