@@ -610,15 +610,9 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     # (`_nested_as_orjson_writes`).
     nested_alike = (f"NOT arrayExists((p, y) -> p > 0 AND y IN ('Array', 'Object'), "
                     f"positions, types) OR {short}")
-    # A whole number of 19 digits or more: orjson reads it as a float past 64 bits, and
-    # the engine writes it its own way (digits in texts, and in a number with a fraction
-    # or an exponent, do not matter).
-    long_number = (f"match(line, '[0-9]{{19}}') AND "
-                   f"match(replaceRegexpAll(line, '{_JSON_STRING}', '\"\"'), "
-                   "'(^|[^0-9.eE+-])-?[0-9]{19,}($|[^0-9.eE])')")
     checked = ("0" if not required else
                # A JSON line that starts with { (`kind` 4) is an object.
-               f"NOT ({long_number}) AND {plain} AND ({nested_alike}) AND "
+               f"{plain} AND ({nested_alike}) AND "
                f"arrayAll({_EACH_VALUE} -> {decided}, {_VALUE_ARRAYS}) AND "
                f"length({MISSING_AT}) > 0")
     lines = f"SELECT line, raw, {REPEAT} FROM {table} WHERE {where}"
@@ -712,17 +706,32 @@ KEPT, CHECKED, REJECTED = 0, 1, 2
 _TO_READ = 5
 
 
+# A run of digits as long as the whole numbers orjson reads as floats (past 64 bits).
+_MAY_BE_LONG = "match(line, '[0-9]{19}')"
+
+
+def _long_number(fixed: str) -> str:
+    """Whether a JSON line holds a whole number of 19 digits or more: orjson reads it as
+    a float past 64 bits, and the engine writes it its own way, so the line is left to
+    Python (digits in texts, and in a number with a fraction or an exponent, do not
+    matter)."""
+    return (f"match(replaceRegexpAll({fixed}, '{_JSON_STRING}', '\"\"'), "
+            "'(^|[^0-9.eE+-])-?[0-9]{19,}($|[^0-9.eE])')")
+
+
 def _line_kind(sent: str, fixed: str, marked: str | None = None) -> str:
     """The kind of a line as sent, `fixed` as Python reads it (`_WHOLE_CHARACTERS`,
-    `_NON_FINITE_AS_TEXT`), `marked` if it may hold NaN or an infinity (None: it holds
-    neither)."""
+    `_NON_FINITE_AS_TEXT`), `marked` if it may hold NaN or an infinity; None for a plain
+    line (no \\u escape, NaN, infinity, or run of 19 digits), which needs none of the
+    tests for them."""
     text = f"trim(BOTH ' \\t\\r' FROM {fixed})"
     is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
     non_finite = "" if marked is None else (
         f"{marked} AND positionCaseInsensitive({sent}, '\\\\u0003') > 0, 3, "
         f"{marked} AND {_NON_FINITE_KEY.replace('fixed', fixed)}, 2, ")
+    json_object = "4" if marked is None else f"if({_long_number(fixed)}, 3, 4)"
     return (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {non_finite}"
-            f"isValidJSON({fixed}), 4, 2)")
+            f"isValidJSON({fixed}), {json_object}, 2)")
 
 
 def sift_sql(ds: Datasource) -> list[str]:
@@ -772,7 +781,8 @@ def sift_sql(ds: Datasource) -> list[str]:
         # 15 ms an insert, 0.3 s of a 10 MB body.)
         f"CREATE MATERIALIZED VIEW {view['lines']} TO {lines} AS\n"
         f"SELECT line, '' AS raw, {REPEAT}, "
-        f"if(position(line, '\\\\u') > 0 OR {_MAY_BE_NON_FINITE.replace('whole', 'line')}, "
+        f"if(position(line, '\\\\u') > 0 OR {_MAY_BE_NON_FINITE.replace('whole', 'line')} OR "
+        f"{_MAY_BE_LONG}, "
         f"{_TO_READ}, {_line_kind('line', 'line')}) AS kind FROM "
         f"(SELECT line, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)",
         f"CREATE MATERIALIZED VIEW {view['compact']} TO {buffer} AS\n"
@@ -815,6 +825,11 @@ def read_sql(ds: Datasource, import_id: str) -> list[str]:
         f"UNION ALL SELECT '', toUInt32(sum({REPEAT})), {REJECTED} FROM {lines} "
         "WHERE kind IN (1, 2)",
     ]
+
+
+def objects_sql(ds: Datasource) -> str:
+    """How many sifted lines are JSON objects (`check_sql` has nothing to do without)."""
+    return f"SELECT count() FROM {quote_identifier(_stage_names(ds)[0])} WHERE kind = 4"
 
 
 def check_sql(ds: Datasource, import_id: str) -> str:
