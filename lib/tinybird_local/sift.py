@@ -350,6 +350,8 @@ def _digit_tables() -> tuple[str, str]:
 
 
 _INT_TYPE = re.compile(r"^(U?)Int(8|16|32|64)$")
+# -2^63 as a float, as the engine writes it.
+_LEAST_INT64_AS_WRITTEN = "-9223372036854776000"
 
 
 def sift_names(ds: Datasource) -> tuple[str, str]:
@@ -486,6 +488,8 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     def in_range_of(value: str) -> str:
         return f"toInt128OrNull({value}) BETWEEN {low} AND {high}"
 
+    double_value = f"if(v = '{_LEAST_INT64_AS_WRITTEN}', '{-2**63}', v)"
+
     # A text as str.strip() leaves it (`s`; float() strips a little less), its digits
     # written in ASCII (`n`): both worked out once for each value (`prepared`, `read`).
     digits_from, digits_to = _digit_tables()
@@ -571,8 +575,11 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
         # (A fraction without an exponent is never whole: the engine writes 2.0 as 2.)
         f"{is_double} AND position(v, '.') > 0 AND position(v, 'e') = 0, "
         f"{_reason('is not an integer')}, "
+        # Past 2^53 the engine writes a float's shortest digits, not its value: of the
+        # floats at the ends of the integer types, only -2^63 (Int64's least) is then
+        # out of range where its value is not.
         f"{is_double} AND match(v, '^-?[0-9]+$'), if(length(v) - startsWith(v, '-') <= 38 AND "
-        f"{in_range_of('v')}, 0, {_OUT_OF_RANGE}), "
+        f"{in_range_of(double_value)}, 0, {_OUT_OF_RANGE}), "
         f"{is_double} AND match(v, 'e[0-9]'), {_OUT_OF_RANGE}, "
         f"NOT {is_text}, {_reason('is not an integer')}, "
         f"NOT match({digits}, '^[+-]?[0-9]+$'), {_reason('is not an integer')}, "
@@ -640,8 +647,10 @@ def checked_rows_sql(ds: Datasource, table: str, where: str) -> str:
     keyed = (f"SELECT line, raw, {REPEAT}, arrayMap(p -> indexOf({names}, p.1), pairs) AS given,"
              # NaN, Infinity and -Infinity, as the engine read them (`_NON_FINITE_AS_TEXT`;
              # a line with such a text of its own is not checked here).
-             f" arrayMap((y, t) -> if(y = 'String' AND t IN ({_NON_FINITE_TEXTS}), "
-             f"'NonFinite', y), json_types, values) AS types,"
+             f" arrayMap((y, t) -> multiIf(y = 'String' AND t IN ({_NON_FINITE_TEXTS}), "
+             # A whole number past Int64 that fits 64 bits is an integer to Python too
+             # (`_as_floats_past_64_bits`).
+             "'NonFinite', y = 'UInt64', 'Int64', y), json_types, values) AS types,"
              # Numbers as orjson writes them, from how the engine writes them.
              f" arrayMap((y, t) -> multiIf(y = 'Double', {_as_orjson_writes('t')}, "
              "y = 'NonFinite', substring(t, 2), t), types, sent_values) AS texts, values"
@@ -706,32 +715,71 @@ KEPT, CHECKED, REJECTED = 0, 1, 2
 _TO_READ = 5
 
 
-# A run of digits as long as the whole numbers orjson reads as floats (past 64 bits).
+# Whether Python may read a line with json, not orjson (`RowChecker._loads_leniently`):
+# it may hold NaN or an infinity, or a \\u escape (of half a UTF-16 pair).
+_JSON_READ = "(marked OR position(sent, '\\\\u') > 0)"
+# A run of digits as long as the whole numbers orjson reads past 64 bits.
 _MAY_BE_LONG = "match(line, '[0-9]{19}')"
+# A whole number of 19 digits or more, in a line with its strings taken out.
+_LONG_WHOLE = "'(^|[^0-9.eE+-])-?[0-9]{19,}($|[^0-9.eE])'"
+
+
+def _without_strings(text: str) -> str:
+    return f"replaceRegexpAll({text}, '{_JSON_STRING}', '\"\"')"
 
 
 def _long_number(fixed: str) -> str:
-    """Whether a JSON line holds a whole number of 19 digits or more: orjson reads it as
-    a float past 64 bits, and the engine writes it its own way, so the line is left to
-    Python (digits in texts, and in a number with a fraction or an exponent, do not
-    matter)."""
+    """Whether a line holds a whole number of 19 digits or more (digits in texts, and in
+    a number with a fraction or an exponent, do not matter)."""
     return (f"{_MAY_BE_LONG.replace('line', fixed)} AND "
-            f"match(replaceRegexpAll({fixed}, '{_JSON_STRING}', '\"\"'), "
-            "'(^|[^0-9.eE+-])-?[0-9]{19,}($|[^0-9.eE])')")
+            f"match({_without_strings(fixed)}, {_LONG_WHOLE})")
 
 
-def _line_kind(sent: str, fixed: str, marked: str | None = None) -> str:
+def _reads_long_numbers(sent: str, whole: str) -> str:
+    """Whether the engine reads a line's long whole numbers as orjson does once
+    `_as_floats_past_64_bits` has written them: in a flat object (one brace, no bracket
+    outside strings), without \\u escapes, in valid UTF-8 (each of whose characters
+    the rewrite keeps), and under 309 digits (orjson refuses a number past the largest
+    float). Other lines that hold one are left to Python."""
+    plain = _without_strings(whole)
+    return (f"position({sent}, '\\\\u') = 0 AND isValidUTF8({sent}) AND "
+            f"countSubstrings({plain}, '{{') = 1 AND "
+            f"position({plain}, '[') = 0 AND NOT match({plain}, '[0-9]{{309}}')")
+
+
+def _as_floats_past_64_bits(whole: str) -> str:
+    """A line with each whole number of 19 digits or more that does not fit 64 bits
+    written with .0: orjson reads such a number as a float (those that fit are integers,
+    which the engine reads as Int64 or UInt64), and the engine then reads the same float.
+    Every byte is a token (strings, numbers, the rest, or any one byte)."""
+    past_64_bits = ("if(startsWith(n, '-'), length(n) > 20 OR length(n) = 20 AND "
+                    "substring(n, 2) > '9223372036854775808', length(n) > 20 OR "
+                    "length(n) = 20 AND n > '18446744073709551615')")
+    return (f"arrayStringConcat(arrayMap(n -> if(match(n, '^-?[0-9]{{19,}}$') AND "
+            f"{past_64_bits}, concat(n, '.0'), n), extractAll({whole}, '{_JSON_TOKEN}|.')))")
+
+
+def _line_kind(sent: str, fixed: str, marked: str | None = None, python_long: str = "0",
+               json_read: str = "0") -> str:
     """The kind of a line as sent, `fixed` as Python reads it (`_WHOLE_CHARACTERS`,
     `_NON_FINITE_AS_TEXT`), `marked` if it may hold NaN or an infinity; None for a plain
     line (no \\u escape, NaN, infinity, or run of 19 digits), which needs none of the
-    tests for them."""
+    tests for them. `python_long`: whether it holds long whole numbers the engine does
+    not read as Python does; `json_read`: whether Python may read it with json, which
+    takes a number past the largest float as infinity where orjson and the engine refuse
+    it (such a line that the engine finds is not JSON, with a number that may be past
+    the largest float, is Python's, as is the other)."""
     text = f"trim(BOTH ' \\t\\r' FROM {fixed})"
     is_object = f"startsWith({text}, '{{') AND endsWith({text}, '}}')"
     non_finite = "" if marked is None else (
         f"{marked} AND positionCaseInsensitive({sent}, '\\\\u0003') > 0, 3, "
         f"{marked} AND {_NON_FINITE_KEY.replace('fixed', fixed)}, 2, ")
-    json_object = "4" if marked is None else f"if({_long_number(fixed)}, 3, 4)"
-    return (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {non_finite}"
+    json_object = "4" if marked is None else f"if({python_long}, 3, 4)"
+    # (Any exponent: 250 digits and e60 are past it too.)
+    past_floats = f"match({_without_strings(fixed)}, '[0-9]{{300}}|[0-9][eE]')"
+    by_json = "" if marked is None else (
+        f"{json_read} AND NOT isValidJSON({fixed}) AND {past_floats}, 3, ")
+    return (f"multiIf({text} = '', 0, NOT ({is_object}), 1, {non_finite}{by_json}"
             f"isValidJSON({fixed}), {json_object}, 2)")
 
 
@@ -807,14 +855,23 @@ def read_sql(ds: Datasource, import_id: str) -> list[str]:
     sifted = quote_identifier(sift_names(ds)[1])
     lines = quote_identifier(_stage_names(ds)[0])
     whole = f"if(position(sent, '\\\\u') = 0, sent, {_WHOLE_CHARACTERS})"
+    kind = _line_kind("sent", "fixed", "marked", "long AND (marked OR NOT reads_long)",
+                      _JSON_READ)
     return [
         f"INSERT INTO {lines} SELECT if(kind = 4, fixed, sent), "
         f"if(kind = 4 AND fixed != sent, sent, ''), {REPEAT}, kind FROM "
-        f"(SELECT sent, {REPEAT}, fixed, {_line_kind('sent', 'fixed', 'marked')} AS kind FROM "
-        f"(SELECT sent, {REPEAT}, marked, if(marked, {_NON_FINITE_AS_TEXT}, whole) AS fixed FROM "
-        f"(SELECT sent, {REPEAT}, whole, {_MAY_BE_NON_FINITE} AS marked FROM "
+        f"(SELECT sent, {REPEAT}, fixed, "
+        f"{kind} "
+        "AS kind FROM "
+        f"(SELECT sent, {REPEAT}, marked, long, reads_long, multiIf(marked, "
+        f"{_NON_FINITE_AS_TEXT}, long AND reads_long, {_as_floats_past_64_bits('whole')}, "
+        "whole) AS fixed FROM "
+        f"(SELECT sent, {REPEAT}, whole, marked, long, long AND NOT marked AND "
+        f"{_reads_long_numbers('sent', 'whole')} AS reads_long FROM "
+        f"(SELECT sent, {REPEAT}, whole, {_MAY_BE_NON_FINITE} AS marked, "
+        f"{_long_number('whole')} AS long FROM "
         f"(SELECT sent, {REPEAT}, {whole} AS whole FROM "
-        f"(SELECT line AS sent, {REPEAT} FROM {lines} WHERE kind = {_TO_READ})))))\n"
+        f"(SELECT line AS sent, {REPEAT} FROM {lines} WHERE kind = {_TO_READ}))))))\n"
         # On two threads (10 MB of NaN lines: 0.7 s of CPU, in 0.4 s), in blocks as the
         # view wrote them (without these settings, blocks of three times as many lines,
         # which cost the check half as much memory again).

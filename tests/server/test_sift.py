@@ -269,10 +269,10 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
 
 
 def test_a_body_the_engine_cannot_check_is_left_to_python_after_the_probe():
-    """Lines only Python checks (each holds a number of 20 digits, which the engine reads
-    as a text): the engine sifts the first part of the body, gives every line back, and
-    is not called for the rest; what is stored is the same."""
-    lines = [json.dumps({"dt": f"2024-W{n % 52 + 1:02d}-{n % 7 + 1}T12:00", "n": 10**19 + n})
+    """Lines only Python checks (each holds a number of 20 digits in an array, which the
+    engine writes as a text): the engine sifts the first part of the body, gives every
+    line back, and is not called for the rest; what is stored is the same."""
+    lines = [json.dumps({"dt": f"2024-W{n % 52 + 1:02d}-{n % 7 + 1}T12:00", "n": [10**19 + n]})
              for n in range(6000)]
     out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000)
     python, engine = out["by_python"], out["by_engine"]
