@@ -15,7 +15,8 @@ of the body to `Engine.sift_lines`, as sent (`LineAsString`), and the engine:
 - leaves every other line for the Python checks, which read them back.
 
 The engine's checks are a subset of Python's, restated in SQL: a line is the engine's
-only if its columns hold strings, integers of up to 18 digits, other numbers (shown as
+only if its columns hold strings, integers (of 19 digits or more only in a flat object,
+read as orjson reads them: past 64 bits as floats), other numbers (shown as
 orjson writes them: the engine writes 1e16 in digits), arrays and objects (their
 numbers shown so too) whose texts the engine writes as orjson does, booleans or nulls
 (what every JSON parser reads alike; a column given twice counts for its last value,
