@@ -499,9 +499,7 @@ class Engine:
                 while start < stop:
                     cut = lines.find(b"\n", start + SIFT_PIECE_BYTES, stop)
                     cut = stop if cut < 0 else cut + 1
-                    self._insert(f"INSERT INTO {sift} "
-                                 f"SETTINGS log_comment = {quote_string(import_id)}",
-                                 "LineAsString", lines[start:cut])
+                    self._insert(f"INSERT INTO {sift}", "LineAsString", lines[start:cut])
                     start = cut
                 for statement in read_sql(ds, import_id):
                     self.execute(statement)

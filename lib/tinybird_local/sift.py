@@ -826,9 +826,9 @@ def sift_sql(ds: Datasource) -> list[str]:
         f"{compact_rows}, 1, 0, 3600, 1000000000, 1000000000, 1000000000, "
         f"{BUFFER_BYTES})",
         # Each insert's lines, grouped, and what each is where that is plain (no \\u
-        # escape, no NaN or Infinity); the others are `_TO_READ`, and `read_sql` reads
-        # them. (A view is planned anew for each insert: these regexes in it cost about
-        # 15 ms an insert, 0.3 s of a 10 MB body.)
+        # escape, no NaN or Infinity, no run of 19 digits); the others are `_TO_READ`,
+        # and `read_sql` reads them. (A view is planned anew for each insert: their
+        # regexes in it cost about 15 ms an insert, 0.3 s of a 10 MB body.)
         f"CREATE MATERIALIZED VIEW {view['lines']} TO {lines} AS\n"
         f"SELECT line, '' AS raw, {REPEAT}, "
         f"if(position(line, '\\\\u') > 0 OR {_MAY_BE_NON_FINITE.replace('whole', 'line')} OR "
@@ -861,9 +861,7 @@ def read_sql(ds: Datasource, import_id: str) -> list[str]:
     return [
         f"INSERT INTO {lines} SELECT if(kind = 4, fixed, sent), "
         f"if(kind = 4 AND fixed != sent, sent, ''), {REPEAT}, kind FROM "
-        f"(SELECT sent, {REPEAT}, fixed, "
-        f"{kind} "
-        "AS kind FROM "
+        f"(SELECT sent, {REPEAT}, fixed, {kind} AS kind FROM "
         f"(SELECT sent, {REPEAT}, marked, long, reads_long, multiIf(marked, "
         f"{_NON_FINITE_AS_TEXT}, long AND reads_long, {_as_floats_past_64_bits('whole')}, "
         "whole) AS fixed FROM "
