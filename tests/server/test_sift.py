@@ -287,3 +287,17 @@ def test_a_body_the_engine_cannot_check_is_left_to_python_after_the_probe():
     assert python["counts"] == engine["counts"] == [0, 6100]
     assert engine["quarantine"] == python["quarantine"]
     assert out["sifted"] == {"calls": 1, "quarantined": 0}
+
+
+def test_long_whole_numbers_in_a_flat_object_are_the_engines():
+    """Whole numbers of 19 digits or more, in and past 64 bits, in a flat object: the
+    engine reads them as orjson does (integers, or floats past 64 bits) and quarantines
+    every such line that lacks a column itself; what is stored is the same."""
+    numbers = [2**63 + 7, 2**64 - 1, 2**64, -(2**63) - 1, 10**25 + 3, -(10**40)]
+    lines = [json.dumps({"i64": numbers[n % 6] + n, "s": numbers[(n + 1) % 6]})
+             for n in range(3000)]
+    out = write_both_ways(lines, 16384)
+    python, engine = out["by_python"], out["by_engine"]
+    assert python["counts"] == engine["counts"] == [0, 3100]
+    assert engine["quarantine"] == python["quarantine"]
+    assert out["sifted"]["quarantined"] == 3000
