@@ -62,7 +62,6 @@ from .sql_template import quote_identifier, quote_string
 # such word outside a string becomes "\u0003" and the word. A line that is JSON that way
 # is JSON to Python if no such text is a key; a line that already holds a \u0003 escape
 # goes back to Python.
-_MAY_BE_NON_FINITE = "multiSearchAny(whole, ['NaN', 'Infinity'])"
 _NON_FINITE_MARK = r"\x03"  # in SQL: the character "\u0003" is read as
 # A JSON string, as a SQL regex literal's text.
 _JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
@@ -292,9 +291,14 @@ _JSON_NUMBER = "-?[0-9][0-9.eE+-]*"
 _JSON_TOKEN = f'{_JSON_STRING}|{_JSON_NUMBER}|[^"0-9-]+|-'
 
 
+def _without_strings(text: str) -> str:
+    """A JSON text with each of its strings emptied."""
+    return f"replaceRegexpAll({text}, '{_JSON_STRING}', '\"\"')"
+
+
 def _numbers_in(text: str) -> str:
     """The numbers of a JSON text, in order (those in its strings left out)."""
-    return f"""extractAll(replaceRegexpAll({text}, '{_JSON_STRING}', '""'), '{_JSON_NUMBER}')"""
+    return f"extractAll({_without_strings(text)}, '{_JSON_NUMBER}')"
 
 
 def _nested_as_orjson_writes(t: str, sent: str, before: str) -> str:
@@ -719,21 +723,26 @@ _TO_READ = 5
 # Whether Python may read a line with json, not orjson (`RowChecker._loads_leniently`):
 # it may hold NaN or an infinity, or a \\u escape (of half a UTF-16 pair).
 _JSON_READ = "(marked OR position(sent, '\\\\u') > 0)"
-# A run of digits as long as the whole numbers orjson reads past 64 bits.
-_MAY_BE_LONG = "match(line, '[0-9]{19}')"
 # A whole number of 19 digits or more, in a line with its strings taken out.
 _LONG_WHOLE = "'(^|[^0-9.eE+-])-?[0-9]{19,}($|[^0-9.eE])'"
 
 
-def _without_strings(text: str) -> str:
-    return f"replaceRegexpAll({text}, '{_JSON_STRING}', '\"\"')"
+def _may_be_non_finite(text: str) -> str:
+    """Whether a text may hold NaN or an infinity (`_NON_FINITE_AS_TEXT`)."""
+    return f"multiSearchAny({text}, ['NaN', 'Infinity'])"
+
+
+def _may_be_long(text: str) -> str:
+    """Whether a text has a run of digits as long as the whole numbers orjson reads past
+    64 bits."""
+    return f"match({text}, '[0-9]{{19}}')"
 
 
 def _digits_outside_strings(whole: str) -> str:
     """A line with its strings emptied where it has a run of 19 digits (else ''): whether
     it holds a whole number of 19 digits or more is `match(..., _LONG_WHOLE)` (digits in
     texts, and in a number with a fraction or an exponent, do not matter)."""
-    return f"if({_MAY_BE_LONG.replace('line', whole)}, {_without_strings(whole)}, '')"
+    return f"if({_may_be_long(whole)}, {_without_strings(whole)}, '')"
 
 
 def _reads_long_numbers(sent: str, plain: str) -> str:
@@ -831,8 +840,8 @@ def sift_sql(ds: Datasource) -> list[str]:
         # regexes in it cost about 15 ms an insert, 0.3 s of a 10 MB body.)
         f"CREATE MATERIALIZED VIEW {view['lines']} TO {lines} AS\n"
         f"SELECT line, '' AS raw, {REPEAT}, "
-        f"if(position(line, '\\\\u') > 0 OR {_MAY_BE_NON_FINITE.replace('whole', 'line')} OR "
-        f"{_MAY_BE_LONG}, "
+        f"if(position(line, '\\\\u') > 0 OR {_may_be_non_finite('line')} OR "
+        f"{_may_be_long('line')}, "
         f"{_TO_READ}, {_line_kind('line', 'line')}) AS kind FROM "
         f"(SELECT line, toUInt32(count()) AS {REPEAT} FROM {sift} GROUP BY line)",
         f"CREATE MATERIALIZED VIEW {view['compact']} TO {buffer} AS\n"
@@ -868,7 +877,7 @@ def read_sql(ds: Datasource, import_id: str) -> list[str]:
         f"(SELECT sent, {REPEAT}, whole, marked, long, long AND NOT marked AND "
         f"{_reads_long_numbers('sent', 'plain')} AS reads_long FROM "
         f"(SELECT sent, {REPEAT}, whole, marked, plain, match(plain, {_LONG_WHOLE}) AS long FROM "
-        f"(SELECT sent, {REPEAT}, whole, {_MAY_BE_NON_FINITE} AS marked, "
+        f"(SELECT sent, {REPEAT}, whole, {_may_be_non_finite('whole')} AS marked, "
         f"{_digits_outside_strings('whole')} AS plain FROM "
         f"(SELECT sent, {REPEAT}, {whole} AS whole FROM "
         f"(SELECT line AS sent, {REPEAT} FROM {lines} WHERE kind = {_TO_READ})))))))\n"
