@@ -10,7 +10,7 @@ as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
 `{"age":[<n>]}`, `{"age":{"k":<n>}}`, Arabic-Indic digits, `\\ud800` (half a UTF-16
 pair), `{"age":NaN,"n":<n>}`, texts of 19 digits and more, times without
 seconds, week dates, times in the year 1, arrays of fractions, and whole numbers of over
-19 digits (which only Python checks), all different and one repeated;
+19 digits (in and past 64 bits), all different and one repeated;
 then the valid bookings again.
 It prints for each body the server's CPU seconds (utime + stime from /proc/PID/stat),
 the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
@@ -177,11 +177,11 @@ def ingest_costs(mb: float, repeat: int) -> None:
               "year-one": distinct_tiny_objects(target, b'{"timestamp":"0001-01-01T12:%d"}'),
               # Arrays of fractions (the engine writes their numbers its own way).
               "fraction-arrays": distinct_tiny_objects(target, b'{"age":[1.%d]}'),
-              # Whole numbers of over 19 digits, which the engine leaves to Python (its
-              # JSON reader gives them as texts), in lines all different, and in one
-              # line sent again and again.
-              "python-only": distinct_tiny_objects(target, b'{"age":1234567890123456789%d}'),
-              "python-only-same": b'{"age":12345678901234567890}\n' * (target // 28),
+              # Whole numbers of over 19 digits (the engine reads those past 64 bits as
+              # orjson does only once they are written as floats), in lines all
+              # different, and in one line sent again and again.
+              "long-numbers": distinct_tiny_objects(target, b'{"age":1234567890123456789%d}'),
+              "long-numbers-same": b'{"age":12345678901234567890}\n' * (target // 28),
               "valid-again": b""}
     bodies["valid-again"] = bodies["valid"]
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:
