@@ -13,7 +13,12 @@ page = page_preamble("Endpoint explorer",
                      "The API Endpoints this workspace publishes (listed on the server with the "
                      "admin token) and their parameters. Each call goes out with a JWT that may "
                      "read that one endpoint.")
-viewer = viewer_session(page.connection, page.settings)
+viewer = viewer_session(page.connection, page.settings, page.access)
+pinned = viewer.pinned_params
+if pinned:
+    st.info("You see the endpoints that take your tenant, and every call is pinned to it: "
+            "the JWT's fixed_params hold " + ", ".join(f"`{k}={v}`" for k, v in pinned.items())
+            + ".", icon=":material/lock:")
 reload = st.button("Reload the list", icon=":material/refresh:")
 try:
     endpoints = viewer.workspace_endpoints(reload=reload)
@@ -41,6 +46,12 @@ if endpoint.params:
 with st.form(f"call_{endpoint.name}"):
     values = {}
     for param in endpoint.params:
+        if param.name in pinned:
+            values[param.name] = st.text_input(
+                f"{param.name} ({param.type}) · pinned to your tenant", value=pinned[param.name],
+                disabled=True, help="The JWT's fixed_params set it; the server ignores any "
+                                    "other value.")
+            continue
         values[param.name] = st.text_input(
             f"{param.name} ({param.type}){' · required' if param.required else ''}",
             placeholder="" if param.default is None else f"default: {param.default}",

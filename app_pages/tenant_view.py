@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.ui import charts, keys, panels, tenant, view_state
+from lib.ui.access import LOCK_SETTING, recheck
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 from lib.ui.view_link import keep_view, restore_view, widget_view
@@ -15,20 +16,29 @@ page = page_preamble("Tenant view",
                      "An airline partner's dashboard: every request carries a JWT whose "
                      "fixed_params pin `airline`, so the server answers with that airline's "
                      "bookings only.")
-settings, connection = page.settings, page.connection
-view = restore_view("tenant", view_state.TENANT_KEYS, settings)
+settings, connection, access = page.settings, page.connection, page.access
+view = restore_view("tenant", view_state.TENANT_KEYS, settings, access)
 with st.sidebar:
-    st.selectbox("You are", view_state.TENANTS, key=view_state.WIDGET_TENANT,
-                 help="In a real app this comes from the partner's login.")
-    st.date_input("Dates (UTC)", min_value=view_state.DATE_RANGE[0],
-                  max_value=view_state.DATE_RANGE[1], key=view_state.WIDGET_DATES)
-    st.slider("Top routes", *view_state.TOP_RANGE, key=view_state.WIDGET_TOP)
-    st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0, format="%g",
-                    key=view_state.WIDGET_REFRESH)
-    st.caption("This view is in the page's link: copy the address to share it.")
-view = widget_view(view, view_state.TENANT_KEYS)
-keep_view("tenant", view_state.TENANT_KEYS, view)
-viewer = viewer_session(connection, settings)
+    if access.link is not None:
+        st.caption(f"The view this link was shared with: {view.date_from:%b %d} – "
+                   f"{view.date_to:%b %d, %Y}, top {view.top} routes.")
+    else:
+        if access.may_pick_tenant:
+            st.selectbox("You are", view_state.TENANTS, key=view_state.WIDGET_TENANT,
+                         help="Admins and the demo's viewers pick; everyone else sees the "
+                              "tenant of their login.")
+        st.date_input("Dates (UTC)", min_value=view_state.DATE_RANGE[0],
+                      max_value=view_state.DATE_RANGE[1], key=view_state.WIDGET_DATES)
+        st.slider("Top routes", *view_state.TOP_RANGE, key=view_state.WIDGET_TOP)
+        st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0,
+                        format="%g", key=view_state.WIDGET_REFRESH)
+        st.caption("This view is in the page's link: copy the address to share it.")
+if access.kind == "demo":
+    st.info(f"**A demo:** anyone may pick any tenant here. Set {LOCK_SETTING} to make each "
+            "viewer log in and see only their own airline.", icon=":material/lock_open:")
+view = widget_view(view, view_state.TENANT_KEYS, access)
+keep_view("tenant", view_state.TENANT_KEYS, view, access)
+viewer = viewer_session(connection, settings, access)
 client = viewer.tenant_client(view.tenant)
 
 others = [airline for airline in view_state.TENANTS if airline != view.tenant]
@@ -40,6 +50,7 @@ st.subheader(f"{view.tenant} · {view.date_from:%b %d, %Y} – {view.date_to:%b 
 
 @st.fragment(run_every=view.refresh_seconds)
 def live_report() -> None:
+    recheck(access)  # a login or link that has ended fetches nothing more
     report = viewer.tenant_report(view)
     if report.error is not None:
         panels.error_panel(report.error, "Could not refresh the chart")

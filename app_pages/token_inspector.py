@@ -7,6 +7,7 @@ import time
 import streamlit as st
 
 from lib.ui import keys, token_inspector
+from lib.ui.access import recheck
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 
@@ -15,7 +16,7 @@ page = page_preamble("Token inspector",
                      "signed on the server with the workspace admin token, which never leaves "
                      "it.")
 connection = page.connection
-sources = viewer_session(connection, page.settings).token_sources()
+sources = viewer_session(connection, page.settings, page.access).token_sources()
 label = st.selectbox("JWT", list(sources), key=keys.INSPECTED_JWT,
                      help="The dashboard's, plus one per tenant or endpoint you opened.")
 tokens = sources[label]
@@ -41,6 +42,7 @@ with claims_col:
 @st.fragment(run_every=1)
 def countdown() -> None:
     """Time left, redrawn every second; a re-mint near exp redraws the whole page."""
+    recheck(page.access)  # a login that has ended shows nothing more
     minted = tokens.minted()
     if minted.token != token:
         st.rerun()

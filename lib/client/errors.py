@@ -89,6 +89,16 @@ class OutcomeUnknown(TinybirdError):
     maybe_written = True
 
 
+class AccessExpired(TinybirdError):
+    """No JWT may be minted any more: the access it stood for has ended.
+
+    A token source with a `valid_until` (a shared link's expiry, a login's maximum age)
+    raises this instead of minting a JWT that would outlive that access.
+    """
+
+    hint = "Open a new link, or log in again."
+
+
 class BadResponse(TinybirdError):
     hint = ("The endpoint answered with something the dashboard cannot draw. Check that "
             "TINYBIRD_PIPE names an endpoint returning the expected columns.")

@@ -50,6 +50,7 @@ class Settings:
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     jwt_ttl_seconds: int = DEFAULT_JWT_TTL_SECONDS
     local_data_dir: str = DEFAULT_LOCAL_DATA_DIR
+    jwt_rps: float | None = None  # the JWTs' `limits.rps`; None: no limit in the JWT
 
     @property
     def embedded(self) -> bool:
@@ -58,7 +59,7 @@ class Settings:
     def __repr__(self) -> str:  # the signing token must not reach a log through a repr
         return (f"Settings(host={self.host!r}, workspace_id={self.workspace_id!r}, "
                 f"pipe={self.pipe!r}, refresh_seconds={self.refresh_seconds}, "
-                f"jwt_ttl_seconds={self.jwt_ttl_seconds}, "
+                f"jwt_ttl_seconds={self.jwt_ttl_seconds}, jwt_rps={self.jwt_rps}, "
                 f"local_data_dir={self.local_data_dir!r})")
 
 
@@ -148,6 +149,7 @@ def load_settings(secrets: Mapping[str, Any] | None = None,
                                     60, 86400)),
         local_data_dir=(_lookup(layers, "TINYBIRD_LOCAL_DATA_DIR")
                         or ("", DEFAULT_LOCAL_DATA_DIR))[1],
+        jwt_rps=_number(layers, "TINYBIRD_JWT_RPS", 0, 0.001, 1_000_000) or None,
     )
     if host_found is None:
         return common

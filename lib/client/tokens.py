@@ -4,7 +4,8 @@ The payload is the guide's (`workspace_id`, `name`, `exp`, `scopes` with PIPES:R
 one pipe), signed HS256 with the workspace admin token. The admin token stays in the
 server process; only the JWT, which can read one endpoint for a few minutes, is sent.
 A `TokenSource` keeps one JWT per session and mints a new one shortly before `exp`, or
-when the server refused it, never once per poll.
+when the server refused it, never once per poll. Given a `valid_until`, it never mints a
+JWT that outlives it: the JWT of a shared link ends with the link.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+
+from .errors import AccessExpired
 
 DEFAULT_TTL_SECONDS = 600
 # Re-mint this long before `exp`, so no request leaves with a token about to expire.
@@ -81,7 +84,18 @@ class TokenSource:
     def __init__(self, signing_token: str, workspace_id: str, pipes: list[str] | str, *,
                  ttl_seconds: float = DEFAULT_TTL_SECONDS, name: str = "top_airlines_dashboard",
                  fixed_params: Mapping[str, Any] | None = None, rps: float | None = None,
-                 clock: Callable[[], float] = time.time):
+                 valid_until: float | None = None, clock: Callable[[], float] = time.time):
+        """Args:
+            signing_token: the workspace admin token; it signs and is never sent.
+            workspace_id: the workspace the JWTs are for.
+            pipes: the endpoints the JWTs may read.
+            ttl_seconds: how long each JWT lives.
+            name: the JWT's `name`, which Tinybird counts `limits.rps` and stats by.
+            fixed_params: values the server puts in every query, whatever is asked.
+            rps: the JWT's `limits.rps`, if any.
+            valid_until: Unix time after which no JWT is minted (`AccessExpired`).
+            clock: the time now, in Unix seconds.
+        """
         if not ttl_seconds > 0:
             raise ValueError("ttl_seconds must be positive")
         self._signing_token = signing_token
@@ -91,6 +105,7 @@ class TokenSource:
         self._name = name
         self._fixed_params = fixed_params
         self._rps = rps
+        self._valid_until = valid_until
         self._clock = clock
         self._current: MintedToken | None = None
         self._lock = threading.Lock()
@@ -132,9 +147,11 @@ class TokenSource:
         with self._lock:
             now = self._clock()
             margin = self.margin_seconds
-            if self._current is None or now >= self._current.expires_at - margin:
-                self._current = self._mint(now)
-            return self._current
+            current = self._current
+            if current is None or now >= current.expires_at - margin and not (
+                    self._is_last(current) and now < current.expires_at):
+                current = self._current = self._mint(now)
+            return current
 
     def remint(self) -> MintedToken:
         """A new JWT now, whatever the cached one's age (the token inspector's button)."""
@@ -147,10 +164,27 @@ class TokenSource:
         with self._lock:
             self._current = None
 
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def valid_until(self) -> float | None:
+        return self._valid_until
+
+    def _is_last(self, token: MintedToken) -> bool:
+        """True when `token` already lives until `valid_until`: a new one would not last longer."""
+        return self._valid_until is not None and token.expires_at >= math.floor(self._valid_until)
+
     def _mint(self, now: float) -> MintedToken:
         payload = jwt_payload(self._workspace_id, self._pipes, name=self._name,
                               ttl_seconds=self._ttl, fixed_params=self._fixed_params,
                               rps=self._rps, now=now)
+        if self._valid_until is not None:
+            # `exp` is a whole second: the last one before the access ends.
+            payload["exp"] = min(payload["exp"], math.floor(self._valid_until))
+            if payload["exp"] <= now:
+                raise AccessExpired("The access this JWT stood for has ended")
         token = sign_claims(payload, self._signing_token)
         self.mint_count += 1
         return MintedToken(token=token, expires_at=float(payload["exp"]), claims=payload,

@@ -29,6 +29,7 @@ log = logging.getLogger("top_airlines.dashboard")
 
 # The columns the page's chart needs from the endpoint's rows.
 CHART_COLUMNS = ("airline", "bookings")
+DASHBOARD_JWT_NAME = "top_airlines_dashboard"
 
 
 @dataclass
@@ -62,14 +63,23 @@ class DashboardSession:
 
     @classmethod
     def create(cls, host: str, workspace_id: str, signing_token: str, settings: Settings,
-               fetches: SharedFetches | None = None) -> DashboardSession:
+               fetches: SharedFetches | None = None, *, jwt_name: str = DASHBOARD_JWT_NAME,
+               valid_until: float | None = None) -> DashboardSession:
         """A session with its own token source, so each viewer mints their own JWT.
 
-        `fetches` is the process-wide cache viewers share; without one the session
-        fetches on every poll.
+        Args:
+            host: the Tinybird API host.
+            workspace_id: the workspace the JWTs are for.
+            signing_token: the workspace admin token; it stays on the server.
+            settings: the pipe, the JWT lifetime and rate limit.
+            fetches: the process-wide cache viewers share; without one the session
+                fetches on every poll.
+            jwt_name: the JWTs' `name`.
+            valid_until: when the viewer's access ends; no JWT outlives it.
         """
         tokens = TokenSource(signing_token, workspace_id, settings.pipe,
-                             ttl_seconds=settings.jwt_ttl_seconds)
+                             ttl_seconds=settings.jwt_ttl_seconds, name=jwt_name,
+                             rps=settings.jwt_rps, valid_until=valid_until)
         return cls(host=host, pipe=settings.pipe, tokens=tokens, client=PipeClient(host, tokens),
                    fetches=fetches or SharedFetches(),
                    connection=connection_key(host, workspace_id, signing_token))

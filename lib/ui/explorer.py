@@ -94,11 +94,32 @@ def request_params(endpoint: Endpoint, values: Mapping[str, str]) -> dict[str, s
 
 
 def explorer_client(host: str, workspace_id: str, signing_token: str, pipe: str, *,
-                    ttl_seconds: float) -> PipeClient:
-    """A client whose JWTs may read `pipe` only, with no fixed params."""
+                    ttl_seconds: float, name: str | None = None,
+                    fixed_params: Mapping[str, str] | None = None, rps: float | None = None,
+                    valid_until: float | None = None) -> PipeClient:
+    """A client whose JWTs may read `pipe` only, with the viewer's tenant pinned if given.
+
+    Args:
+        host: the Tinybird API host.
+        workspace_id: the workspace the JWTs are for.
+        signing_token: the workspace admin token; it stays on the server.
+        pipe: the one endpoint the JWTs may read.
+        ttl_seconds: each JWT's lifetime.
+        name: the JWTs' `name`; by default `explorer_<pipe>`.
+        fixed_params: values the server puts in every query (a locked viewer's tenant).
+        rps: the JWTs' `limits.rps`, if any.
+        valid_until: when the viewer's access ends; no JWT outlives it.
+    """
     tokens = TokenSource(signing_token, workspace_id, pipe, ttl_seconds=ttl_seconds,
-                         name=f"explorer_{pipe}")
+                         name=name or f"explorer_{pipe}", fixed_params=fixed_params, rps=rps,
+                         valid_until=valid_until)
     return PipeClient(host, tokens)
+
+
+def endpoints_for_tenant(endpoints: Sequence[Endpoint], param: str) -> list[Endpoint]:
+    """The endpoints that take `param`: the only ones a viewer locked to a tenant may call,
+    with that parameter pinned to their tenant."""
+    return [endpoint for endpoint in endpoints if endpoint.param(param) is not None]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 # The one per-viewer object: JWT sources, clients, last good data (`session.ViewerSession`).
 VIEWER = "viewer"
+# What this viewer may see, decided at the start of each run (`access.Access`).
+ACCESS = "access"
+# The share link's token this session was opened with (`access`).
+SHARE_LINK = "share_link"
 
 # Widgets that hold a part of a page's view (`view_state` reads and writes them).
 WIDGET_TENANT, WIDGET_DATES, WIDGET_TOP, WIDGET_REFRESH = (
@@ -20,6 +24,8 @@ PEEK_AT = "peek_at"  # tenant view: the airline the peek asks for
 INSPECTED_JWT = "inspected_jwt"  # token inspector: which JWT source is shown
 EXPLORE_PIPE = "explore_pipe"  # endpoint explorer: the endpoint picked
 EXPLORER_CALL = "explorer_call"  # endpoint explorer: the last call's outcome
+SHARE_TENANT, SHARE_PAGE, SHARE_TTL = "share_tenant", "share_page", "share_ttl"  # share links
+MADE_LINK = "made_link"  # share links: the last link made
 
 
 def view_key(page: str) -> str:

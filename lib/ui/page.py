@@ -14,6 +14,7 @@ import streamlit as st
 
 from lib.client.settings import Settings, SettingsError, load_settings
 
+from .access import Access, current_access
 from .shared_fetch import SharedFetches, connection_key
 
 
@@ -44,6 +45,7 @@ class Connection:
 class PageContext:
     settings: Settings
     connection: Connection
+    access: Access  # who is looking and which tenant they may see
 
 
 def _no_secrets_file(exc: Exception) -> bool:
@@ -115,9 +117,10 @@ APP_ICON = "✈️"
 
 
 def page_preamble(title: str, caption: str) -> PageContext:
-    """The page's frame and what it reads from; a bad setting ends the run with a message."""
+    """The page's frame, what it reads from and who is looking; a bad setting ends the run
+    with a message."""
     st.set_page_config(page_title=title, page_icon=APP_ICON, layout="wide")
     st.title(title)
     st.caption(caption)
     settings = load_page_settings()
-    return PageContext(settings, connect(settings))
+    return PageContext(settings, connect(settings), current_access())

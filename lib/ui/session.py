@@ -3,8 +3,9 @@
 Kept in `st.session_state` (one per browser session), so each viewer mints JWTs of their
 own: one for the dashboard, one per tenant they look at, one per endpoint they try. The
 object is made anew when what it was made from changes (host, workspace, signing token,
-pipe, JWT lifetime): a new signing token, say from an edited secrets.toml, must reach the
-token sources, or every JWT would keep being signed with the old one and refused.
+pipe, JWT lifetime, who is looking and their tenant): a new signing token, say from an
+edited secrets.toml, must reach the token sources, or every JWT would keep being signed
+with the old one and refused; a viewer whose tenant changed must not keep the old JWTs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
 
 from . import explorer, keys, tenant
-from .dashboard import DashboardSession
+from .access import Access
+from .dashboard import DASHBOARD_JWT_NAME, DashboardSession
 from .page import Connection, shared_fetches
 from .view_state import ViewState
 
@@ -27,6 +29,7 @@ from .view_state import ViewState
 class ViewerSession:
     connection: Connection
     settings: Settings
+    access: Access
     dashboard: DashboardSession
     tenant_clients: dict[str, PipeClient] = field(default_factory=dict)
     explorer_clients: dict[str, PipeClient] = field(default_factory=dict)
@@ -34,15 +37,19 @@ class ViewerSession:
 
     @property
     def made_from(self) -> tuple[object, ...]:
-        return made_from(self.connection, self.settings)
+        return made_from(self.connection, self.settings, self.access)
 
     def tenant_client(self, airline: str) -> PipeClient:
-        """The client for `airline`: one JWT source per tenant, re-minted near exp."""
+        """The client for `airline` (the viewer's own, unless they may pick): one JWT
+        source per tenant, re-minted near exp."""
+        airline = self.access.tenant_for(airline)
         if airline not in self.tenant_clients:
             self.tenant_clients[airline] = tenant.tenant_client(
                 self.connection.host, self.connection.workspace_id,
                 self.connection.signing_token, airline,
-                ttl_seconds=self.settings.jwt_ttl_seconds)
+                ttl_seconds=self.settings.jwt_ttl_seconds,
+                name=self.access.token_name(tenant.jwt_name(airline)),
+                rps=self.settings.jwt_rps, valid_until=self.access.ends_at)
         return self.tenant_clients[airline]
 
     def tenant_report(self, view: ViewState) -> tenant.TenantReport:
@@ -50,12 +57,22 @@ class ViewerSession:
         return tenant.fetch_report(self.tenant_client(view.tenant), view,
                                    self.dashboard.fetches, self.connection.fingerprint)
 
+    @property
+    def pinned_params(self) -> dict[str, str]:
+        """What every explorer call of this viewer has pinned: their tenant, if locked."""
+        locked = self.access.locked_tenant
+        return {} if locked is None else {tenant.TENANT_PARAM: locked}
+
     def explorer_client(self, pipe: str) -> PipeClient:
-        """The client for trying `pipe`, with a JWT that may read that pipe only."""
+        """The client for trying `pipe`, with a JWT that may read that pipe only (and only
+        the viewer's tenant, for a viewer locked to one)."""
         if pipe not in self.explorer_clients:
             self.explorer_clients[pipe] = explorer.explorer_client(
                 self.connection.host, self.connection.workspace_id,
-                self.connection.signing_token, pipe, ttl_seconds=self.settings.jwt_ttl_seconds)
+                self.connection.signing_token, pipe, ttl_seconds=self.settings.jwt_ttl_seconds,
+                name=self.access.token_name(f"explorer_{pipe}"),
+                fixed_params=self.pinned_params or None, rps=self.settings.jwt_rps,
+                valid_until=self.access.ends_at)
         return self.explorer_clients[pipe]
 
     def token_sources(self) -> dict[str, TokenSource]:
@@ -71,29 +88,34 @@ class ViewerSession:
         return sources
 
     def workspace_endpoints(self, reload: bool = False) -> list[explorer.Endpoint]:
-        """The workspace's API Endpoints, listed once per viewer with the admin token.
+        """The API Endpoints this viewer may call, listed once per viewer with the admin token.
 
         The admin token is used here, in the server process, and only the listing (names,
-        descriptions, parameters) is kept. Raises TinybirdError.
+        descriptions, parameters) is kept. A viewer locked to a tenant gets only the
+        endpoints that take the tenant parameter. Raises TinybirdError.
         """
         if reload or self.endpoints is None:
-            self.endpoints = explorer.load_endpoints(self.connection.host,
-                                                     self.connection.signing_token)
+            endpoints = explorer.load_endpoints(self.connection.host,
+                                                self.connection.signing_token)
+            if self.access.locked_tenant is not None:
+                endpoints = explorer.endpoints_for_tenant(endpoints, tenant.TENANT_PARAM)
+            self.endpoints = endpoints
         return self.endpoints
 
 
-def made_from(connection: Connection, settings: Settings) -> tuple[object, ...]:
-    return (*connection.fingerprint, settings.pipe, settings.jwt_ttl_seconds)
+def made_from(connection: Connection, settings: Settings, access: Access) -> tuple[object, ...]:
+    return (*connection.fingerprint, settings.pipe, settings.jwt_ttl_seconds, settings.jwt_rps,
+            *access.fingerprint)
 
 
-def viewer_session(connection: Connection, settings: Settings) -> ViewerSession:
+def viewer_session(connection: Connection, settings: Settings, access: Access) -> ViewerSession:
     """This viewer's session, made anew only when what it was made from has changed."""
     session = st.session_state.get(keys.VIEWER)
     if not isinstance(session, ViewerSession) or \
-            session.made_from != made_from(connection, settings):
-        session = ViewerSession(connection, settings, DashboardSession.create(
+            session.made_from != made_from(connection, settings, access):
+        session = ViewerSession(connection, settings, access, DashboardSession.create(
             connection.host, connection.workspace_id, connection.signing_token, settings,
-            shared_fetches()))
+            shared_fetches(), jwt_name=access.token_name(DASHBOARD_JWT_NAME),
+            valid_until=access.ends_at))
         st.session_state[keys.VIEWER] = session
     return session
-

@@ -23,6 +23,8 @@ from lib.ui.view_state import ViewState
 DAILY_PIPE, ROUTES_PIPE, MEALS_PIPE = "airline_daily_bookings", "airline_top_routes", \
     "airline_meal_mix"
 TENANT_PIPES = (DAILY_PIPE, ROUTES_PIPE, MEALS_PIPE)
+# The endpoints' parameter that names the tenant: the one a JWT pins.
+TENANT_PARAM = "airline"
 # The columns each chart needs, the number it draws last.
 COLUMNS = {
     DAILY_PIPE: ("day", "bookings"),
@@ -34,16 +36,29 @@ PEEK_PIPE = DAILY_PIPE
 
 
 def jwt_name(airline: str) -> str:
-    """The JWT's `name`: Tinybird counts `limits.rps` per name, so one per partner."""
+    """`tenant_<name>`: one JWT name per tenant, so `tinybird.pipe_stats_rt` tells whose
+    reads these were (and Tinybird counts `limits.rps` per name)."""
     return "tenant_" + (re.sub(r"[^a-z0-9]+", "_", airline.lower()).strip("_") or "unnamed")
 
 
 def tenant_client(host: str, workspace_id: str, signing_token: str, airline: str, *,
-                  ttl_seconds: float) -> PipeClient:
-    """A client whose JWTs read the tenant endpoints for `airline` and nothing else."""
+                  ttl_seconds: float, name: str | None = None, rps: float | None = None,
+                  valid_until: float | None = None) -> PipeClient:
+    """A client whose JWTs read the tenant endpoints for `airline` and nothing else.
+
+    Args:
+        host: the Tinybird API host.
+        workspace_id: the workspace the JWTs are for.
+        signing_token: the workspace admin token; it stays on the server.
+        airline: the tenant, pinned in every JWT's `fixed_params`.
+        ttl_seconds: each JWT's lifetime.
+        name: the JWTs' `name`; by default `jwt_name(airline)`.
+        rps: the JWTs' `limits.rps`, if any.
+        valid_until: when the viewer's access ends; no JWT outlives it.
+    """
     tokens = TokenSource(signing_token, workspace_id, list(TENANT_PIPES),
-                         ttl_seconds=ttl_seconds, name=jwt_name(airline),
-                         fixed_params={"airline": airline})
+                         ttl_seconds=ttl_seconds, name=name or jwt_name(airline), rps=rps,
+                         fixed_params={TENANT_PARAM: airline}, valid_until=valid_until)
     return PipeClient(host, tokens)
 
 
@@ -177,7 +192,7 @@ def peek(client: PipeClient, view: ViewState, asked_for: str,
     bookings from another airline's.
     """
     tenant = view.tenant
-    params: dict[str, Any] = {**request_params(view, PEEK_PIPE), "airline": asked_for}
+    params: dict[str, Any] = {**request_params(view, PEEK_PIPE), TENANT_PARAM: asked_for}
     url = client.request_url(PEEK_PIPE, params)
     try:
         before = own if own is not None else client.fetch(PEEK_PIPE,

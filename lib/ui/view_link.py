@@ -7,30 +7,42 @@ always a link to what is on screen. The parsing itself is `view_state`, free of 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
 
 import streamlit as st
 
 from lib.client.settings import Settings
 
 from . import view_state
+from .access import Access
 from .keys import link_key, view_key
 from .view_state import ViewState
 
 
-def restore_view(page: str, keys: Iterable[str], settings: Settings) -> ViewState:
+def restore_view(page: str, keys: Iterable[str], settings: Settings,
+                 access: Access) -> ViewState:
     """The view this page shows, from its link when the link says something new.
 
     Called before the page's widgets are drawn. When the URL's parameters are not the ones
     this page last wrote (a link was opened), they are checked, each bad value becomes a
     warning naming the parameter, and the widgets are set to show the view. Otherwise the
     widgets keep what the viewer chose; a page opened again without parameters shows the
-    viewer's last view on it.
+    viewer's last view on it. A viewer locked to a tenant sees that tenant whatever the
+    URL says; a share link's view is the one it was signed with.
     """
     keys = tuple(keys)
+    if access.link is not None:
+        view, _ = view_state.parse_view(access.link.view, keys, today=view_state.utc_today(),
+                                        default_refresh=settings.refresh_seconds)
+        return replace(view, tenant=access.link.tenant)
     query = {key: st.query_params[key] for key in keys if key in st.query_params}
     view, problems = view_state.parse_view(query, keys, today=view_state.utc_today(),
                                            default_refresh=settings.refresh_seconds)
+    locked = access.locked_tenant
+    if locked is not None:
+        view, problems = _lock_tenant(view, problems, query, locked)
     widgets = view_state.widget_values(view, keys)
     link_changed = st.session_state.get(link_key(page)) != query
     if link_changed or any(key not in st.session_state for key in widgets):
@@ -38,14 +50,33 @@ def restore_view(page: str, keys: Iterable[str], settings: Settings) -> ViewStat
             st.warning(problem.message, icon=":material/link_off:")
         remembered = st.session_state.get(view_key(page))
         if not query and isinstance(remembered, ViewState):
-            view = remembered
+            view = remembered if locked is None else replace(remembered, tenant=locked)
         for key, value in view_state.widget_values(view, keys).items():
             st.session_state[key] = value
     return view
 
 
-def keep_view(page: str, keys: Iterable[str], view: ViewState) -> None:
-    """Write `view` into the URL, so the address bar is always a link to what is shown."""
+def _lock_tenant(view: ViewState, problems: list[view_state.LinkProblem],
+                 query: Mapping[str, Any], tenant: str,
+                 ) -> tuple[ViewState, list[view_state.LinkProblem]]:
+    """`view` for `tenant` whatever the link asks, and a warning if it asked for another."""
+    problems = [problem for problem in problems if problem.param != view_state.TENANT]
+    asked = query.get(view_state.TENANT)
+    if isinstance(asked, (list, tuple)):
+        asked = asked[-1] if asked else ""
+    if asked is not None and str(asked).strip() != tenant:
+        problems.append(view_state.LinkProblem(view_state.TENANT, str(asked),
+                                               "is not a tenant you may see", f"`{tenant}`"))
+    return replace(view, tenant=tenant), problems
+
+
+def keep_view(page: str, keys: Iterable[str], view: ViewState, access: Access) -> None:
+    """Write `view` into the URL, so the address bar is always a link to what is shown.
+
+    A share link's URL is left as it was opened: it is the link.
+    """
+    if access.link is not None:
+        return
     keys = tuple(keys)
     query = view_state.to_query(view, keys)
     for key, value in query.items():
@@ -55,8 +86,15 @@ def keep_view(page: str, keys: Iterable[str], view: ViewState) -> None:
     st.session_state[view_key(page)] = view
 
 
-def widget_view(current: ViewState, keys: Iterable[str]) -> ViewState:
-    """The view this page's widgets (those for `keys`) hold now; see `view_from_widgets`."""
+def widget_view(current: ViewState, keys: Iterable[str], access: Access) -> ViewState:
+    """The view this page's widgets (those for `keys`) hold now; see `view_from_widgets`.
+
+    A share link's view has no widgets; a locked viewer's tenant is never a widget's.
+    """
+    if access.link is not None:
+        return current
     widgets = view_state.widget_values(current, keys)
-    return view_state.view_from_widgets({key: st.session_state.get(key) for key in widgets},
+    view = view_state.view_from_widgets({key: st.session_state.get(key) for key in widgets},
                                         current)
+    locked = access.locked_tenant
+    return view if locked is None else replace(view, tenant=locked)

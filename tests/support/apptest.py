@@ -18,7 +18,8 @@ SEED_ROWS = 5000
 LATENCY = re.compile(r"^Latency: \d+(\.\d+)? ms \(round trip \d+ ms, at \d\d:\d\d:\d\d UTC\)$")
 SETTING_NAMES = ("TINYBIRD_HOST", "NEXT_PUBLIC_TINYBIRD_HOST", "TINYBIRD_WORKSPACE",
                  "TINYBIRD_SIGNING_TOKEN", "TINYBIRD_PIPE", "TINYBIRD_REFRESH_SECONDS",
-                 "TINYBIRD_JWT_TTL_SECONDS", "TINYBIRD_LOCAL_DATA_DIR", "TINYBIRD_ENV_DIR")
+                 "TINYBIRD_JWT_TTL_SECONDS", "TINYBIRD_JWT_RPS", "TINYBIRD_LOCAL_DATA_DIR",
+                 "TINYBIRD_ENV_DIR")
 # A harmless key: a non-empty at.secrets stops AppTest from reading a real secrets.toml.
 WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"
 ISOLATED_SECRETS = {"TOP_AIRLINES_TEST": "isolated"}

@@ -61,9 +61,13 @@ def wait_healthy(url: str, process: subprocess.Popen, log_path: Path,
 
 
 @contextlib.contextmanager
-def running_streamlit(base: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    """`streamlit run streamlit_app.py` headless on a free port; yields (url, log path)."""
-    port = free_port()
+def running_streamlit(base: Path, env: dict[str, str], secrets: Path | None = None,
+                      port: int | None = None) -> Iterator[tuple[str, Path]]:
+    """`streamlit run streamlit_app.py` headless on a free port; yields (url, log path).
+
+    `secrets` is the secrets file it reads (by default none: not the developer's).
+    """
+    port = port or free_port()
     log_path = base / "streamlit.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -71,7 +75,7 @@ def running_streamlit(base: Path, env: dict[str, str]) -> Iterator[tuple[str, Pa
              "--server.headless", "true", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
              # no .streamlit/secrets.toml of the developer's either
-             "--secrets.files", str(base / "no-secrets.toml")],
+             "--secrets.files", str(secrets or base / "no-secrets.toml")],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

@@ -17,7 +17,7 @@ ALLOWED = {
     "client": set(),
     "bookings": {"client", "command_line"},
     "tinybird_local": {"bookings.distributions", "command_line"},
-    "ui": {"client", "bookings", "tinybird_local", "streamlit"},
+    "ui": {"client", "bookings", "tinybird_local", "command_line", "streamlit"},
 }
 
 

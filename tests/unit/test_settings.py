@@ -213,6 +213,18 @@ def test_bad_jwt_ttl_names_the_setting(tmp_path, value):
     assert caught.value.setting == "TINYBIRD_JWT_TTL_SECONDS"
 
 
+def test_jwt_rps_sets_the_limit_or_none(tmp_path):
+    assert load(tmp_path).jwt_rps is None
+    assert load(tmp_path, environ={"TINYBIRD_JWT_RPS": "2.5"}).jwt_rps == 2.5
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-1", "nan"])
+def test_bad_jwt_rps_names_the_setting(tmp_path, value):
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path, environ={"TINYBIRD_JWT_RPS": value})
+    assert caught.value.setting == "TINYBIRD_JWT_RPS"
+
+
 def test_refresh_interval_accepts_fractions(tmp_path):
     assert load(tmp_path, environ={"TINYBIRD_REFRESH_SECONDS": "2.5"}).refresh_seconds == 2.5
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lib.client.errors import AccessExpired
 from lib.client.tokens import REFRESH_MARGIN_SECONDS, TokenSource, jwt_payload, mint_jwt
 from tests.support.clock import FakeClock
 
@@ -188,3 +189,38 @@ def test_never_returns_a_token_that_expires_within_the_margin(ttl, steps):
         assert exp - clock.now > margin
     # And it re-mints no more often than needed: at most once per get().
     assert source.mint_count <= len(steps)
+
+
+# -- valid_until: no JWT outlives the access it stands for --------------------------------------
+
+
+def test_no_jwt_outlives_valid_until():
+    clock = FakeClock(NOW)
+    source = TokenSource(SIGNING, WORKSPACE, "top_airlines", ttl_seconds=600,
+                         valid_until=NOW + 100.5, clock=clock)
+    minted = source.minted()
+    assert decode(minted.token)["exp"] == NOW + 100  # the last whole second before the end
+    assert minted.expires_at == NOW + 100
+
+
+def test_the_last_jwt_is_kept_until_it_expires_then_access_expired():
+    clock = FakeClock(NOW)
+    source = TokenSource(SIGNING, WORKSPACE, "top_airlines", ttl_seconds=600,
+                         valid_until=NOW + 100, clock=clock)
+    first = source.get()
+    clock.advance(95)  # within the re-mint margin, but a new JWT could not live longer
+    assert source.get() == first
+    assert source.mint_count == 1
+    clock.advance(5)
+    with pytest.raises(AccessExpired):
+        source.get()
+    source.invalidate()
+    with pytest.raises(AccessExpired):
+        source.get()
+
+
+def test_valid_until_far_away_changes_nothing():
+    clock = FakeClock(NOW)
+    source = TokenSource(SIGNING, WORKSPACE, "top_airlines", ttl_seconds=600,
+                         valid_until=NOW + 86400, clock=clock)
+    assert decode(source.get())["exp"] == NOW + 600
