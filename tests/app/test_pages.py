@@ -340,3 +340,54 @@ def test_explorer_with_a_wrong_admin_token_says_so_without_a_traceback(page, mon
     assert error.startswith("Could not list the endpoints (HTTP 403)")
     assert any("TINYBIRD_SIGNING_TOKEN" in c for c in texts(at.caption))
 
+
+
+# -- share links: the JWTs of a link's session end with the link -------------------------------
+
+SHARE_SECRET = "share-secret-for-the-app-tests-0123456789ab"
+
+
+def link_app(token: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=30)
+    at.secrets.update({"share": {"secret": SHARE_SECRET}})
+    at.query_params.update({"share": token, "tenant": "GAS"})  # the URL's tenant is ignored
+    return at
+
+
+def test_a_share_link_shows_its_tenant_with_jwts_that_end_with_the_link(page, server):
+    from lib.ui.share import share_settings, sign_link_token
+
+    first, last = last_days()
+    token, grant = sign_link_token(share_settings({"secret": SHARE_SECRET}), tenant="Fizz",
+                                   page="Tenant_view", view={"from": first.isoformat(),
+                                                             "to": last.isoformat()},
+                                   ttl_seconds=120)
+    page(TENANT_PAGE)  # points the app at the module's server
+    at = link_app(token).run()
+    assert_no_error(at)
+    assert metric(at, "Bookings") == f"{sum(sql_per_day(server, 'Fizz', first, last).values()):,}"
+    viewer = at.session_state[keys.VIEWER]
+    assert list(viewer.tenant_clients) == ["Fizz"]
+    for tokens in (viewer.tenant_clients["Fizz"].tokens, viewer.dashboard.tokens):
+        minted = tokens.minted()
+        assert minted.expires_at <= grant.expires_at  # 120 s, where JWTs live 600 s
+        assert minted.claims["name"] == f"tenant_fizz_link_{grant.link_id[:8]}"
+
+
+def test_a_revoked_or_foreign_link_fetches_nothing(page, server):
+    from lib.ui.share import share_settings, sign_link_token
+
+    page(TENANT_PAGE)
+    revoked_token, grant = sign_link_token(share_settings({"secret": SHARE_SECRET}),
+                                           tenant="Fizz", page="Tenant_view", view={},
+                                           ttl_seconds=600)
+    at = link_app(revoked_token)
+    at.secrets.update({"share": {"secret": SHARE_SECRET, "revoked": [grant.link_id]}})
+    at.run()
+    assert "This shared link was revoked" in texts(at.error)[0]
+    assert keys.VIEWER not in at.session_state
+    foreign, _ = sign_link_token(share_settings({"secret": "x" * 40}), tenant="Fizz",
+                                 page="Tenant_view", view={}, ttl_seconds=600)
+    at = link_app(foreign).run()
+    assert "damaged or was edited" in texts(at.error)[0]
+    assert keys.VIEWER not in at.session_state
