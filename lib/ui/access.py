@@ -168,7 +168,7 @@ def _login_screen(providers: Sequence[str | None]) -> None:
 
 
 def _login_access(rules: Rules) -> Access:
-    if not st.user.is_logged_in:
+    if st.user.get("is_logged_in") is not True:
         _login_screen(rules.providers)
     user = st.user.to_dict()
     ends_at = session_ends_at(user, rules.tenancy)

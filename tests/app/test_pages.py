@@ -391,3 +391,44 @@ def test_a_revoked_or_foreign_link_fetches_nothing(page, server):
     at = link_app(foreign).run()
     assert "damaged or was edited" in texts(at.error)[0]
     assert keys.VIEWER not in at.session_state
+
+
+# -- who is looking: the demo says so, a login is asked for, a bad setting is named ------------
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "cookie-secret-for-the-app-tests-0123456789"}
+
+
+def entry_app(secrets: dict, **query: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=30)
+    at.secrets.update(secrets)
+    at.query_params.update(query)
+    return at
+
+
+def test_without_auth_the_tenant_page_says_it_is_a_demo_and_names_the_setting(page, server):
+    at = page(TENANT_PAGE, tenant="GAS").run()
+    demo = [str(e.value) for e in at.info if "A demo" in str(e.value)]
+    assert demo and "[auth] and [tenancy]" in demo[0]
+    assert at.selectbox(key=keys.WIDGET_TENANT).value == "GAS"
+
+
+def test_with_auth_a_viewer_not_logged_in_gets_only_the_login_buttons(page, server):
+    page(TENANT_PAGE)
+    provider = {"client_id": "x", "client_secret": "y",
+                "server_metadata_url": "https://accounts.google.com/.well-known/openid-configuration"}
+    at = entry_app({"auth": {**AUTH, "google": provider, "microsoft": provider}},
+                   tenant="GAS").run()
+    assert [b.label for b in at.button] == ["Log in with Google", "Log in with Microsoft"]
+    assert keys.VIEWER not in at.session_state  # no JWT was minted, nothing fetched
+    assert not at.get("vega_lite_chart")
+
+
+def test_a_bad_tenancy_setting_is_a_message_naming_it(page, server):
+    page(TENANT_PAGE)
+    at = entry_app({"auth": {**AUTH, "client_id": "x", "client_secret": "y",
+                             "server_metadata_url": "https://idp.example/.well-known/x"},
+                    "tenancy": {"admins": "ops@example.com"}}).run()
+    assert not at.exception
+    assert "tenancy.admins" in texts(at.error)[0]
+    assert keys.VIEWER not in at.session_state
