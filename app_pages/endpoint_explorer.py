@@ -47,10 +47,11 @@ with st.form(f"call_{endpoint.name}"):
     values = {}
     for param in endpoint.params:
         if param.name in pinned:
-            values[param.name] = st.text_input(
-                f"{param.name} ({param.type}) · pinned to your tenant", value=pinned[param.name],
-                disabled=True, help="The JWT's fixed_params set it; the server ignores any "
-                                    "other value.")
+            shown = keys.pinned_param_key(endpoint.name, param.name)
+            st.session_state[shown] = values[param.name] = pinned[param.name]
+            st.text_input(f"{param.name} ({param.type}) · pinned to your tenant", key=shown,
+                          disabled=True, help="The JWT's fixed_params set it; the server "
+                                              "ignores any other value.")
             continue
         values[param.name] = st.text_input(
             f"{param.name} ({param.type}){' · required' if param.required else ''}",

@@ -8,6 +8,7 @@ them fit in this process and leave the server's cores to the server.
     python bench/viewers.py                                  # 10 viewers, 60 s, top_airlines
     python bench/viewers.py --viewers 10 50 100 --seconds 60 # each N in turn, same server
     python bench/viewers.py --page tenant_view --refresh 2 --ramp 4
+    python bench/viewers.py --page tenant_view --viewers 100 --login # logged-in viewers
     python bench/viewers.py --url http://127.0.0.1:8501 --pid 12345   # a running server
 
 By default it starts `streamlit run streamlit_app.py --server.headless true --server.port
@@ -20,6 +21,30 @@ or `secrets.toml` points the app at a real workspace). It waits (bounded) for
 seeding are not billed to the first run, samples the idle server for 3 s, and kills the
 server at the end whatever happens. Traffic goes to 127.0.0.1 only; `--url` must be a
 loopback address too.
+
+`--login`: what a logged-in viewer costs, next to the anonymous one above. The server's
+secrets file then holds an `[auth]` section (redirect_uri on the server's own port, a
+random cookie_secret, a client id and secret, and a server_metadata_url on a loopback
+port nobody listens on: no provider is ever contacted) and a `[tenancy]` one that maps
+one email, LOGIN_EMAIL, to LOGIN_TENANT, the tenant the demo's Tenant view shows first,
+so that both modes fetch the same airline's bookings. So every page asks for a login.
+Each viewer arrives already logged in: its websocket carries the `_streamlit_user`
+cookie that Streamlit itself sets in the browser after `/oauth2callback`, made by
+Streamlit's own code (`auth_util.set_cookie_with_chunks` around `create_signed_value`,
+the itsdangerous signer) with claims {email, email_verified, iat and auth_time = the
+viewer's connect time, sub, origin, is_logged_in, provider "default"}. The bench signs it
+with the cookie_secret it wrote, because it owns the app's secrets. The handshake is the
+browser's: the Origin header (the server checks it against the cookie's `origin`), and a
+`_streamlit_xsrf` cookie with the same token in the websocket subprotocol's XSRF slot (the
+server reads the login cookie only when they match; the token is made by Streamlit's
+`generate_xsrf_token_string`, as the server would have set it with the page). The
+`_streamlit_user_tokens` cookie (the provider's raw tokens) is not sent: the app does not
+expose them. Each viewer's first full run must draw the sidebar's "Logged in as
+**LOGIN_EMAIL** · LOGIN_TENANT" line (`lib/ui/access.py::show_viewer`) and no "Log in"
+button, or the bench stops with an error. The browser's login flow itself (provider,
+`/auth/login`, `/oauth2callback`) is tested in tests/e2e/test_login_browser.py, not here.
+`--login` needs the server the bench starts (it signs with that server's secret), so it
+is refused with `--url`.
 
 One run per N:
   1. load: N viewers connect, spread over `--ramp` seconds (default: one refresh interval,
@@ -89,7 +114,8 @@ the lines on the pipe. That costs the server one short write per Tinybird reques
 changes nothing else. With `--url` the log is not ours to read: "n/a" (and the server
 columns are n/a unless `--pid` names the server's process).
 
-Figures only, never pass/fail; every wait is bounded and it stops by itself.
+Figures only, never pass/fail (except a `--login` viewer that is not logged in); every
+wait is bounded and it stops by itself.
 """
 
 from __future__ import annotations
@@ -101,6 +127,7 @@ import math
 import os
 import re
 import resource
+import secrets
 import socket
 import statistics
 import subprocess
@@ -114,9 +141,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from streamlit.auth_util import set_cookie_with_chunks
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ClientState_pb2 import ContextInfo
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.web.server.starlette.starlette_app_utils import (
+    create_signed_value,
+    generate_xsrf_token_string,
+)
+from streamlit.web.server.starlette.starlette_server_config import (
+    AUTH_COOKIE_MAX_AGE_SECONDS,
+    USER_COOKIE_NAME,
+    XSRF_COOKIE_NAME,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -146,6 +183,78 @@ CONTEXT = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "is_embed
            "color_scheme": "light"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# --login: the one viewer identity, and its tenant: the demo's first (view_state.TENANTS[0]),
+# so that logged-in and anonymous viewers of Tenant view fetch the same airline's bookings.
+LOGIN_EMAIL = "viewer@brianair.example"
+LOGIN_TENANT = "BrianAir"
+LOGIN_SECRETS = """\
+[auth]
+redirect_uri = "{origin}/oauth2callback"
+cookie_secret = "{cookie_secret}"
+client_id = "bench-viewers"
+client_secret = "{client_secret}"
+server_metadata_url = "http://127.0.0.1:{unused_port}/.well-known/openid-configuration"
+
+[tenancy]
+
+[tenancy.users]
+"{email}" = "{tenant}"
+"""
+
+
+# --- --login: the cookie Streamlit sets after /oauth2callback -------------------------------
+
+@dataclass(frozen=True)
+class Login:
+    """The server's login settings, as far as a browser that logged in depends on them."""
+
+    origin: str  # scheme://host:port of the redirect_uri
+    cookie_secret: str
+
+    def secrets_toml(self) -> str:
+        return LOGIN_SECRETS.format(origin=self.origin, cookie_secret=self.cookie_secret,
+                                    client_secret=secrets.token_hex(16),
+                                    unused_port=free_port(), email=LOGIN_EMAIL,
+                                    tenant=LOGIN_TENANT)
+
+    def user_cookies(self) -> dict[str, str]:
+        """`_streamlit_user` (in chunks if long), as `_auth_callback` sets it, claims now."""
+        now = int(time.time())
+        claims = {"email": LOGIN_EMAIL, "email_verified": True, "iat": now, "auth_time": now,
+                  "sub": "bench-viewer", "origin": self.origin, "is_logged_in": True,
+                  "provider": "default"}
+        cookies: dict[str, str] = {}
+
+        def sign(name: str, value: str) -> bytes:
+            return create_signed_value(self.cookie_secret, name, value)
+
+        def set_single(name: str, value: str) -> None:
+            cookies[name] = sign(name, value).decode("utf-8")
+
+        # The attributes `_set_single_cookie` appends, which count towards the chunk size.
+        attributes = f"; Path=/; HttpOnly; SameSite=lax; Max-Age={AUTH_COOKIE_MAX_AGE_SECONDS}"
+        set_cookie_with_chunks(set_single, sign, USER_COOKIE_NAME, claims,
+                               cookie_attr_size=len(attributes))
+        return cookies
+
+    def handshake(self) -> tuple[str, dict[str, str]]:
+        """A logged-in browser's websocket: (the XSRF subprotocol slot, extra headers)."""
+        xsrf = generate_xsrf_token_string()
+        cookies = {XSRF_COOKIE_NAME: xsrf, **self.user_cookies()}
+        return xsrf, {"Origin": self.origin,
+                      "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+def login_problem(viewer: Viewer) -> str | None:
+    """Why this --login viewer's first full run does not show it logged in, if it does not."""
+    expected = f"Logged in as **{LOGIN_EMAIL}** · {LOGIN_TENANT}"
+    if viewer.login_button:
+        return "its first full run drew the \"Log in\" button"
+    if viewer.login_line is None:
+        return "its first full run drew no \"Logged in as\" line"
+    if viewer.login_line != expected:
+        return f"its first full run said {viewer.login_line!r}, not {expected!r}"
+    return None
 
 
 # --- the server process ---------------------------------------------------------------------
@@ -199,6 +308,7 @@ class Server:
     pid: int | None
     log: StderrCounter | None = None
     process: subprocess.Popen | None = None
+    login: Login | None = None
 
     @property
     def ws_url(self) -> str:
@@ -227,11 +337,13 @@ def wait_healthy(server: Server, timeout: float) -> None:
     raise SystemExit(f"/_stcore/health did not answer 200 within {timeout:g} s ({last})")
 
 
-def start_server(tmp: Path) -> Server:
+def start_server(tmp: Path, login: bool) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINYBIRD_")}
     (tmp / "env").mkdir()
-    (tmp / "secrets.toml").write_text("")
+    server_login = (Login(f"http://127.0.0.1:{port}", secrets.token_urlsafe(32)) if login
+                    else None)
+    (tmp / "secrets.toml").write_text(server_login.secrets_toml() if server_login else "")
     env.update(TINYBIRD_LOCAL_DATA_DIR=str(tmp / "data"), TINYBIRD_ENV_DIR=str(tmp / "env"))
     command = [sys.executable, "-c", SERVER_PREAMBLE, "run", "streamlit_app.py",
                "--server.headless", "true", "--server.port", str(port),
@@ -241,7 +353,7 @@ def start_server(tmp: Path) -> Server:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     log = StderrCounter(process.stderr)
     log.start()
-    return Server(f"http://127.0.0.1:{port}", process.pid, log, process)
+    return Server(f"http://127.0.0.1:{port}", process.pid, log, process, server_login)
 
 
 def stop_server(server: Server) -> None:
@@ -265,6 +377,7 @@ class Viewer:
     ws_url: str
     page_name: str
     query_string: str
+    login: Login | None = None
     page_script_hash: str = ""
     # The frontend's ForwardMsgCache, hashes only: hash -> [run count when last used, fragment]
     cache: dict[str, list] = field(default_factory=dict)
@@ -288,6 +401,9 @@ class Viewer:
     pending_since: float | None = None
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (finished at, s)
     error: str | None = None
+    # --login: what the first full run drew of access.py's login screen or sidebar line
+    login_line: str | None = None
+    login_button: bool = False
 
     async def run(self, start_at: float, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -295,11 +411,12 @@ class Viewer:
         if stop.is_set():
             return
         self.connected_at = loop.time()
+        xsrf, headers = self.login.handshake() if self.login else ("PLACEHOLDER_AUTH_TOKEN", {})
         try:
             async with connect(self.ws_url, subprotocols=[Subprotocol("streamlit"),
-                                                          Subprotocol("PLACEHOLDER_AUTH_TOKEN")],
-                               proxy=None, ping_interval=None, max_size=None,
-                               open_timeout=30, close_timeout=3) as ws:
+                                                          Subprotocol(xsrf)],
+                               additional_headers=headers, proxy=None, ping_interval=None,
+                               max_size=None, open_timeout=30, close_timeout=3) as ws:
                 self.ws = ws
                 await self.rerun(fragment_id="")  # what the browser sends on load
                 reader = asyncio.create_task(self.read(ws))
@@ -401,8 +518,15 @@ class Viewer:
                 if page.page_script_hash == msg.navigation.page_script_hash:
                     self.page_url_path = page.url_pathname
         elif kind == "delta":
-            if msg.delta.new_element.WhichOneof("type") == "exception":
+            element = msg.delta.new_element
+            shown = element.WhichOneof("type")
+            if shown == "exception":
                 self.exceptions += 1
+            elif self.login is not None and self.load_seconds is None:  # the first full run
+                if shown == "markdown" and element.markdown.body.startswith("Logged in as "):
+                    self.login_line = element.markdown.body
+                elif shown == "button" and element.button.label.startswith("Log in"):
+                    self.login_button = True
         elif kind == "script_finished":
             self.finished(msg)
 
@@ -483,7 +607,7 @@ def page_query(args: argparse.Namespace) -> tuple[str, str]:
 async def warm_up(server: Server, args: argparse.Namespace) -> float:
     """One viewer's first full run: starts the embedded Tinybird Local (and seeds it)."""
     page_name, query = page_query(args)
-    viewer, stop = Viewer(server.ws_url, page_name, query), asyncio.Event()
+    viewer, stop = Viewer(server.ws_url, page_name, query, server.login), asyncio.Event()
     started = time.monotonic()
     task = asyncio.create_task(viewer.run(0.0, stop))
     try:
@@ -495,6 +619,8 @@ async def warm_up(server: Server, args: argparse.Namespace) -> float:
     if viewer.error or viewer.load_seconds is None:
         tail = "\n".join(server.log.tail) if server.log else ""
         raise SystemExit(f"warm-up viewer failed: {viewer.error}\n{tail}")
+    if server.login is not None and (problem := login_problem(viewer)):
+        raise SystemExit(f"--login: the warm-up viewer is not logged in: {problem}")
     if viewer.page_url_path != page_name:
         raise SystemExit(f"asked for /{page_name}, the server ran /{viewer.page_url_path}")
     return time.monotonic() - started
@@ -530,7 +656,7 @@ async def one_run(server: Server, args: argparse.Namespace, n: int,
     loop = asyncio.get_running_loop()
     page_name, query = page_query(args)
     ramp = args.refresh if args.ramp is None else args.ramp
-    viewers = [Viewer(server.ws_url, page_name, query) for _ in range(n)]
+    viewers = [Viewer(server.ws_url, page_name, query, server.login) for _ in range(n)]
     stop = asyncio.Event()
     before = Snapshot.take(server, viewers)
     t0 = loop.time()
@@ -584,6 +710,13 @@ async def one_run(server: Server, args: argparse.Namespace, n: int,
     elsewhere = sum(v.load_seconds is not None and v.page_url_path != page_name for v in viewers)
     if elsewhere:
         notes.append(f"{elsewhere} viewer(s) were not shown /{page_name}")
+    if server.login is not None:
+        problems = [problem for v in viewers
+                    if v.load_seconds is not None and (problem := login_problem(v))]
+        if problems:
+            row["not logged in"] = (f"{len(problems)} viewer(s) were not logged in: "
+                                    + "; ".join(sorted(set(problems))[:3]))
+            notes.append(row["not logged in"])
     errors = sorted({v.error for v in viewers if v.error})
     if errors:
         notes.append(f"{sum(bool(v.error) for v in viewers)} viewer(s) failed: "
@@ -615,9 +748,11 @@ async def bench(server: Server, args: argparse.Namespace) -> None:
     idle_rate = await idle_cpu_rate(server)
     idle = "n/a" if idle_rate is None else f"{100 * idle_rate:.1f}% of a core"
     ramp = args.refresh if args.ramp is None else args.ramp
+    who = (f"logged in as {LOGIN_EMAIL} ({LOGIN_TENANT})" if server.login is not None
+           else "anonymous")
     print(f"server {server.base_url}  page {args.page} "
           f"(/{PAGES[args.page]}?refresh={args.refresh:g})  window {args.seconds:g} s  "
-          f"ramp {ramp:g} s  idle server CPU {idle}", flush=True)
+          f"ramp {ramp:g} s  idle server CPU {idle}  viewers {who}", flush=True)
     widths = [max(len(c), 9) for c in COLUMNS]
     widths[1], widths[5] = 18, 10
     print("  ".join(c.rjust(w) for c, w in zip(COLUMNS, widths, strict=True)), flush=True)
@@ -628,6 +763,9 @@ async def bench(server: Server, args: argparse.Namespace) -> None:
         row = await one_run(server, args, n, idle_rate)
         print_row(row, widths)
         print(f"    {row['notes']}", flush=True)
+        if "not logged in" in row:
+            raise SystemExit(f"--login: {row['not logged in']}; the figures above are not "
+                             "those of logged-in viewers")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -643,6 +781,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds over which the viewers connect (default: --refresh)")
     parser.add_argument("--url", help="a running server (loopback only) instead of a new one")
     parser.add_argument("--pid", type=int, help="with --url: the server's process, for CPU/RSS")
+    parser.add_argument("--login", action="store_true",
+                        help="[auth] and [tenancy] in the server's secrets; each viewer "
+                             "arrives logged in (not with --url)")
     args = parser.parse_args(argv)
     if not all(1 <= n <= 1000 for n in args.viewers):
         parser.error("--viewers: each between 1 and 1000")
@@ -656,6 +797,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--url: a loopback address only (127.0.0.1, localhost, ::1)")
     if args.pid is not None and not args.url:
         parser.error("--pid goes with --url")
+    if args.login and args.url:
+        parser.error("--login needs the server the bench starts: it writes that server's "
+                     "[auth] cookie_secret and signs the viewers' login cookies with it")
     return args
 
 
@@ -667,7 +811,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(bench(server, args))
         return
     with tempfile.TemporaryDirectory(prefix="tb-viewers-") as tmp:
-        server = start_server(Path(tmp))
+        server = start_server(Path(tmp), args.login)
         try:
             wait_healthy(server, HEALTH_TIMEOUT)
             asyncio.run(bench(server, args))

@@ -41,3 +41,8 @@ def link_key(page: str) -> str:
 def param_key(pipe: str, param: str) -> str:
     """The endpoint explorer's text box for one parameter of one endpoint."""
     return f"param_{pipe}_{param}"
+
+
+def pinned_param_key(pipe: str, param: str) -> str:
+    """The endpoint explorer's read-only box for a parameter pinned to the viewer's tenant."""
+    return f"pinned_{pipe}_{param}"

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
+from playwright.sync_api import expect
 
 from lib.tinybird_local.workspace import load_workspace
 from tests.support.browser import SKIP_WITHOUT_CHROMIUM, clean_env, free_port, running_streamlit
@@ -28,6 +29,7 @@ STEP_TIMEOUT_MS = 15_000
 CHARTS = '[data-testid="stVegaLiteChart"]'
 COOKIE_SECRET = "cookie-secret-of-the-login-tests-0123456789"
 SHARE_SECRET = "share-secret-of-the-login-tests-0123456789ab"
+JWT_RPS = 50
 TENANCY = """
 [tenancy]
 claim = "airline"
@@ -75,7 +77,9 @@ def app(tmp_path_factory, provider):
     app = App(url, base / "secrets.toml", auth_secrets(url, provider, COOKIE_SECRET),
               base / "tinybird-local", None)
     app.write_secrets()
-    with running_streamlit(base, clean_env(base, app.data_dir), app.secrets, port) as (
+    env = clean_env(base, app.data_dir)
+    env["TINYBIRD_JWT_RPS"] = str(JWT_RPS)
+    with running_streamlit(base, env, app.secrets, port) as (
             _, log_path):
         app.log_path = log_path
         yield app
@@ -143,6 +147,7 @@ def test_the_claim_decides_the_tenant_and_the_url_cannot_change_it(app, provider
     page.get_by_text("airline_daily_bookings").first.wait_for(timeout=STEP_TIMEOUT_MS)
     claims = shown_jwt_claims(page)
     assert claims["name"] == "tenant_red_balloon"
+    assert claims["limits"] == {"rps": JWT_RPS}
     assert {scope["fixed_params"]["airline"] for scope in claims["scopes"]} == {"Red Balloon"}
 
     open_menu_page(page, "Endpoint explorer")
@@ -151,8 +156,8 @@ def test_the_claim_decides_the_tenant_and_the_url_cannot_change_it(app, provider
                                             "airline_top_routes"]
     choose(page, "Endpoint", "airline_top_routes")
     pinned = page.get_by_role("textbox", name="airline (String) · pinned to your tenant")
-    pinned.wait_for(timeout=STEP_TIMEOUT_MS)
-    assert pinned.input_value() == "Red Balloon" and pinned.is_disabled()
+    expect(pinned).to_have_value("Red Balloon", timeout=STEP_TIMEOUT_MS)
+    assert pinned.is_disabled()
     page.get_by_role("button", name="Call the endpoint").click()
     page.get_by_text("Rows read").wait_for(timeout=STEP_TIMEOUT_MS)
     request = page.locator('[data-testid="stCode"]').filter(has_text="GET ").inner_text()
