@@ -372,6 +372,11 @@ def test_a_share_link_shows_its_tenant_with_jwts_that_end_with_the_link(page, se
         minted = tokens.minted()
         assert minted.expires_at <= grant.expires_at  # 120 s, where JWTs live 600 s
         assert minted.claims["name"] == f"tenant_fizz_link_{grant.link_id[:8]}"
+    # The server's own record says whose reads these were.
+    read = server.sql("SELECT DISTINCT pipe_name FROM tinybird.pipe_stats_rt WHERE token_name = "
+                      f"'tenant_fizz_link_{grant.link_id[:8]}' ORDER BY pipe_name")["data"]
+    assert [row["pipe_name"] for row in read] == ["airline_daily_bookings", "airline_meal_mix",
+                                                  "airline_top_routes"]
 
 
 def test_a_revoked_or_foreign_link_fetches_nothing(page, server):
