@@ -229,12 +229,14 @@ def current_access() -> Access:
 
 
 def still_allowed(access: Access) -> bool:
-    """False once the login or link has ended, the link was revoked, or the secrets now
-    give this login another tenant."""
+    """False once the login or link has ended, the link was revoked, the secrets now give
+    this login another tenant, or a login is now required of the demo's viewers."""
     if access.ends_at is not None and time.time() >= access.ends_at:
         return False
     try:
         rules = load_rules()
+        if access.kind == "demo":
+            return not rules.login_required
         if access.link is not None:
             read_link_token(st.session_state.get(keys.SHARE_LINK) or "", rules.share)
         elif access.kind == "login":
