@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.client.errors import TinybirdError
-from lib.ui import explorer, keys, panels
+from lib.ui import endpoint_explorer, keys, panels
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
 
@@ -20,11 +19,11 @@ if pinned:
             "the JWT's fixed_params hold " + ", ".join(f"`{k}={v}`" for k, v in pinned.items())
             + ".", icon=":material/lock:")
 reload = st.button("Reload the list", icon=":material/refresh:")
-try:
-    endpoints = viewer.workspace_endpoints(reload=reload)
-except TinybirdError as exc:
-    panels.error_panel(exc, "Could not list the endpoints")
+listing = viewer.workspace_endpoints(reload=reload)
+if listing.error is not None:
+    panels.error_panel(listing.error, "Could not list the endpoints")
     st.stop()
+endpoints = listing.endpoints
 if not endpoints:
     st.info("This workspace has no API Endpoints yet.")
     st.stop()
@@ -41,7 +40,7 @@ endpoint = next(e for e in endpoints if e.name == name)
 if endpoint.description:
     st.markdown(endpoint.description)
 if endpoint.params:
-    st.dataframe(explorer.param_rows(endpoint), hide_index=True, width="stretch")
+    st.dataframe(endpoint_explorer.param_rows(endpoint), hide_index=True, width="stretch")
 
 with st.form(f"call_{endpoint.name}"):
     values = {}
@@ -63,7 +62,7 @@ with st.form(f"call_{endpoint.name}"):
 
 if submitted:
     client = viewer.explorer_client(endpoint.name)
-    st.session_state[keys.EXPLORER_CALL] = explorer.call_endpoint(client, endpoint, values)
+    st.session_state[keys.EXPLORER_CALL] = endpoint_explorer.call_endpoint(client, endpoint, values)
 call = st.session_state.get(keys.EXPLORER_CALL)
 if call is not None and call.pipe == endpoint.name:
     st.markdown("**Request** (the JWT goes in the `Authorization` header, not in the URL)")
@@ -78,7 +77,7 @@ if call is not None and call.pipe == endpoint.name:
         rows.metric("Rows", f"{result.rows:,}")
         rows_read.metric("Rows read", "n/a" if result.rows_read is None
                          else f"{result.rows_read:,}")
-        if len(result.data) > explorer.MAX_JSON_ROWS:
-            st.caption(f"Showing the first {explorer.MAX_JSON_ROWS} of {len(result.data):,} "
-                       "rows of the response.")
+        if len(result.data) > endpoint_explorer.MAX_JSON_ROWS:
+            st.caption(f"Showing the first {endpoint_explorer.MAX_JSON_ROWS} of "
+                       f"{len(result.data):,} rows of the response.")
         st.json(call.shown_json(), expanded=2)

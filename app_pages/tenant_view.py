@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import charts, keys, panels, tenant, view_state
+from lib.ui import charts, keys, panels, tenant_view, view_state
 from lib.ui.access import LOCK_SETTING, recheck
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
@@ -17,27 +17,27 @@ page = page_preamble("Tenant view",
                      "fixed_params pin `airline`, so the server answers with that airline's "
                      "bookings only.")
 settings, connection, access = page.settings, page.connection, page.access
-view = restore_view("tenant", view_state.TENANT_KEYS, settings, access)
+view = restore_view("tenant", view_state.TENANT_PARAMS, settings, access)
 with st.sidebar:
     if access.link is not None:
         st.caption(f"The view this link was shared with: {view.date_from:%b %d} – "
                    f"{view.date_to:%b %d, %Y}, top {view.top} routes.")
     else:
         if access.may_pick_tenant:
-            st.selectbox("You are", view_state.TENANTS, key=view_state.WIDGET_TENANT,
+            st.selectbox("You are", view_state.TENANTS, key=keys.WIDGET_TENANT,
                          help="Admins and the demo's viewers pick; everyone else sees the "
                               "tenant of their login.")
         st.date_input("Dates (UTC)", min_value=view_state.DATE_RANGE[0],
-                      max_value=view_state.DATE_RANGE[1], key=view_state.WIDGET_DATES)
-        st.slider("Top routes", *view_state.TOP_RANGE, key=view_state.WIDGET_TOP)
+                      max_value=view_state.DATE_RANGE[1], key=keys.WIDGET_DATES)
+        st.slider("Top routes", *view_state.TOP_RANGE, key=keys.WIDGET_TOP)
         st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0,
-                        format="%g", key=view_state.WIDGET_REFRESH)
+                        format="%g", key=keys.WIDGET_REFRESH)
         st.caption("This view is in the page's link: copy the address to share it.")
 if access.kind == "demo":
     st.info(f"**A demo:** anyone may pick any tenant here. Set {LOCK_SETTING} to make each "
             "viewer log in and see only their own airline.", icon=":material/lock_open:")
-view = widget_view(view, view_state.TENANT_KEYS, access)
-keep_view("tenant", view_state.TENANT_KEYS, view, access)
+view = widget_view(view, view_state.TENANT_PARAMS, access)
+keep_view("tenant", view_state.TENANT_PARAMS, view, access)
 viewer = viewer_session(connection, settings, access)
 client = viewer.tenant_client(view.tenant)
 
@@ -79,7 +79,7 @@ def live_report() -> None:
         st.selectbox("Ask for the bookings of", others, key=keys.PEEK_AT,
                      help=f"Sends the trend request again with this airline in the URL, on "
                           f"{view.tenant}'s JWT; checked again on every refresh.")
-        outcome = tenant.peek(client, view, st.session_state[keys.PEEK_AT], own=report.daily)
+        outcome = tenant_view.peek(client, view, st.session_state[keys.PEEK_AT], own=report.daily)
         st.code(f"GET {outcome.url}\nAuthorization: Bearer <{view.tenant}'s JWT>",
                 language="http")
         if outcome.pinned:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import streamlit as st
 
-from lib.ui import charts, panels, view_state
+from lib.ui import charts, keys, panels, view_state
 from lib.ui.access import recheck
 from lib.ui.page import page_preamble
 from lib.ui.session import viewer_session
@@ -22,24 +22,24 @@ if connection.is_local_demo:
         "`TINYBIRD_SIGNING_TOKEN` (environment, `.env.local` or `.streamlit/secrets.toml`).",
         icon=":material/flight:",
     )
-view = restore_view("dashboard", view_state.DASHBOARD_KEYS, settings, access)
+view = restore_view("dashboard", view_state.DASHBOARD_PARAMS, settings, access)
 with st.sidebar:
     if access.link is None:
-        st.selectbox("Bookings made", list(view_state.WINDOWS), key=view_state.WIDGET_WINDOW,
+        st.selectbox("Bookings made", list(view_state.WINDOWS), key=keys.WIDGET_WINDOW,
                      format_func=lambda name: view_state.WINDOWS[name][0],
                      help="UTC. Kept in the page's link as `window`, or "
                           "`date_from`/`date_to`.")
-        if st.session_state.get(view_state.WIDGET_WINDOW) == "custom":
+        if st.session_state.get(keys.WIDGET_WINDOW) == "custom":
             st.date_input("Days (UTC)", min_value=view_state.DATE_RANGE[0],
-                          max_value=view_state.DATE_RANGE[1], key=view_state.WIDGET_RANGE)
+                          max_value=view_state.DATE_RANGE[1], key=keys.WIDGET_RANGE)
         st.selectbox("Meal", [view_state.ALL_MEALS, *view_state.MEALS],
-                     key=view_state.WIDGET_MEAL, help="Kept in the page's link as `meal_choice`.")
+                     key=keys.WIDGET_MEAL, help="Kept in the page's link as `meal_choice`.")
         st.number_input("Refresh every (seconds)", *view_state.REFRESH_RANGE, step=1.0,
-                        format="%g", key=view_state.WIDGET_REFRESH,
+                        format="%g", key=keys.WIDGET_REFRESH,
                         help="Kept in the page's link as `refresh`.")
         st.caption("This view is in the page's link: copy the address to share it.")
-view = widget_view(view, view_state.DASHBOARD_KEYS, access)
-keep_view("dashboard", view_state.DASHBOARD_KEYS, view, access)
+view = widget_view(view, view_state.DASHBOARD_PARAMS, access)
+keep_view("dashboard", view_state.DASHBOARD_PARAMS, view, access)
 session = viewer_session(connection, settings, access).dashboard
 st.subheader(view.filter_label())
 
@@ -48,7 +48,7 @@ st.subheader(view.filter_label())
 def live_chart() -> None:
     """One poll of the endpoint; Streamlit reruns only this part every refresh interval."""
     recheck(access)  # a login or link that has ended fetches nothing more
-    outcome = session.poll(view.refresh_seconds, view.filter_key(),
+    outcome = session.poll(view.refresh_seconds, view.filters(),
                            lambda: view.pipe_params(dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     if outcome.error is not None:
         panels.error_panel(outcome.error, "Could not refresh the chart", outcome.stale_seconds)

@@ -34,7 +34,7 @@ from .share import (
     share_settings,
 )
 from .tenancy import Identity, TenancySettings, resolve, session_ends_at, tenancy_settings
-from .tenant import jwt_name
+from .tenant_view import jwt_name
 
 # The keys that make a table under `[auth]` a provider, as Streamlit reads them.
 PROVIDER_KEYS = {"client_id", "client_secret", "server_metadata_url"}

@@ -1,8 +1,8 @@
 """Every `st.session_state` key the app uses, in one place, so no two pages collide.
 
 Widgets keep their values under these keys; the viewer's session object lives under
-`VIEWER`. A page's view (`view_link`) is kept under `view_key(page)` and the link it last
-wrote under `link_key(page)`.
+`VIEWER`. A page's view (`view_link`) is kept under `last_view_key(page)` and the link it last
+wrote under `last_link_key(page)`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ SHARE_TENANT, SHARE_PAGE, SHARE_TTL = "share_tenant", "share_page", "share_ttl" 
 MADE_LINK = "made_link"  # share links: the last link made
 
 
-def view_key(page: str) -> str:
+def last_view_key(page: str) -> str:
     """Where `page`'s last view is kept, to show it again when the page is reopened."""
     return f"view:{page}"
 
 
-def link_key(page: str) -> str:
+def last_link_key(page: str) -> str:
     """Where the query parameters `page` last wrote are kept, to notice a link opened."""
     return f"view_link:{page}"
 

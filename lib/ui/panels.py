@@ -13,7 +13,7 @@ import streamlit as st
 
 from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeResult
-from lib.ui.tenant import TENANT_PIPES, TenantReport
+from lib.ui.tenant_view import TENANT_PIPES, TenantReport
 
 
 def latency_text(result: PipeResult) -> str:

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeClient
 from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
 
-from . import explorer, keys, tenant
+from . import endpoint_explorer, keys, tenant_view
 from .access import Access
-from .dashboard import DASHBOARD_JWT_NAME, DashboardSession
 from .page import Connection, shared_fetches
+from .top_airlines import DASHBOARD_JWT_NAME, DashboardSession
 from .view_state import ViewState
 
 
@@ -33,7 +34,7 @@ class ViewerSession:
     dashboard: DashboardSession
     tenant_clients: dict[str, PipeClient] = field(default_factory=dict)
     explorer_clients: dict[str, PipeClient] = field(default_factory=dict)
-    endpoints: list[explorer.Endpoint] | None = None
+    endpoints: list[endpoint_explorer.Endpoint] | None = None  # listed once per viewer
 
     @property
     def made_from(self) -> tuple[object, ...]:
@@ -44,30 +45,30 @@ class ViewerSession:
         source per tenant, re-minted near exp."""
         airline = self.access.tenant_for(airline)
         if airline not in self.tenant_clients:
-            self.tenant_clients[airline] = tenant.tenant_client(
+            self.tenant_clients[airline] = tenant_view.tenant_client(
                 self.connection.host, self.connection.workspace_id,
                 self.connection.signing_token, airline,
                 ttl_seconds=self.settings.jwt_ttl_seconds,
-                name=self.access.token_name(tenant.jwt_name(airline)),
+                name=self.access.token_name(tenant_view.jwt_name(airline)),
                 rps=self.settings.jwt_rps, valid_until=self.access.ends_at)
         return self.tenant_clients[airline]
 
-    def tenant_report(self, view: ViewState) -> tenant.TenantReport:
+    def tenant_report(self, view: ViewState) -> tenant_view.TenantReport:
         """The tenant's three charts for `view`, shared with other viewers of that view."""
-        return tenant.fetch_report(self.tenant_client(view.tenant), view,
+        return tenant_view.fetch_report(self.tenant_client(view.tenant), view,
                                    self.dashboard.fetches, self.connection.fingerprint)
 
     @property
     def pinned_params(self) -> dict[str, str]:
         """What every explorer call of this viewer has pinned: their tenant, if locked."""
         locked = self.access.locked_tenant
-        return {} if locked is None else {tenant.TENANT_PARAM: locked}
+        return {} if locked is None else {tenant_view.TENANT_PARAM: locked}
 
     def explorer_client(self, pipe: str) -> PipeClient:
         """The client for trying `pipe`, with a JWT that may read that pipe only (and only
         the viewer's tenant, for a viewer locked to one)."""
         if pipe not in self.explorer_clients:
-            self.explorer_clients[pipe] = explorer.explorer_client(
+            self.explorer_clients[pipe] = endpoint_explorer.explorer_client(
                 self.connection.host, self.connection.workspace_id,
                 self.connection.signing_token, pipe, ttl_seconds=self.settings.jwt_ttl_seconds,
                 name=self.access.token_name(f"explorer_{pipe}"),
@@ -87,20 +88,24 @@ class ViewerSession:
                 sources[label] = client.tokens
         return sources
 
-    def workspace_endpoints(self, reload: bool = False) -> list[explorer.Endpoint]:
+    def workspace_endpoints(self, reload: bool = False) -> endpoint_explorer.Listing:
         """The API Endpoints this viewer may call, listed once per viewer with the admin token.
 
         The admin token is used here, in the server process, and only the listing (names,
         descriptions, parameters) is kept. A viewer locked to a tenant gets only the
-        endpoints that take the tenant parameter. Raises TinybirdError.
+        endpoints that take the tenant parameter. A failure is the listing's `error`.
         """
         if reload or self.endpoints is None:
-            endpoints = explorer.load_endpoints(self.connection.host,
-                                                self.connection.signing_token)
+            try:
+                endpoints = endpoint_explorer.load_endpoints(self.connection.host,
+                                                             self.connection.signing_token)
+            except TinybirdError as exc:
+                return endpoint_explorer.Listing([], exc)
             if self.access.locked_tenant is not None:
-                endpoints = explorer.endpoints_for_tenant(endpoints, tenant.TENANT_PARAM)
+                endpoints = endpoint_explorer.endpoints_for_tenant(
+                    endpoints, tenant_view.TENANT_PARAM)
             self.endpoints = endpoints
-        return self.endpoints
+        return endpoint_explorer.Listing(self.endpoints)
 
 
 def made_from(connection: Connection, settings: Settings, access: Access) -> tuple[object, ...]:

@@ -78,7 +78,7 @@ def connection_key(host: str, workspace_id: str, signing_token: str) -> tuple[st
     return (host, workspace_id, hashlib.sha256(signing_token.encode()).hexdigest()[:16])
 
 
-def view_key(*, connection: tuple[str, ...], pipe: str, params: Mapping[str, Any] | None,
+def cache_key(*, connection: tuple[str, ...], pipe: str, params: Mapping[str, Any] | None,
              scope: str) -> tuple[object, ...]:
     """The cache key of a view; `scope` is the JWT's scopes (with fixed_params) as JSON."""
     shown = tuple(sorted((str(k), json.dumps(v, sort_keys=True, default=str))
@@ -144,7 +144,7 @@ class SharedFetches:
         The key takes the scope from the client's own token source. Raises the fetch's
         TinybirdError (the same one for every viewer it is shared with).
         """
-        key = view_key(connection=connection, pipe=pipe, params=params,
+        key = cache_key(connection=connection, pipe=pipe, params=params,
                        scope=client.tokens.scope)
 
         def fetch() -> PipeResult:

@@ -17,11 +17,11 @@ from lib.client.settings import Settings
 
 from . import view_state
 from .access import Access
-from .keys import link_key, view_key
+from .keys import last_link_key, last_view_key
 from .view_state import ViewState
 
 
-def restore_view(page: str, keys: Iterable[str], settings: Settings,
+def restore_view(page: str, params: Iterable[str], settings: Settings,
                  access: Access) -> ViewState:
     """The view this page shows, from its link when the link says something new.
 
@@ -32,26 +32,26 @@ def restore_view(page: str, keys: Iterable[str], settings: Settings,
     viewer's last view on it. A viewer locked to a tenant sees that tenant whatever the
     URL says; a share link's view is the one it was signed with.
     """
-    keys = tuple(keys)
+    params = tuple(params)
     if access.link is not None:
-        view, _ = view_state.parse_view(access.link.view, keys, today=view_state.utc_today(),
+        view, _ = view_state.parse_view(access.link.view, params, today=view_state.utc_today(),
                                         default_refresh=settings.refresh_seconds)
         return replace(view, tenant=access.link.tenant)
-    query = {key: st.query_params[key] for key in keys if key in st.query_params}
-    view, problems = view_state.parse_view(query, keys, today=view_state.utc_today(),
+    query = {key: st.query_params[key] for key in params if key in st.query_params}
+    view, problems = view_state.parse_view(query, params, today=view_state.utc_today(),
                                            default_refresh=settings.refresh_seconds)
     locked = access.locked_tenant
     if locked is not None:
         view, problems = _lock_tenant(view, problems, query, locked)
-    widgets = view_state.widget_values(view, keys)
-    link_changed = st.session_state.get(link_key(page)) != query
+    widgets = view_state.widget_values(view, params)
+    link_changed = st.session_state.get(last_link_key(page)) != query
     if link_changed or any(key not in st.session_state for key in widgets):
         for problem in problems:
             st.warning(problem.message, icon=":material/link_off:")
-        remembered = st.session_state.get(view_key(page))
+        remembered = st.session_state.get(last_view_key(page))
         if not query and isinstance(remembered, ViewState):
             view = remembered if locked is None else replace(remembered, tenant=locked)
-        for key, value in view_state.widget_values(view, keys).items():
+        for key, value in view_state.widget_values(view, params).items():
             st.session_state[key] = value
     return view
 
@@ -70,30 +70,30 @@ def _lock_tenant(view: ViewState, problems: list[view_state.LinkProblem],
     return replace(view, tenant=tenant), problems
 
 
-def keep_view(page: str, keys: Iterable[str], view: ViewState, access: Access) -> None:
+def keep_view(page: str, params: Iterable[str], view: ViewState, access: Access) -> None:
     """Write `view` into the URL, so the address bar is always a link to what is shown.
 
     A share link's URL is left as it was opened: it is the link.
     """
     if access.link is not None:
         return
-    keys = tuple(keys)
-    query = view_state.to_query(view, keys)
+    params = tuple(params)
+    query = view_state.to_query(view, params)
     for key, value in query.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
-    st.session_state[link_key(page)] = query
-    st.session_state[view_key(page)] = view
+    st.session_state[last_link_key(page)] = query
+    st.session_state[last_view_key(page)] = view
 
 
-def widget_view(current: ViewState, keys: Iterable[str], access: Access) -> ViewState:
-    """The view this page's widgets (those for `keys`) hold now; see `view_from_widgets`.
+def widget_view(current: ViewState, params: Iterable[str], access: Access) -> ViewState:
+    """The view this page's widgets (those for `params`) hold now; see `view_from_widgets`.
 
     A share link's view has no widgets; a locked viewer's tenant is never a widget's.
     """
     if access.link is not None:
         return current
-    widgets = view_state.widget_values(current, keys)
+    widgets = view_state.widget_values(current, params)
     view = view_state.view_from_widgets({key: st.session_state.get(key) for key in widgets},
                                         current)
     locked = access.locked_tenant

@@ -49,14 +49,10 @@ PIPE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 TENANT, DATE_FROM, DATE_TO, TOP, REFRESH = "tenant", "from", "to", "top", "refresh"
 # The dashboard's filters: `window`, and the endpoint's own parameter names for the rest.
 WINDOW, RANGE_FROM, RANGE_TO, MEAL = "window", "date_from", "date_to", "meal_choice"
-TENANT_KEYS = (TENANT, DATE_FROM, DATE_TO, TOP, REFRESH)
-DASHBOARD_KEYS = (REFRESH, WINDOW, RANGE_FROM, RANGE_TO, MEAL)
-ALL_KEYS = (*TENANT_KEYS, WINDOW, RANGE_FROM, RANGE_TO, MEAL)
+TENANT_PARAMS = (TENANT, DATE_FROM, DATE_TO, TOP, REFRESH)
+DASHBOARD_PARAMS = (REFRESH, WINDOW, RANGE_FROM, RANGE_TO, MEAL)
+ALL_PARAMS = (*TENANT_PARAMS, WINDOW, RANGE_FROM, RANGE_TO, MEAL)
 
-# Session-state keys of the widgets that show (and change) each part of the view.
-WIDGET_TENANT, WIDGET_DATES, WIDGET_TOP, WIDGET_REFRESH = (
-    keys.WIDGET_TENANT, keys.WIDGET_DATES, keys.WIDGET_TOP, keys.WIDGET_REFRESH)
-WIDGET_WINDOW, WIDGET_RANGE, WIDGET_MEAL = keys.WIDGET_WINDOW, keys.WIDGET_RANGE, keys.WIDGET_MEAL
 ALL_MEALS = "All meals"  # the meal widget's choice for "no meal filter"
 
 
@@ -73,7 +69,7 @@ class ViewState:
     range_to: dt.datetime | None = None
     meal: str | None = None
 
-    def filter_key(self) -> dict[str, str]:
+    def filters(self) -> dict[str, str]:
         """What tells one dashboard view from another (not the moment it is read)."""
         key = {WINDOW: self.window}
         if self.window == "custom" and self.range_from and self.range_to:
@@ -175,20 +171,20 @@ def _seconds(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_view(query: Mapping[str, Any], keys: Iterable[str], *, today: dt.date,
+def parse_view(query: Mapping[str, Any], params: Iterable[str], *, today: dt.date,
                default_refresh: float) -> tuple[ViewState, list[LinkProblem]]:
     """The view a link asks for, over the defaults, and what in it could not be used.
 
-    Only `keys` are read (a page ignores the parameters of other pages); a key the link
+    Only `params` are read (a page ignores the parameters of other pages); a key the link
     does not have takes its default silently. Never raises.
     """
-    keys = set(keys)
+    params = set(params)
     default = default_view(today, default_refresh)
     view = default
     problems: list[LinkProblem] = []
 
     def given(key: str) -> str | None:
-        return _single(query[key]) if key in keys and key in query else None
+        return _single(query[key]) if key in params and key in query else None
 
     if (text := given(TENANT)) is not None:
         if text in TENANTS:
@@ -281,37 +277,37 @@ def _parse_filters(view: ViewState, given: Any) -> tuple[ViewState, list[LinkPro
     return view, problems
 
 
-def to_query(view: ViewState, keys: Iterable[str]) -> dict[str, str]:
+def to_query(view: ViewState, params: Iterable[str]) -> dict[str, str]:
     """The link's parameters for `view`: what `parse_view` reads back to the same view."""
     values = {TENANT: view.tenant, DATE_FROM: view.date_from.isoformat(),
               DATE_TO: view.date_to.isoformat(), TOP: str(view.top),
               REFRESH: f"{view.refresh_seconds:g}"}
     # The filters appear only when they narrow the view: "all time, all meals" is no filter.
     if view.window != DEFAULT_WINDOW:
-        values.update(view.filter_key())
+        values.update(view.filters())
     elif view.meal:
         values[MEAL] = view.meal
-    return {key: values[key] for key in ALL_KEYS if key in set(keys) and key in values}
+    return {key: values[key] for key in ALL_PARAMS if key in set(params) and key in values}
 
 
-def widget_values(view: ViewState, keys: Iterable[str]) -> dict[str, Any]:
+def widget_values(view: ViewState, params: Iterable[str]) -> dict[str, Any]:
     """Session-state values that make the page's widgets show `view`."""
-    keys = set(keys)
+    params = set(params)
     values: dict[str, Any] = {}
-    if TENANT in keys:
-        values[WIDGET_TENANT] = view.tenant
-    if DATE_FROM in keys or DATE_TO in keys:
-        values[WIDGET_DATES] = (view.date_from, view.date_to)
-    if TOP in keys:
-        values[WIDGET_TOP] = view.top
-    if REFRESH in keys:
-        values[WIDGET_REFRESH] = float(view.refresh_seconds)
-    if WINDOW in keys:
-        values[WIDGET_WINDOW] = view.window
+    if TENANT in params:
+        values[keys.WIDGET_TENANT] = view.tenant
+    if DATE_FROM in params or DATE_TO in params:
+        values[keys.WIDGET_DATES] = (view.date_from, view.date_to)
+    if TOP in params:
+        values[keys.WIDGET_TOP] = view.top
+    if REFRESH in params:
+        values[keys.WIDGET_REFRESH] = float(view.refresh_seconds)
+    if WINDOW in params:
+        values[keys.WIDGET_WINDOW] = view.window
         if view.range_from and view.range_to:
-            values[WIDGET_RANGE] = _range_days(view.range_from, view.range_to)
-    if MEAL in keys:
-        values[WIDGET_MEAL] = view.meal or ALL_MEALS
+            values[keys.WIDGET_RANGE] = _range_days(view.range_from, view.range_to)
+    if MEAL in params:
+        values[keys.WIDGET_MEAL] = view.meal or ALL_MEALS
     return values
 
 
@@ -327,23 +323,23 @@ def view_from_widgets(values: Mapping[str, Any], current: ViewState) -> ViewStat
     stays as it was until then.
     """
     view = current
-    if values.get(WIDGET_TENANT) in TENANTS:
-        view = replace(view, tenant=values[WIDGET_TENANT])
-    dates = values.get(WIDGET_DATES)
+    if values.get(keys.WIDGET_TENANT) in TENANTS:
+        view = replace(view, tenant=values[keys.WIDGET_TENANT])
+    dates = values.get(keys.WIDGET_DATES)
     if isinstance(dates, (list, tuple)) and len(dates) == 2 and all(
             isinstance(d, dt.date) for d in dates) and dates[0] <= dates[1]:
         view = replace(view, date_from=dates[0], date_to=dates[1])
-    top = values.get(WIDGET_TOP)
+    top = values.get(keys.WIDGET_TOP)
     if isinstance(top, int) and not isinstance(top, bool) and TOP_RANGE[0] <= top <= TOP_RANGE[1]:
         view = replace(view, top=top)
-    seconds = values.get(WIDGET_REFRESH)
+    seconds = values.get(keys.WIDGET_REFRESH)
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(
             seconds) and REFRESH_RANGE[0] <= seconds <= REFRESH_RANGE[1]:
         view = replace(view, refresh_seconds=float(seconds))
-    window = values.get(WIDGET_WINDOW)
+    window = values.get(keys.WIDGET_WINDOW)
     if window in WINDOWS:
         view = replace(view, window=window)
-    days = values.get(WIDGET_RANGE)
+    days = values.get(keys.WIDGET_RANGE)
     if view.window == "custom" and isinstance(days, (list, tuple)) and len(days) == 2 and all(
             isinstance(d, dt.date) for d in days) and days[0] <= days[1]:
         shown = (_range_days(view.range_from, view.range_to)
@@ -356,7 +352,7 @@ def view_from_widgets(values: Mapping[str, Any], current: ViewState) -> ViewStat
         today = dt.datetime.combine(utc_today(), dt.time())
         view = replace(view, range_from=today - dt.timedelta(days=DEFAULT_DAYS - 1),
                        range_to=today + dt.timedelta(days=1))
-    meal = values.get(WIDGET_MEAL)
+    meal = values.get(keys.WIDGET_MEAL)
     if meal == ALL_MEALS:
         view = replace(view, meal=None)
     elif meal in MEALS:

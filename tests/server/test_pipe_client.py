@@ -28,7 +28,7 @@ from lib.client.errors import (
 from lib.client.pipes import PipeClient, PipeResult
 from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
-from lib.ui.dashboard import DashboardSession
+from lib.ui.top_airlines import DashboardSession
 
 SEED_ROWS = 5000
 WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"

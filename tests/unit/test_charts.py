@@ -17,8 +17,8 @@ from lib.client.errors import ServerError
 from lib.client.pipes import PipeResult
 from lib.client.tokens import TokenSource
 from lib.ui import charts
-from lib.ui.dashboard import DashboardSession
 from lib.ui.shared_fetch import LATENCY_HISTORY, LatencySample, SharedFetches
+from lib.ui.top_airlines import DashboardSession
 
 
 def result(elapsed: float | None, round_trip: float, at: float) -> PipeResult:

@@ -9,7 +9,7 @@ import pytest
 from lib.client.errors import ServerError
 from lib.client.pipes import PipeResult
 from lib.client.tokens import TokenSource
-from lib.ui.shared_fetch import FRESH_SHARE, SharedFetches, view_key
+from lib.ui.shared_fetch import FRESH_SHARE, SharedFetches, cache_key
 from tests.support.clock import FakeClock
 
 CONNECTION = ("http://tinybird.test", "ws", "fingerprint")
@@ -64,7 +64,7 @@ def test_concurrent_viewers_wait_for_the_one_fetch_in_flight():
         assert release.wait(10)
         return result([{"n": 1}])
 
-    key = view_key(connection=CONNECTION, pipe="top_airlines", params=None, scope="s")
+    key = cache_key(connection=CONNECTION, pipe="top_airlines", params=None, scope="s")
     outcomes = []
     first = threading.Thread(target=lambda: outcomes.append(shared.fetch(key, 5, slow_fetch)))
     first.start()
@@ -108,14 +108,14 @@ def test_two_tenants_never_share_an_answer():
 def test_the_key_tells_apart_everything_that_changes_the_answer(other):
     base = {"connection": CONNECTION, "pipe": "top_airlines",
             "params": {"date_from": "2026-11-01"}, "scope": "s"}
-    assert view_key(**base) == view_key(**dict(base))
-    assert view_key(**base) != view_key(**{**base, **other})
+    assert cache_key(**base) == cache_key(**dict(base))
+    assert cache_key(**base) != cache_key(**{**base, **other})
 
 
 def test_a_failure_is_shared_for_the_interval_too():
     clock = FakeClock()
     shared = SharedFetches(clock)
-    key = view_key(connection=CONNECTION, pipe="top_airlines", params=None, scope="s")
+    key = cache_key(connection=CONNECTION, pipe="top_airlines", params=None, scope="s")
     calls = []
 
     def failing() -> PipeResult:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from lib.ui import view_state
 from lib.ui.view_state import (
-    ALL_KEYS,
-    DASHBOARD_KEYS,
-    TENANT_KEYS,
+    ALL_PARAMS,
+    DASHBOARD_PARAMS,
+    TENANT_PARAMS,
     LinkProblem,
     ViewState,
     default_view,
@@ -27,8 +27,8 @@ TODAY = dt.date(2025, 3, 15)
 SETTING = 5.0
 
 
-def parse(query: dict, keys=ALL_KEYS):
-    return parse_view(query, keys, today=TODAY, default_refresh=SETTING)
+def parse(query: dict, params=ALL_PARAMS):
+    return parse_view(query, params, today=TODAY, default_refresh=SETTING)
 
 
 def test_an_empty_link_is_the_default_view_without_notes():
@@ -48,7 +48,7 @@ def test_a_full_link_is_read_as_written():
 
 def test_the_link_round_trips_through_to_query():
     view = ViewState("Red Balloon", dt.date(2024, 12, 1), dt.date(2025, 1, 2), 42, 30.0)
-    query = to_query(view, ALL_KEYS)
+    query = to_query(view, ALL_PARAMS)
     assert query == {"tenant": "Red Balloon", "from": "2024-12-01", "to": "2025-01-02",
                      "top": "42", "refresh": "30"}
     assert parse(query) == (view, [])
@@ -104,10 +104,10 @@ def test_several_bad_values_each_get_a_note():
 
 
 def test_a_page_reads_only_its_own_parameters():
-    view, problems = parse({"tenant": "Nope", "top": "0", "refresh": "7"}, DASHBOARD_KEYS)
+    view, problems = parse({"tenant": "Nope", "top": "0", "refresh": "7"}, DASHBOARD_PARAMS)
     assert problems == []  # the tenant page's parameters are not the dashboard's business
     assert view.refresh_seconds == 7 and view.tenant == "BrianAir"
-    assert to_query(view, DASHBOARD_KEYS) == {"refresh": "7"}
+    assert to_query(view, DASHBOARD_PARAMS) == {"refresh": "7"}
 
 
 def test_repeated_keys_use_the_last_value_as_streamlit_does():
@@ -134,7 +134,7 @@ LINK_VALUE = st.one_of(
 
 
 @settings(max_examples=300)
-@given(st.dictionaries(st.sampled_from(ALL_KEYS + ("other",)),
+@given(st.dictionaries(st.sampled_from(ALL_PARAMS + ("other",)),
                        st.one_of(LINK_VALUE, st.lists(LINK_VALUE, max_size=3))))
 def test_any_link_gives_a_usable_view(query):
     view, problems = parse(query)
@@ -142,19 +142,19 @@ def test_any_link_gives_a_usable_view(query):
     assert view.date_from <= view.date_to
     assert view_state.TOP_RANGE[0] <= view.top <= view_state.TOP_RANGE[1]
     assert view_state.REFRESH_RANGE[0] <= view.refresh_seconds <= view_state.REFRESH_RANGE[1]
-    assert {p.param for p in problems} <= set(ALL_KEYS)
+    assert {p.param for p in problems} <= set(ALL_PARAMS)
     # What the page writes back reads as the same view, with nothing to complain about.
-    assert parse(to_query(view, ALL_KEYS)) == (view, [])
+    assert parse(to_query(view, ALL_PARAMS)) == (view, [])
 
 
 def test_widgets_show_the_view_and_give_it_back():
     view = ViewState("GAS", dt.date(2025, 1, 1), dt.date(2025, 1, 9), 7, 12.0)
-    values = widget_values(view, TENANT_KEYS)
+    values = widget_values(view, TENANT_PARAMS)
     assert values == {"view_tenant": "GAS", "view_dates": (dt.date(2025, 1, 1),
                                                            dt.date(2025, 1, 9)),
                       "view_top": 7, "view_refresh": 12.0}
     assert view_from_widgets(values, default_view(TODAY, SETTING)) == view
-    assert widget_values(view, DASHBOARD_KEYS) == {"view_refresh": 12.0, "view_window": "all",
+    assert widget_values(view, DASHBOARD_PARAMS) == {"view_refresh": 12.0, "view_window": "all",
                                                    "view_meal": "All meals"}
 
 
@@ -164,11 +164,11 @@ NOW = dt.datetime(2026, 11, 25, 15, 30, 0)
 
 
 def test_a_relative_window_is_named_in_the_link_and_measured_at_each_fetch():
-    view, problems = parse({"window": "1h", "meal_choice": "vegan"}, DASHBOARD_KEYS)
+    view, problems = parse({"window": "1h", "meal_choice": "vegan"}, DASHBOARD_PARAMS)
     assert problems == []
-    assert to_query(view, DASHBOARD_KEYS) == {"refresh": "5", "window": "1h",
+    assert to_query(view, DASHBOARD_PARAMS) == {"refresh": "5", "window": "1h",
                                               "meal_choice": "vegan"}
-    assert view.filter_key() == {"window": "1h", "meal_choice": "vegan"}
+    assert view.filters() == {"window": "1h", "meal_choice": "vegan"}
     assert view.pipe_params(NOW) == {"date_from": "2026-11-25 14:30:00", "meal_choice": "vegan"}
     later = NOW + dt.timedelta(minutes=10)
     assert view.pipe_params(later)["date_from"] == "2026-11-25 14:40:00"
@@ -177,20 +177,20 @@ def test_a_relative_window_is_named_in_the_link_and_measured_at_each_fetch():
 
 def test_a_custom_range_travels_under_the_endpoints_parameter_names():
     view, problems = parse({"date_from": "2026-11-01T06:00:00Z", "date_to": "2026-11-02 06:30:00"},
-                           DASHBOARD_KEYS)
+                           DASHBOARD_PARAMS)
     assert problems == []
     assert view.window == "custom"
     assert view.pipe_params(NOW) == {"date_from": "2026-11-01 06:00:00",
                                      "date_to": "2026-11-02 06:30:00"}
-    assert parse(to_query(view, DASHBOARD_KEYS), DASHBOARD_KEYS) == (view, [])
+    assert parse(to_query(view, DASHBOARD_PARAMS), DASHBOARD_PARAMS) == (view, [])
     # The date picker shows the days; left alone, the link's exact times stay.
-    assert view_from_widgets(widget_values(view, DASHBOARD_KEYS), view) == view
+    assert view_from_widgets(widget_values(view, DASHBOARD_PARAMS), view) == view
 
 
 def test_all_time_and_all_meals_is_no_filter():
-    view, _ = parse({}, DASHBOARD_KEYS)
+    view, _ = parse({}, DASHBOARD_PARAMS)
     assert view.pipe_params(NOW) == {}
-    assert to_query(view, DASHBOARD_KEYS) == {"refresh": "5"}
+    assert to_query(view, DASHBOARD_PARAMS) == {"refresh": "5"}
 
 
 @pytest.mark.parametrize(("query", "param"), [
@@ -202,7 +202,7 @@ def test_all_time_and_all_meals_is_no_filter():
     ({"window": "custom"}, "window"),
 ])
 def test_a_bad_filter_in_the_link_names_its_parameter_and_shows_all_time(query, param):
-    view, problems = parse(query, DASHBOARD_KEYS)
+    view, problems = parse(query, DASHBOARD_PARAMS)
     assert [p.param for p in problems] == [param]
     assert view.pipe_params(NOW) == {}
     assert f"`{param}`" in problems[0].message

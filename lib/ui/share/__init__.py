@@ -35,8 +35,8 @@ MIN_SECRET_CHARS = 32
 LINK_PARAM = "share"
 # The pages a link may open, by URL path, with the view parameters each one reads.
 SHARED_PAGES: dict[str, tuple[str, ...]] = {
-    "Tenant_view": tuple(key for key in view_state.TENANT_KEYS if key != view_state.TENANT),
-    "Top_airlines": view_state.DASHBOARD_KEYS,
+    "Tenant_view": tuple(key for key in view_state.TENANT_PARAMS if key != view_state.TENANT),
+    "Top_airlines": view_state.DASHBOARD_PARAMS,
 }
 DEFAULT_PAGE = "Tenant_view"
 MAX_TTL_SECONDS = 366 * 24 * 3600

@@ -6,8 +6,8 @@ import pytest
 
 from lib.client.errors import AuthError
 from lib.client.pipes import list_pipes
-from lib.ui import explorer
-from lib.ui.explorer import Endpoint, EndpointParam, call_endpoint, endpoints_from_listing
+from lib.ui import endpoint_explorer
+from lib.ui.endpoint_explorer import Endpoint, EndpointParam, call_endpoint, endpoints_from_listing
 
 WRONG_KEY = "p.not-the-admin-token-but-long-enough-for-hs256"
 
@@ -47,24 +47,24 @@ def test_only_published_endpoints_are_listed_with_their_parameters_once():
 
 def test_param_rows_and_form_values():
     endpoint = endpoints_from_listing(LOCAL_SHAPE)[0]
-    assert explorer.param_rows(endpoint)[0] == {"parameter": "limit", "type": "Int32",
+    assert endpoint_explorer.param_rows(endpoint)[0] == {"parameter": "limit", "type": "Int32",
                                                 "default": "10", "required": False,
                                                 "description": "How many"}
-    assert explorer.param_rows(endpoint)[1]["default"] == ""
+    assert endpoint_explorer.param_rows(endpoint)[1]["default"] == ""
     values = {"limit": "  ", "day": " 2025-01-01 ", "token": "sneaky"}
     # Blank means "the default"; a name the endpoint does not declare is not sent.
-    assert explorer.request_params(endpoint, values) == {"day": "2025-01-01"}
+    assert endpoint_explorer.request_params(endpoint, values) == {"day": "2025-01-01"}
 
 
 def test_a_big_response_is_cut_for_the_page():
     from lib.client.pipes import PipeResult
 
-    rows = [{"n": i} for i in range(explorer.MAX_JSON_ROWS + 5)]
+    rows = [{"n": i} for i in range(endpoint_explorer.MAX_JSON_ROWS + 5)]
     body = {"meta": [], "data": rows, "rows": len(rows)}
     result = PipeResult(data=rows, meta=[], rows=len(rows), elapsed_seconds=None,
                         rows_read=None, round_trip_seconds=0.0, body=body)
-    shown = explorer.ExplorerCall("p", "u", result=result).shown_json()
-    assert len(shown["data"]) == explorer.MAX_JSON_ROWS and shown["rows"] == len(rows)
+    shown = endpoint_explorer.ExplorerCall("p", "u", result=result).shown_json()
+    assert len(shown["data"]) == endpoint_explorer.MAX_JSON_ROWS and shown["rows"] == len(rows)
     assert len(body["data"]) == len(rows)  # the result itself is untouched
 
 
@@ -72,12 +72,12 @@ def test_a_big_response_is_cut_for_the_page():
 
 
 def client_for(server, pipe: str):
-    return explorer.explorer_client(server.url, server.workspace.workspace_id,
+    return endpoint_explorer.explorer_client(server.url, server.workspace.workspace_id,
                                     server.admin_token, pipe, ttl_seconds=600)
 
 
 def test_the_workspace_lists_its_endpoints_and_their_parameters(server):
-    endpoints = {e.name: e for e in explorer.load_endpoints(server.url,
+    endpoints = {e.name: e for e in endpoint_explorer.load_endpoints(server.url,
                                                             server.admin_token)}
     assert set(endpoints) == {"top_airlines", "airline_daily_bookings", "airline_top_routes",
                               "airline_meal_mix"}  # the materialized pipe is not an endpoint

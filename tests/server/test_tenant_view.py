@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from lib.client.errors import BadRequest
-from lib.ui import tenant
-from lib.ui.tenant import PeekOutcome, fetch_report, peek, request_params, tenant_client
+from lib.ui import tenant_view
+from lib.ui.tenant_view import PeekOutcome, fetch_report, peek, request_params, tenant_client
 from lib.ui.view_state import ViewState, utc_today
 
 SEED_ROWS = 20000
@@ -28,17 +28,17 @@ def view(airline: str = "Fizz", days: int = 30, top: int = 5) -> ViewState:
 
 
 def test_jwt_names_are_one_per_airline_and_safe():
-    assert tenant.jwt_name("Skittish Airways") == "tenant_skittish_airways"
-    assert tenant.jwt_name("Fizz") == "tenant_fizz"
-    assert tenant.jwt_name("!!!") == "tenant_unnamed"
+    assert tenant_view.jwt_name("Skittish Airways") == "tenant_skittish_airways"
+    assert tenant_view.jwt_name("Fizz") == "tenant_fizz"
+    assert tenant_view.jwt_name("!!!") == "tenant_unnamed"
 
 
 def test_the_page_never_sends_airline_itself():
     shown = view(top=7)
-    for pipe in tenant.TENANT_PIPES:
+    for pipe in tenant_view.TENANT_PIPES:
         assert "airline" not in request_params(shown, pipe)
-    assert request_params(shown, tenant.ROUTES_PIPE)["limit"] == "7"
-    assert "limit" not in request_params(shown, tenant.DAILY_PIPE)
+    assert request_params(shown, tenant_view.ROUTES_PIPE)["limit"] == "7"
+    assert "limit" not in request_params(shown, tenant_view.DAILY_PIPE)
 
 
 def outcome(before, answered, after=None) -> PeekOutcome:
@@ -74,8 +74,8 @@ def test_weighted_meal_averages():
                              {"meal_choice": "vegan", "bookings": 1, "priority_share": 0.0}],
                        meta=[], rows=2, elapsed_seconds=None, rows_read=None,
                        round_trip_seconds=0.0)
-    assert tenant.TenantReport(meals=meals).meal_average("priority_share") == 0.75
-    assert tenant.TenantReport().meal_average("priority_share") is None
+    assert tenant_view.TenantReport(meals=meals).meal_average("priority_share") == 0.75
+    assert tenant_view.TenantReport().meal_average("priority_share") is None
 
 
 # -- against Tinybird Local --------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_the_report_holds_the_tenants_bookings_only(seeded):
     # One JWT for the three endpoints, pinned to Fizz, and no request named the airline.
     assert client.tokens.mint_count == 1
     scopes = client.tokens.current.claims["scopes"]
-    assert {s["resource"] for s in scopes} == set(tenant.TENANT_PIPES)
+    assert {s["resource"] for s in scopes} == set(tenant_view.TENANT_PIPES)
     assert all(s["fixed_params"] == {"airline": "Fizz"} for s in scopes)
     assert all("airline=" not in r.url for r in (report.daily, report.routes, report.meals))
 

@@ -1,4 +1,4 @@
-"""One viewer's dashboard: its JWT, its client, and the answer it shares with other viewers.
+"""The Top airlines page's poll: one viewer's JWT, its client, and the answer it shares.
 
 Lives in the viewer's session (`st.session_state`), so each viewer has a JWT of their
 own, minted once and re-minted only near expiry or after a 403. The rows themselves come
@@ -21,8 +21,8 @@ from lib.client.tokens import TokenSource
 from .shared_fetch import (
     LatencySample,
     SharedFetches,
+    cache_key,
     connection_key,
-    view_key,
 )
 
 log = logging.getLogger("top_airlines.dashboard")
@@ -87,7 +87,7 @@ class DashboardSession:
     @property
     def key(self) -> tuple[object, ...]:
         """This dashboard's view in the shared cache: the same for every viewer of it."""
-        return view_key(connection=self.connection, pipe=self.pipe, params=self.filters,
+        return cache_key(connection=self.connection, pipe=self.pipe, params=self.filters,
                         scope=self.tokens.scope)
 
     @property

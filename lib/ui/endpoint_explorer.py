@@ -79,6 +79,14 @@ def load_endpoints(host: str, admin_token: str) -> list[Endpoint]:
     return endpoints_from_listing(list_pipes(host, admin_token))
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The endpoints a viewer may call, or why they could not be listed."""
+
+    endpoints: list[Endpoint]
+    error: TinybirdError | None = None
+
+
 def param_rows(endpoint: Endpoint) -> list[dict[str, Any]]:
     """One row per parameter, for a table on the page."""
     return [{"parameter": p.name, "type": p.type,
