@@ -29,13 +29,12 @@ class TinybirdError(Exception):
 class AuthError(TinybirdError):
     """401/403: the token was refused, or may not do this."""
 
-    hint = ("The JWT was refused twice. Check that TINYBIRD_SIGNING_TOKEN is the workspace "
-            "admin token (not a personal one), that TINYBIRD_WORKSPACE is that workspace's "
-            "id, and that the JWT's scope names this pipe.")
+    hint = ("The token was refused. A JWT must be signed with the workspace admin token (not "
+            "a personal one), name that workspace's id, and have a scope for this pipe.")
 
 
 class NotFound(TinybirdError):
-    hint = "Check TINYBIRD_PIPE and that the pipe is published as an API Endpoint."
+    hint = "Check the pipe's name, and that it is published as an API Endpoint."
 
 
 class BadRequest(TinybirdError):
@@ -47,7 +46,7 @@ class BadRequest(TinybirdError):
 class RateLimited(TinybirdError):
     """429: `retry_after` is the server's Retry-After in seconds, when it sent one."""
 
-    hint = "Too many requests; the next poll will try again."
+    hint = "Too many requests; wait a little before the next."
     retryable = True
 
     def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None):
@@ -61,7 +60,7 @@ class RateLimited(TinybirdError):
 class ServerError(TinybirdError):
     """5xx. A 503 refused before doing anything; any other 5xx may have half-done a write."""
 
-    hint = "Tinybird had a problem answering; the next poll will try again."
+    hint = "Tinybird had a problem answering; try again later."
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
@@ -75,7 +74,7 @@ class ServerError(TinybirdError):
 class Unreachable(TinybirdError):
     """No answer: the connection was never made, or (for a read) timed out."""
 
-    hint = "Check TINYBIRD_HOST and the network; the next poll will try again."
+    hint = "Check the host and the network, then try again."
     retryable = True
 
 
@@ -100,5 +99,4 @@ class AccessExpired(TinybirdError):
 
 
 class BadResponse(TinybirdError):
-    hint = ("The endpoint answered with something the dashboard cannot draw. Check that "
-            "TINYBIRD_PIPE names an endpoint returning the expected columns.")
+    hint = "The answer is not what was expected: check that the pipe is the right one."

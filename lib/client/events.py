@@ -35,8 +35,6 @@ from .errors import (
 from .http import Bearer, retry_after, server_message
 
 USER_AGENT = "top-airlines-events/1"
-# Statuses that mean "not processed, try again": the server refused before writing.
-RETRY_STATUSES = {429, 503}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Read a Tinybird API Endpoint with a JWT: the dashboard's only way to get data.
+"""Read a Tinybird API Endpoint with a JWT.
 
 `PipeClient` sends one request per fetch over one `requests.Session`, measures the
 round trip, and on a 403 asks its token source for a fresh JWT and tries once more (the
@@ -11,9 +11,7 @@ it runs server-side, as the JWT minting does, and its answer holds no token.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,29 +50,6 @@ class PipeResult:
     url: str = ""
     # The JSON body as the server sent it, for a reader who wants to see it whole.
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def check_columns(self, columns: Sequence[str]) -> None:
-        """Raise BadResponse unless every row has `columns` and the last of them is a number.
-
-        Done before a result replaces the last good one, so an endpoint that answers with
-        the wrong shape shows an error panel (and keeps the good chart), never a traceback.
-        """
-        if not columns:
-            return
-        value = columns[-1]
-        for row in self.data:
-            missing = [c for c in columns if c not in row]
-            if missing:
-                raise BadResponse(f"The endpoint's rows lack the column(s) {', '.join(missing)}")
-            number = row[value]
-            if isinstance(number, bool):
-                number = None
-            try:
-                ok = number is not None and math.isfinite(float(number))
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise BadResponse(f"The endpoint's column {value} holds a non-number")
 
 
 def _result(body: object, round_trip: float, url: str = "") -> PipeResult:
@@ -117,8 +92,8 @@ def _get(session: requests.Session, host: str, url: str, params: dict[str, Any] 
         raise Unreachable(f"Request to {host} failed: {type(exc).__name__}") from None
 
 
-ADMIN_AUTH_HINT = ("The workspace admin token was refused: check that TINYBIRD_SIGNING_TOKEN is "
-                   "the workspace's admin token and TINYBIRD_HOST its region.")
+ADMIN_AUTH_HINT = ("The workspace admin token was refused: check that it is this workspace's "
+                   "admin token and that the host is the workspace's region.")
 
 
 def list_pipes(host: str, admin_token: str, *, timeout: Any = DEFAULT_TIMEOUT,

@@ -1,11 +1,11 @@
-"""Mint and keep the short-lived JWTs the dashboard reads Tinybird with.
+"""Mint and keep the short-lived JWTs that read Tinybird's API Endpoints.
 
 The payload is the guide's (`workspace_id`, `name`, `exp`, `scopes` with PIPES:READ on
 one pipe), signed HS256 with the workspace admin token. The admin token stays in the
 server process; only the JWT, which can read one endpoint for a few minutes, is sent.
-A `TokenSource` keeps one JWT per session and mints a new one shortly before `exp`, or
-when the server refused it, never once per poll. Given a `valid_until`, it never mints a
-JWT that outlives it: the JWT of a shared link ends with the link.
+A `TokenSource` keeps one JWT and mints a new one shortly before `exp`, or after the
+server refused it, not once per request. Given a `valid_until` (when the reader's access
+ends), it never mints a JWT that outlives it.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import jwt
 from .errors import AccessExpired
 
 DEFAULT_TTL_SECONDS = 600
+# The guide's JWT name; give each kind of reader its own, Tinybird counts limits by name.
+DEFAULT_NAME = "frontend_jwt"
 # Re-mint this long before `exp`, so no request leaves with a token about to expire.
 REFRESH_MARGIN_SECONDS = 30
 
 
-def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = "top_airlines_dashboard",
+def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = DEFAULT_NAME,
                 ttl_seconds: float = DEFAULT_TTL_SECONDS,
                 fixed_params: Mapping[str, Any] | None = None,
                 rps: float | None = None, now: float | None = None) -> dict[str, Any]:
@@ -82,7 +84,7 @@ class TokenSource:
     """One cached JWT, re-minted before it expires or when `invalidate()` says so."""
 
     def __init__(self, signing_token: str, workspace_id: str, pipes: list[str] | str, *,
-                 ttl_seconds: float = DEFAULT_TTL_SECONDS, name: str = "top_airlines_dashboard",
+                 ttl_seconds: float = DEFAULT_TTL_SECONDS, name: str = DEFAULT_NAME,
                  fixed_params: Mapping[str, Any] | None = None, rps: float | None = None,
                  valid_until: float | None = None, clock: Callable[[], float] = time.time):
         """Args:

@@ -30,10 +30,19 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api_events import _read_gzip
 from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
 from .engine import EngineError, InsertResult, create_table_sql
-from .errors import AUTH_DOCS, DOCS, APIError, no_access
+from .errors import (
+    AUTH_DOCS,
+    DOCS,
+    APIError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    no_access,
+)
+from .gzip_body import read_gzip
 from .ingest import CheckedBatch, RowChecker, checked_body
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
@@ -94,7 +103,7 @@ def _find(state: LocalState, name_or_id: str) -> Datasource:
     name = state.catalog.datasource_name(name_or_id) or name_or_id
     ds = state.project.datasources.get(name)
     if ds is None:
-        raise APIError(404, f"Data Source '{name_or_id[:100]}' not found", DATASOURCES_DOCS)
+        raise NotFound(f"Data Source '{name_or_id[:100]}' not found", DATASOURCES_DOCS)
     return ds
 
 
@@ -161,23 +170,23 @@ async def post_datasources(request: Request) -> Response:
     mode = params.get("mode", "create").lower()
     name = params.get("name", "")
     if params.get("url"):
-        raise APIError(400, "Importing from a URL is not supported by Tinybird Local: send "
-                            "the file itself, in a multipart field (csv or ndjson) or as the "
-                            "request body", DATASOURCES_DOCS)
+        raise BadRequest("Importing from a URL is not supported by Tinybird Local: send "
+                         "the file itself, in a multipart field (csv or ndjson) or as the "
+                         "request body", DATASOURCES_DOCS)
     if mode not in ("create", "append", "replace"):
-        raise APIError(400, f"Invalid mode '{mode[:40]}': it must be create, append or "
-                            "replace", DATASOURCES_DOCS)
+        raise BadRequest(f"Invalid mode '{mode[:40]}': it must be create, append or "
+                         "replace", DATASOURCES_DOCS)
     if not name:
-        raise APIError(400, "The 'name' parameter with the Data Source name is required",
-                       DATASOURCES_DOCS)
+        raise BadRequest("The 'name' parameter with the Data Source name is required",
+                         DATASOURCES_DOCS)
     fmt = params.get("format", "csv").lower()
     if fmt not in FORMATS:
-        raise APIError(400, f"Format '{fmt[:40]}' is not supported by Tinybird Local: it must "
-                            "be csv or ndjson", DATASOURCES_DOCS)
+        raise BadRequest(f"Format '{fmt[:40]}' is not supported by Tinybird Local: it must "
+                         "be csv or ndjson", DATASOURCES_DOCS)
     if params.get("replace_condition"):
-        raise APIError(400, "Replacing with a condition (replace_condition) is not supported "
-                            "by Tinybird Local: replace the whole Data Source",
-                       DATASOURCES_DOCS)
+        raise BadRequest("Replacing with a condition (replace_condition) is not supported "
+                         "by Tinybird Local: replace the whole Data Source",
+                         DATASOURCES_DOCS)
     if mode == "create":
         require_admin(grant)
         ds = await run_in_threadpool(_create, state, name, params)
@@ -187,18 +196,18 @@ async def post_datasources(request: Request) -> Response:
     else:
         ds = _find(state, name)
         if not grant.can_append(ds.name):
-            raise APIError(403, "The token you have provided doesn't have access to this "
-                                f"resource: it lacks APPEND on Data Source '{ds.name}'",
-                           AUTH_DOCS)
+            raise Forbidden("The token you have provided doesn't have access to this "
+                            f"resource: it lacks APPEND on Data Source '{ds.name}'",
+                            AUTH_DOCS)
         if data is None:
-            raise APIError(400, "No data to import: send a CSV or NDJSON file in a multipart "
-                                "field (csv or ndjson) or as the request body",
-                           DATASOURCES_DOCS)
+            raise BadRequest("No data to import: send a CSV or NDJSON file in a multipart "
+                             "field (csv or ndjson) or as the request body",
+                             DATASOURCES_DOCS)
     if data[:2] == b"\x1f\x8b" or filename.endswith(".gz"):
-        data = await run_in_threadpool(_read_gzip, data, MAX_UPLOAD_BYTES)
+        data = await run_in_threadpool(read_gzip, data, MAX_UPLOAD_BYTES)
     delimiter = params.get("dialect_delimiter") or ","
     if len(delimiter) != 1:
-        raise APIError(400, "dialect_delimiter must be one character", DATASOURCES_DOCS)
+        raise BadRequest("dialect_delimiter must be one character", DATASOURCES_DOCS)
     started = time.perf_counter()
     operation = "replace" if mode == "replace" else "append"
     try:
@@ -223,9 +232,9 @@ async def _read_upload(upload: UploadFile) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large() -> APIError:
-    return APIError(413, f"Request Entity Too Large: the file is over {MAX_UPLOAD_BYTES} bytes",
-                    DATASOURCES_DOCS)
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request Entity Too Large: the file is over {MAX_UPLOAD_BYTES} bytes",
+                           DATASOURCES_DOCS)
 
 
 def _format_of(field: str, filename: str) -> str:
@@ -247,15 +256,15 @@ def _extension_format(filename: str, default: str) -> str:
 def _create(state: LocalState, name: str, params: dict[str, str]) -> Datasource:
     """A new data source from `schema` (and `engine*` settings), kept as a datafile."""
     if not IDENTIFIER.match(name):
-        raise APIError(400, f"Invalid Data Source name '{name[:100]}'", DATASOURCES_DOCS)
+        raise BadRequest(f"Invalid Data Source name '{name[:100]}'", DATASOURCES_DOCS)
     if name in state.project.datasources or name in state.project.pipes:
-        raise APIError(400, f"A Data Source or Pipe named '{name}' already exists",
-                       DATASOURCES_DOCS)
+        raise BadRequest(f"A Data Source or Pipe named '{name}' already exists",
+                         DATASOURCES_DOCS)
     schema = params.get("schema", "").strip()
     if not schema:
-        raise APIError(400, "The 'schema' parameter is required to create a Data Source: "
-                            "Tinybird Local does not guess one from a file",
-                       DATASOURCES_DOCS)
+        raise BadRequest("The 'schema' parameter is required to create a Data Source: "
+                         "Tinybird Local does not guess one from a file",
+                         DATASOURCES_DOCS)
     lines = ["SCHEMA >"] + ["    " + line.strip() for line in schema.splitlines() if line.strip()]
     settings = {"engine": "ENGINE", "engine_sorting_key": "ENGINE_SORTING_KEY",
                 "engine_partition_key": "ENGINE_PARTITION_KEY", "engine_ttl": "ENGINE_TTL",
@@ -264,18 +273,18 @@ def _create(state: LocalState, name: str, params: dict[str, str]) -> Datasource:
         value = params.get(param, "").strip()
         if value:
             if "\n" in value:
-                raise APIError(400, f"'{param}' must be one line", DATASOURCES_DOCS)
+                raise BadRequest(f"'{param}' must be one line", DATASOURCES_DOCS)
             lines.append(f'{key} "{value}"')
     text = "\n".join(lines) + "\n"
     path = state.engine.data_dir / CREATED_DIR / f"{name}.datasource"
     try:
         ds = parse_datasource(path, text)
     except DatafileError as exc:
-        raise APIError(400, f"Invalid schema: {exc.reason}", DATASOURCES_DOCS) from None
+        raise BadRequest(f"Invalid schema: {exc.reason}", DATASOURCES_DOCS) from None
     try:
         state.engine.create_datasource(ds)
     except EngineError as exc:
-        raise APIError(400, f"[Error] {exc.message}", DATASOURCES_DOCS) from None
+        raise BadRequest(f"[Error] {exc.message}", DATASOURCES_DOCS) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     state.add_datasource(ds)

@@ -46,7 +46,7 @@ from .api_datasources import load_created
 from .catalog import now_text
 from .datafiles import DatafileError, Datasource, Project, load_project
 from .engine import EngineError, pipe_sql, quote_identifier
-from .errors import DOCS, APIError
+from .errors import DOCS, BadRequest, NotFound
 from .sql_guard import SQLGuard, SQLRefused, check_pipes
 from .sql_template import TemplateError
 from .state import LocalState, grant_for, json_response, require_admin, state_of
@@ -333,7 +333,7 @@ async def _files(request: Request) -> list[tuple[str, str]]:
             try:
                 files.append((value.filename or "", raw.decode("utf-8")))
             except UnicodeDecodeError:
-                raise APIError(400, f"{value.filename}: not UTF-8 text", DEPLOY_DOCS) from None
+                raise BadRequest(f"{value.filename}: not UTF-8 text", DEPLOY_DOCS) from None
     finally:
         await form.close()
     return files
@@ -354,7 +354,7 @@ async def deploy(request: Request) -> Response:
 def _find(records: list[Deployment], ident: str) -> Deployment:
     found = next((d for d in records if d.id == ident), None)
     if found is None:
-        raise APIError(404, f"Deployment {ident} not found", DEPLOY_DOCS)
+        raise NotFound(f"Deployment {ident} not found", DEPLOY_DOCS)
     return found
 
 
@@ -381,13 +381,13 @@ def _set_live(state: LocalState, ident: str) -> Deployment:
         records = _load_records(data_dir)
         found = _find(records, ident)
         if found.status != "data_ready":
-            raise APIError(400, f"Deployment {ident} is {found.status}, not data_ready",
-                           DEPLOY_DOCS)
+            raise BadRequest(f"Deployment {ident} is {found.status}, not data_ready",
+                             DEPLOY_DOCS)
         if not found.live:
             try:
                 _promote(state, records, found)
             except DeployRefused as exc:
-                raise APIError(400, "; ".join(
+                raise BadRequest("; ".join(
                     f"{e['filename']}: {e['error']}" if e.get("filename") else e["error"]
                     for e in exc.errors), DEPLOY_DOCS) from None
             _save_records(data_dir, records)
@@ -407,8 +407,8 @@ def _discard(state: LocalState, ident: str) -> Deployment:
         records = _load_records(data_dir)
         found = _find(records, ident)
         if found.live:
-            raise APIError(400, f"Deployment {ident} is live: promote another one first",
-                           DEPLOY_DOCS)
+            raise BadRequest(f"Deployment {ident} is live: promote another one first",
+                             DEPLOY_DOCS)
         found.status, found.updated_at = "deleted", now_text()
         shutil.rmtree(data_dir / STAGED_DIR / ident, ignore_errors=True)
         _save_records(data_dir, records)

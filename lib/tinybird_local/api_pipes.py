@@ -25,7 +25,7 @@ from starlette.responses import Response
 from .auth import Grant, raise_for_rate
 from .datafiles import IDENTIFIER, Pipe
 from .engine import pipe_sql
-from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, no_access
+from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, BadRequest, NotFound, no_access
 from .sql_access import compose
 from .sql_template import TemplateError, declared_params
 from .state import (
@@ -64,9 +64,9 @@ async def _params(request: Request) -> tuple[dict[str, str], str | None]:
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    raise APIError(400, "The request body is not valid JSON", PIPE_DOCS) from None
+                    raise BadRequest("The request body is not valid JSON", PIPE_DOCS) from None
                 if not isinstance(body, dict):
-                    raise APIError(400, "The request body must be a JSON object", PIPE_DOCS)
+                    raise BadRequest("The request body must be a JSON object", PIPE_DOCS)
                 params.update({k: v if isinstance(v, str) else json.dumps(v)
                                for k, v in body.items() if k not in RESERVED_PARAMS})
                 if q is None and isinstance(body.get("q"), str):
@@ -109,16 +109,16 @@ async def pipe_data(request: Request) -> Response:
         raise_for_rate(decision)
         rate_headers = decision.headers()
     if not name or not (IDENTIFIER.match(name)):
-        raise APIError(400, "Invalid pipe name", PIPE_DOCS)
+        raise BadRequest("Invalid pipe name", PIPE_DOCS)
     if fmt not in FORMATS:
-        raise APIError(
-            400, f"Format '{fmt}' not supported, it must be one of csv, json, ndjson, parquet",
+        raise BadRequest(
+            f"Format '{fmt}' not supported, it must be one of csv, json, ndjson, parquet",
             PIPE_DOCS,
         )
     pipe_name = state.pipe_ids.get(name, name)
     pipe = state.project.pipes.get(pipe_name)
     if pipe is None:
-        raise APIError(404, f"The pipe '{name}' does not exist", PIPE_DOCS)
+        raise NotFound(f"The pipe '{name}' does not exist", PIPE_DOCS)
     started_at, started = time.time(), time.perf_counter()
     shown_params: dict[str, str] = {}
     stats = (0, 0, 0)
@@ -127,7 +127,7 @@ async def pipe_data(request: Request) -> Response:
         if not grant.can_read(pipe.name):
             raise no_access()
         if not pipe.is_endpoint:
-            raise APIError(404, f"The pipe '{name}' does not have an endpoint yet", PIPE_DOCS)
+            raise NotFound(f"The pipe '{name}' does not have an endpoint yet", PIPE_DOCS)
         params, q = await _params(request)
         shown_params = dict(params)
         # The JWT's fixed params always win over what the request says.
@@ -135,7 +135,7 @@ async def pipe_data(request: Request) -> Response:
         try:
             sql = pipe_sql(pipe, params)
         except TemplateError as exc:
-            raise APIError(400, str(exc), TEMPLATE_DOCS) from None
+            raise BadRequest(str(exc), TEMPLATE_DOCS) from None
         if q is not None:
             shown_params["q"] = q
             sql = await _over_result(state, grant, sql, q)
@@ -215,9 +215,9 @@ async def _over_result(state: LocalState, grant: Grant, sql: str, q: str) -> str
     """`q` over the endpoint's result: `_` is the pipe's SQL as this request renders it."""
     q = q.strip().rstrip(";").strip()
     if q.startswith("%"):
-        raise APIError(400, "'q' parameter doesn't support templates", PIPE_DOCS)
+        raise BadRequest("'q' parameter doesn't support templates", PIPE_DOCS)
     if not q:
-        raise APIError(400, "The 'q' parameter is empty", PIPE_DOCS)
+        raise BadRequest("The 'q' parameter is empty", PIPE_DOCS)
     match = _TRAILING_FORMAT.search(q)
     if match:
         q = q[: match.start()].rstrip()  # the URL's extension says the format
@@ -242,5 +242,5 @@ async def pipe_info(request: Request) -> Response:
     name = request.path_params["name"]
     pipe = state.project.pipes.get(state.pipe_ids.get(name, name))
     if pipe is None:
-        raise APIError(404, f"Pipe '{name[:100]}' not found", PIPE_DOCS)
+        raise NotFound(f"Pipe '{name[:100]}' not found", PIPE_DOCS)
     return json_response(pipe_json(state, pipe))

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import SQL_DOCS, APIError
+from .errors import SQL_DOCS, BadRequest
 from .sql_access import compose
 from .state import grant_for, run_query, state_of
 
@@ -34,7 +34,7 @@ async def sql_query(request: Request) -> Response:
             q = (await request.body()).decode("utf-8", "replace")
     q = (q or "").strip().rstrip(";").strip()
     if not q:
-        raise APIError(400, "The 'q' parameter with a SQL query is required", SQL_DOCS)
+        raise BadRequest("The 'q' parameter with a SQL query is required", SQL_DOCS)
     match = _TRAILING_FORMAT.search(q)
     fmt_name = match.group(1) if match else "JSON"
     if match:

@@ -27,7 +27,7 @@ from .auth import (
     parse_scope,
     sign_jwt,
 )
-from .errors import AUTH_DOCS, DOCS, APIError, no_access
+from .errors import AUTH_DOCS, DOCS, BadRequest, Forbidden, NotFound, no_access
 from .sql_guard import SQLRefused
 from .state import LocalState, grant_for, json_response, state_of
 from .workspace import (
@@ -95,9 +95,9 @@ def _is_admin_key(state: LocalState, key: str) -> bool:
     return key in (ADMIN_TOKEN_NAME, workspace.admin_token_id, workspace.admin_token)
 
 
-def _not_found(key: str) -> APIError:
+def _not_found(key: str) -> NotFound:
     shown = "[token]" if key.startswith("p.") else key[:100]
-    return APIError(404, f"Token '{shown}' not found", TOKENS_DOCS)
+    return NotFound(f"Token '{shown}' not found", TOKENS_DOCS)
 
 
 def _save(state: LocalState) -> None:
@@ -158,9 +158,9 @@ def _first(fields: dict[str, list[str]], key: str, default: str = "") -> str:
 
 def _check_name(name: str) -> None:
     if not name:
-        raise APIError(400, "The 'name' parameter is required", TOKENS_DOCS)
+        raise BadRequest("The 'name' parameter is required", TOKENS_DOCS)
     if not _NAME.match(name) or name == ADMIN_TOKEN_NAME or name.startswith("p."):
-        raise APIError(400, f"Invalid token name '{name[:100]}'", TOKENS_DOCS)
+        raise BadRequest(f"Invalid token name '{name[:100]}'", TOKENS_DOCS)
 
 
 def _check_filter(state: LocalState, datasource: str, row_filter: str) -> None:
@@ -170,8 +170,8 @@ def _check_filter(state: LocalState, datasource: str, row_filter: str) -> None:
     try:
         state.guard.check(f"SELECT * FROM {datasource} WHERE {row_filter}")
     except SQLRefused as exc:
-        raise APIError(400, f"Invalid filter '{row_filter[:200]}': {exc.message}",
-                       TOKENS_DOCS) from None
+        raise BadRequest(f"Invalid filter '{row_filter[:200]}': {exc.message}",
+                         TOKENS_DOCS) from None
 
 
 def _checked_scopes(state: LocalState, scopes: list[str]) -> list[str]:
@@ -181,15 +181,15 @@ def _checked_scopes(state: LocalState, scopes: list[str]) -> list[str]:
         try:
             kind, resource, row_filter = parse_scope(scope)
         except ValueError as exc:
-            raise APIError(400, str(exc), TOKENS_DOCS) from None
+            raise BadRequest(str(exc), TOKENS_DOCS) from None
         if kind.startswith("PIPES:") and resource:
             resource = state.pipe_ids.get(resource, resource)
             if resource not in state.project.pipes:
-                raise APIError(400, f"Pipe '{resource[:100]}' not found", TOKENS_DOCS)
+                raise BadRequest(f"Pipe '{resource[:100]}' not found", TOKENS_DOCS)
         elif kind.startswith("DATASOURCES:") and resource:
             resource = _datasource_name(state, resource)
             if resource not in state.project.datasources:
-                raise APIError(400, f"Data Source '{resource[:100]}' not found", TOKENS_DOCS)
+                raise BadRequest(f"Data Source '{resource[:100]}' not found", TOKENS_DOCS)
             _check_filter(state, resource, row_filter)
         out.append(":".join(p for p in (kind, resource, row_filter) if p))
     return out
@@ -208,7 +208,7 @@ async def create_token(request: Request) -> Response:
     name = _first(fields, "name")
     _check_name(name)
     if name in state.workspace.tokens:
-        raise APIError(400, f"Token with name '{name}' already exists", TOKENS_DOCS)
+        raise BadRequest(f"Token with name '{name}' already exists", TOKENS_DOCS)
     scopes = _checked_scopes(state, fields.get("scope", []))
     token = StaticToken(name=name, token=new_static_token(), scopes=scopes,
                         description=_first(fields, "description"), origin=ORIGIN_CUSTOM)
@@ -224,48 +224,48 @@ async def _create_jwt(request: Request, state: LocalState,
     try:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError:
-        raise APIError(400, "The request body is not valid JSON", TOKENS_DOCS) from None
+        raise BadRequest("The request body is not valid JSON", TOKENS_DOCS) from None
     if not isinstance(body, dict):
-        raise APIError(400, "The request body must be a JSON object", TOKENS_DOCS)
+        raise BadRequest("The request body must be a JSON object", TOKENS_DOCS)
     text = _first(fields, "expiration_time")
     try:
         exp = int(float(text))
     except ValueError:
-        raise APIError(400, "'expiration_time' must be a Unix timestamp", TOKENS_DOCS) from None
+        raise BadRequest("'expiration_time' must be a Unix timestamp", TOKENS_DOCS) from None
     if exp <= time.time():
-        raise APIError(400, "'expiration_time' must be in the future", TOKENS_DOCS)
+        raise BadRequest("'expiration_time' must be in the future", TOKENS_DOCS)
     name = _first(fields, "name") or str(body.get("name") or "")
     _check_name(name)
     scopes = body.get("scopes")
     if not isinstance(scopes, list) or not scopes:
-        raise APIError(400, "A JWT needs a list of scopes in the body: "
-                            '{"scopes": [{"type": "PIPES:READ", "resource": "<pipe>"}]}',
-                       TOKENS_DOCS)
+        raise BadRequest("A JWT needs a list of scopes in the body: "
+                         '{"scopes": [{"type": "PIPES:READ", "resource": "<pipe>"}]}',
+                         TOKENS_DOCS)
     checked = []
     for scope in scopes:
         if not isinstance(scope, dict) or scope.get("type") not in JWT_SCOPES:
             kind = scope.get("type") if isinstance(scope, dict) else scope
-            raise APIError(400, f"Invalid JWT scope '{str(kind)[:40]}': only PIPES:READ and "
-                                "DATASOURCES:READ are supported", TOKENS_DOCS)
+            raise BadRequest(f"Invalid JWT scope '{str(kind)[:40]}': only PIPES:READ and "
+                             "DATASOURCES:READ are supported", TOKENS_DOCS)
         resource = scope.get("resource")
         if not isinstance(resource, str) or not resource:
-            raise APIError(400, "Every JWT scope needs a 'resource'", TOKENS_DOCS)
+            raise BadRequest("Every JWT scope needs a 'resource'", TOKENS_DOCS)
         if scope["type"] == "PIPES:READ":
             if state.pipe_ids.get(resource, resource) not in state.project.pipes:
-                raise APIError(400, f"Pipe '{resource[:100]}' not found", TOKENS_DOCS)
+                raise BadRequest(f"Pipe '{resource[:100]}' not found", TOKENS_DOCS)
             fixed = scope.get("fixed_params")
             if fixed is not None and not isinstance(fixed, dict):
-                raise APIError(400, "'fixed_params' must be an object", TOKENS_DOCS)
+                raise BadRequest("'fixed_params' must be an object", TOKENS_DOCS)
             entry: dict[str, Any] = {"type": "PIPES:READ", "resource": resource}
             if fixed:
                 entry["fixed_params"] = fixed
         else:
             name_ds = _datasource_name(state, resource)
             if name_ds not in state.project.datasources:
-                raise APIError(400, f"Data Source '{resource[:100]}' not found", TOKENS_DOCS)
+                raise BadRequest(f"Data Source '{resource[:100]}' not found", TOKENS_DOCS)
             row_filter = scope.get("filter") or ""
             if not isinstance(row_filter, str):
-                raise APIError(400, "'filter' must be a string", TOKENS_DOCS)
+                raise BadRequest("'filter' must be a string", TOKENS_DOCS)
             _check_filter(state, name_ds, row_filter)
             entry = {"type": "DATASOURCES:READ", "resource": name_ds}
             if row_filter:
@@ -273,7 +273,7 @@ async def _create_jwt(request: Request, state: LocalState,
         checked.append(entry)
     limits = body.get("limits")
     if limits is not None and not isinstance(limits, dict):
-        raise APIError(400, "'limits' must be an object", TOKENS_DOCS)
+        raise BadRequest("'limits' must be an object", TOKENS_DOCS)
     token = sign_jwt(state.workspace, name=name, exp=exp, scopes=checked, limits=limits)
     return json_response({"token": token})
 
@@ -284,7 +284,7 @@ def _managed_token(request: Request, refusal: str) -> tuple[LocalState, StaticTo
     _require_manager(grant_for(request, state))
     key = request.path_params["token"]
     if _is_admin_key(state, key):
-        raise APIError(403, refusal, AUTH_DOCS)
+        raise Forbidden(refusal, AUTH_DOCS)
     token = _find(state, key)
     if token is None:
         raise _not_found(key)
@@ -311,7 +311,7 @@ async def update_token(request: Request) -> Response:
     if new_name != token.name:
         _check_name(new_name)
         if new_name in state.workspace.tokens:
-            raise APIError(400, f"Token with name '{new_name}' already exists", TOKENS_DOCS)
+            raise BadRequest(f"Token with name '{new_name}' already exists", TOKENS_DOCS)
     if scopes is not None:
         token.scopes = scopes
     if "description" in fields:

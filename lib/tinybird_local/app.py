@@ -1,6 +1,6 @@
 """The HTTP API: Tinybird's routes, and what every response shares.
 
-Handlers (api_pipes, api_events, api_query) raise `APIError`; `_render_error` is the one
+Handlers raise an `APIError` (`errors` names one per status); `_render_error` is the one
 place that turns an exception into the `{"error", "documentation"}` body a client sees.
 Engine calls run in worker threads so a slow query never blocks the event loop. Nothing
 here logs a query string: tokens travel in `?token=`, and the admin token must never

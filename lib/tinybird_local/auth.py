@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jwt
 
-from .errors import LIMITS_DOCS, APIError, forbidden
+from .errors import LIMITS_DOCS, TooManyRequests, forbidden
 from .ratelimit import RateDecision
 from .workspace import Workspace
 
@@ -115,7 +115,7 @@ class VerifiedJWTs:
 def authenticate(token: str | None, workspace: Workspace,
                  pipe_ids: Mapping[str, str] | None = None,
                  verified: VerifiedJWTs | None = None) -> Grant:
-    """The grant for `token`, or an APIError(403) that says which check failed.
+    """The grant for `token`, or a `Forbidden` (403) that says which check failed.
 
     `pipe_ids` maps pipe id to pipe name, so JWT scopes may name a pipe either way.
     """
@@ -308,5 +308,5 @@ def _reason(exc: Exception) -> str:
 def raise_for_rate(decision: RateDecision) -> None:
     """Tinybird's 429 for a refused request, with Retry-After and X-RateLimit-* headers."""
     if not decision.allowed:
-        raise APIError(429, f"Too many requests: retry after {decision.retry_after} seconds",
-                       LIMITS_DOCS, headers=decision.headers())
+        raise TooManyRequests(f"Too many requests: retry after {decision.retry_after} seconds",
+                              LIMITS_DOCS, headers=decision.headers())

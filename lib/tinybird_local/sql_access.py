@@ -13,21 +13,38 @@ them, and turns the resources that are not tables into SQL the engine can run:
 - in a pipe's `q`, `_` is the pipe's rendered SQL.
 
 The text the client sent is checked by the guard first, and the composed text is checked
-again when it runs (`state.run_query`), so nothing here widens what may run.
+again when it runs (`state.run_query`), so nothing here widens what may run. What it reads
+of the running server is the `Resources` protocol (a `LocalState` is one), so this module
+does not depend on the server's state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Protocol
 
 from .auth import Grant
+from .datafiles import Project
 from .engine import pipe_sql, quote_identifier
-from .errors import AUTH_DOCS, SQL_DOCS, TEMPLATE_DOCS, APIError
+from .errors import AUTH_DOCS, SQL_DOCS, TEMPLATE_DOCS, BadRequest, Forbidden
 from .quarantine import QUARANTINE_SUFFIX
-from .sql_guard import SERVICE_DATABASE, SERVICE_TABLES, SQLRefused
+from .sql_guard import SERVICE_DATABASE, SERVICE_TABLES, SQLGuard, SQLRefused
 from .sql_template import TemplateError
-from .state import LocalState
+
+
+class Resources(Protocol):
+    """What `compose` reads of the running server: its datafiles, its guard, its pipe ids."""
+
+    @property
+    def project(self) -> Project: ...
+
+    @property
+    def guard(self) -> SQLGuard: ...
+
+    @property
+    def pipe_ids(self) -> Mapping[str, str]:
+        """Pipe id to pipe name: a query may name a pipe either way."""
+        ...
 
 
 @dataclass
@@ -36,14 +53,14 @@ class Composed:
     reads_service: bool  # reads tinybird.*: flush the service log first
 
 
-def lacks(kind: str, name: str) -> APIError:
-    return APIError(403, "The token you have provided doesn't have access to this resource: "
-                         f"it lacks READ on {kind} '{name}'", AUTH_DOCS)
+def lacks(kind: str, name: str) -> Forbidden:
+    return Forbidden("The token you have provided doesn't have access to this resource: "
+                     f"it lacks READ on {kind} '{name}'", AUTH_DOCS)
 
 
-def compose(state: LocalState, grant: Grant, sql: str,
+def compose(state: Resources, grant: Grant, sql: str,
             underscore: str | None = None, documentation: str = SQL_DOCS) -> Composed:
-    """The SQL to run for `sql` read with `grant`; APIError 400/403 when it may not run.
+    """The SQL to run for `sql` read with `grant`; `BadRequest` or `Forbidden` when it may not run.
 
     `underscore` is the rendered SQL `_` stands for (a pipe endpoint's `q`). Blocking
     (the guard asks the engine): call it in a worker thread.
@@ -52,15 +69,15 @@ def compose(state: LocalState, grant: Grant, sql: str,
         tables = state.guard.check(sql)
     except SQLRefused as exc:
         headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
-        raise APIError(400, exc.message, documentation, headers=headers) from None
+        raise BadRequest(exc.message, documentation, headers=headers) from None
     ctes: dict[str, str] = {}
     reads_service = False
     for name in tables:
         database, _, table = name.rpartition(".")
         if database == SERVICE_DATABASE and table in SERVICE_TABLES:
             if not grant.is_admin:
-                raise APIError(403, f"Services Data Sources like '{name}' can't be directly "
-                                    "accessed without an ADMIN token", AUTH_DOCS)
+                raise Forbidden(f"Services Data Sources like '{name}' can't be directly "
+                                "accessed without an ADMIN token", AUTH_DOCS)
             reads_service = True
             continue
         if table == "_" and underscore is not None and not database:
@@ -74,8 +91,8 @@ def compose(state: LocalState, grant: Grant, sql: str,
             row_filter = grant.row_filter(datasource)
             if row_filter:
                 if database or table != datasource:
-                    raise APIError(403, f"This token reads '{datasource}' through a filter: "
-                                        f"query it as {datasource}, unqualified", AUTH_DOCS)
+                    raise Forbidden(f"This token reads '{datasource}' through a filter: "
+                                    f"query it as {datasource}, unqualified", AUTH_DOCS)
                 ctes[table] = (f"SELECT * FROM {quote_identifier(state.guard.database)}."
                                f"{quote_identifier(table)} WHERE {row_filter}")
             continue
@@ -89,15 +106,15 @@ def compose(state: LocalState, grant: Grant, sql: str,
     if not ctes:
         return Composed(sql, reads_service)
     if sql.lstrip()[:4].upper() == "DESC":
-        raise APIError(400, "DESCRIBE reads datasources only, not pipes or filtered data",
-                       documentation)
+        raise BadRequest("DESCRIBE reads datasources only, not pipes or filtered data",
+                         documentation)
     with_clause = ",\n".join(f"{quote_identifier(n)} AS (\n{body}\n)" for n, body in ctes.items())
     return Composed(f"WITH {with_clause}\nSELECT * FROM (\n{sql}\n)", reads_service)
 
 
-def render_pipe(state: LocalState, pipe_name: str, params: Mapping[str, object]) -> str:
+def render_pipe(state: Resources, pipe_name: str, params: Mapping[str, object]) -> str:
     """The pipe's SQL (its last node, earlier nodes as CTEs) with these parameters."""
     try:
         return pipe_sql(state.project.pipes[pipe_name], {k: str(v) for k, v in params.items()})
     except TemplateError as exc:
-        raise APIError(400, str(exc), TEMPLATE_DOCS) from None
+        raise BadRequest(str(exc), TEMPLATE_DOCS) from None

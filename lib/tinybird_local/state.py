@@ -17,7 +17,7 @@ from .auth import Grant, VerifiedJWTs, authenticate, token_from_request
 from .catalog import Catalog
 from .datafiles import Datasource, Project
 from .engine import Engine, EngineError
-from .errors import PIPE_DOCS, APIError, no_access
+from .errors import PIPE_DOCS, BadRequest, Timeout, no_access
 from .ingest import RowChecker
 from .limits import Limits
 from .quarantine import QUARANTINE_SUFFIX
@@ -138,9 +138,9 @@ async def run_query_stats(state: LocalState, sql: str,
         return await run_in_threadpool(state.engine.query_stats, sql, "JSON")
     except SQLRefused as exc:
         headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
-        raise APIError(400, exc.message, documentation, headers=headers) from None
+        raise BadRequest(exc.message, documentation, headers=headers) from None
     except EngineError as exc:
         if exc.is_timeout:
-            raise APIError(408, f"[Error] Timeout exceeded: {exc.message}", PIPE_DOCS) from None
-        raise APIError(400, f"[Error] {exc.message}", PIPE_DOCS,
-                       headers={"X-DB-Exception-Code": str(exc.code)}) from None
+            raise Timeout(f"[Error] Timeout exceeded: {exc.message}", PIPE_DOCS) from None
+        raise BadRequest(f"[Error] {exc.message}", PIPE_DOCS,
+                         headers={"X-DB-Exception-Code": str(exc.code)}) from None

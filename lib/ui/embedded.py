@@ -19,8 +19,7 @@ from pathlib import Path
 from lib.bookings.generator import BookingGenerator
 from lib.client.errors import TinybirdError
 from lib.client.events import EventsClient
-from lib.tinybird_local.seeding import seed_bookings
-from lib.tinybird_local.server import LocalServer
+from lib.tinybird_local import LocalServer, seed_bookings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "tinybird"
 log = logging.getLogger("top_airlines.embedded")

@@ -12,9 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from lib.client.settings import Settings, SettingsError, load_settings
+from lib.client.settings import SettingsError
 
 from .access import Access, current_access
+from .settings import DashboardSettings, load_dashboard_settings
 from .shared_fetch import SharedFetches, connection_key
 
 
@@ -43,7 +44,7 @@ class Connection:
 
 @dataclass(frozen=True)
 class PageContext:
-    settings: Settings
+    settings: DashboardSettings
     connection: Connection
     access: Access  # who is looking and which tenant they may see
 
@@ -69,10 +70,10 @@ def secrets() -> dict[str, Any]:
                             "fix the TOML or remove the file") from None
 
 
-def load_page_settings() -> Settings:
+def load_page_settings() -> DashboardSettings:
     """The settings, or a message naming the bad one and the end of this run."""
     try:
-        return load_settings(secrets=secrets())
+        return load_dashboard_settings(secrets=secrets())
     except SettingsError as exc:
         st.error(f"**Setting `{exc.setting}`** {exc.problem}", icon=":material/settings:")
         st.caption("See `.env.example` for every setting and what it should hold.")
@@ -95,7 +96,7 @@ def shared_fetches() -> SharedFetches:
     return SharedFetches()
 
 
-def connect(settings: Settings) -> Connection:
+def connect(settings: DashboardSettings) -> Connection:
     """The configured workspace, or the embedded Tinybird Local when no host is set."""
     if not settings.embedded:
         return Connection(host=settings.host or "", workspace_id=settings.workspace_id or "",

@@ -11,7 +11,14 @@ import time
 
 import streamlit as st
 
-from lib.client.errors import TinybirdError
+from lib.client.errors import (
+    AuthError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TinybirdError,
+    Unreachable,
+)
 from lib.client.pipes import PipeResult
 from lib.ui.tenant_view import TENANT_PIPES, TenantReport
 
@@ -46,12 +53,32 @@ def error_text(error: TinybirdError, what: str | None = None) -> str:
     return f"{what}{f' (HTTP {error.status})' if error.status else ''}: {error.message}"
 
 
+# What a viewer of this app can do about each kind of failure, naming the app's settings.
+# The client's own hints are for any program; these are the dashboard's.
+PAGE_HINTS: tuple[tuple[type[TinybirdError], str], ...] = (
+    (AuthError, "The JWT was refused twice. Check that TINYBIRD_SIGNING_TOKEN is the workspace "
+                "admin token (not a personal one), that TINYBIRD_WORKSPACE is that workspace's "
+                "id, and that the JWT's scope names this pipe."),
+    (NotFound, "Check TINYBIRD_PIPE and that the pipe is published as an API Endpoint."),
+    (RateLimited, "Too many requests; the next poll will try again."),
+    (ServerError, "Tinybird had a problem answering; the next poll will try again."),
+    (Unreachable, "Check TINYBIRD_HOST and the network; the next poll will try again."),
+)
+
+
+def hint_for(error: TinybirdError) -> str:
+    """The hint a viewer reads: the error's own when it was given one, else the page's."""
+    if "hint" in vars(error):  # set for this error alone (say, Tinybird's Retry-After)
+        return error.hint
+    return next((hint for kind, hint in PAGE_HINTS if isinstance(error, kind)), error.hint)
+
+
 def error_panel(error: TinybirdError, what: str | None = None,
                 stale_seconds: float | None = None) -> None:
     """Draw a failure: what failed, the hint, and the age of the data still shown."""
     with st.container(border=True):
         st.error(error_text(error, what), icon=":material/error:")
-        st.caption(error.hint)
+        st.caption(hint_for(error))
         if stale_seconds is not None:
             st.warning(stale_caption(stale_seconds))
 

@@ -14,22 +14,26 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from lib.client.errors import TinybirdError
+from lib.client.errors import AuthError, TinybirdError
 from lib.client.pipes import PipeClient
-from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
 
 from . import endpoint_explorer, keys, tenant_view
 from .access import Access
 from .page import Connection, shared_fetches
+from .settings import DashboardSettings
 from .top_airlines import DASHBOARD_JWT_NAME, DashboardSession
 from .view_state import ViewState
+
+# Said when the listing's admin token is refused, naming the app's settings.
+ADMIN_REFUSED_HINT = ("The workspace admin token was refused: check that TINYBIRD_SIGNING_TOKEN is "
+                    "the workspace's admin token and TINYBIRD_HOST its region.")
 
 
 @dataclass
 class ViewerSession:
     connection: Connection
-    settings: Settings
+    settings: DashboardSettings
     access: Access
     dashboard: DashboardSession
     tenant_clients: dict[str, PipeClient] = field(default_factory=dict)
@@ -100,6 +104,8 @@ class ViewerSession:
                 endpoints = endpoint_explorer.load_endpoints(self.connection.host,
                                                              self.connection.signing_token)
             except TinybirdError as exc:
+                if isinstance(exc, AuthError):  # the admin token itself was refused
+                    exc.hint = ADMIN_REFUSED_HINT
                 return endpoint_explorer.Listing([], exc)
             if self.access.locked_tenant is not None:
                 endpoints = endpoint_explorer.endpoints_for_tenant(
@@ -108,12 +114,14 @@ class ViewerSession:
         return endpoint_explorer.Listing(self.endpoints)
 
 
-def made_from(connection: Connection, settings: Settings, access: Access) -> tuple[object, ...]:
+def made_from(connection: Connection, settings: DashboardSettings,
+              access: Access) -> tuple[object, ...]:
     return (*connection.fingerprint, settings.pipe, settings.jwt_ttl_seconds, settings.jwt_rps,
             *access.fingerprint)
 
 
-def viewer_session(connection: Connection, settings: Settings, access: Access) -> ViewerSession:
+def viewer_session(connection: Connection, settings: DashboardSettings,
+                   access: Access) -> ViewerSession:
     """This viewer's session, made anew only when what it was made from has changed."""
     session = st.session_state.get(keys.VIEWER)
     if not isinstance(session, ViewerSession) or \

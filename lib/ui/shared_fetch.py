@@ -26,6 +26,7 @@ from typing import Any
 
 from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeClient, PipeResult
+from lib.ui.rows import check_columns
 
 # Good fetches whose latency a view keeps and charts: five minutes at the default interval.
 LATENCY_HISTORY = 60
@@ -149,7 +150,7 @@ class SharedFetches:
 
         def fetch() -> PipeResult:
             result = client.fetch(pipe, dict(params or {}))
-            result.check_columns(columns)
+            check_columns(result, columns)
             return result
 
         outcome = self.fetch(key, interval_seconds, fetch)

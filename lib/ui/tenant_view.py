@@ -17,6 +17,7 @@ from typing import Any
 from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeClient, PipeResult
 from lib.client.tokens import TokenSource
+from lib.ui.rows import check_columns
 from lib.ui.shared_fetch import SharedFetches
 from lib.ui.view_state import ViewState
 
@@ -120,7 +121,7 @@ def fetch_report(client: PipeClient, view: ViewState,
         try:
             if shared is None:
                 result = client.fetch(pipe, params)
-                result.check_columns(COLUMNS[pipe])
+                check_columns(result, COLUMNS[pipe])
             else:
                 result = shared.fetch_pipe(client, connection, pipe, params,
                                            view.refresh_seconds, COLUMNS[pipe])

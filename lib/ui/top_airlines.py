@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from lib.client.errors import TinybirdError
 from lib.client.pipes import PipeClient, PipeResult
-from lib.client.settings import Settings
 from lib.client.tokens import TokenSource
+from lib.ui.rows import check_columns
 
+from .settings import DashboardSettings
 from .shared_fetch import (
     LatencySample,
     SharedFetches,
@@ -62,7 +63,7 @@ class DashboardSession:
     filters: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, host: str, workspace_id: str, signing_token: str, settings: Settings,
+    def create(cls, host: str, workspace_id: str, signing_token: str, settings: DashboardSettings,
                fetches: SharedFetches | None = None, *, jwt_name: str = DASHBOARD_JWT_NAME,
                valid_until: float | None = None) -> DashboardSession:
         """A session with its own token source, so each viewer mints their own JWT.
@@ -125,5 +126,5 @@ class DashboardSession:
     def _fetch(self, params: dict[str, str]) -> PipeResult:
         """The one request, with this viewer's JWT; rows checked before anyone sees them."""
         result = self.client.fetch(self.pipe, params or None)
-        result.check_columns(self.columns)
+        check_columns(result, self.columns)
         return result

@@ -13,15 +13,14 @@ from typing import Any
 
 import streamlit as st
 
-from lib.client.settings import Settings
-
 from . import view_state
 from .access import Access
 from .keys import last_link_key, last_view_key
+from .settings import DashboardSettings
 from .view_state import ViewState
 
 
-def restore_view(page: str, params: Iterable[str], settings: Settings,
+def restore_view(page: str, params: Iterable[str], settings: DashboardSettings,
                  access: Access) -> ViewState:
     """The view this page shows, from its link when the link says something new.
 

@@ -95,7 +95,7 @@ def test_a_wrong_admin_token_is_an_auth_error_that_says_which_token(server):
     with pytest.raises(AuthError) as caught:
         list_pipes(server.url, WRONG_KEY)
     assert caught.value.status == 403
-    assert "TINYBIRD_SIGNING_TOKEN" in caught.value.hint
+    assert "admin token" in caught.value.hint
     assert WRONG_KEY not in caught.value.message
 
 

@@ -1,4 +1,5 @@
-"""Settings: precedence, the guide's names, placeholders and bad values, the token kept out.
+"""Settings (the client's workspace, the dashboard's own): precedence, the guide's names,
+placeholders and bad values, the token kept out.
 
 Every test passes an explicit `environ` and `env_dir`, so neither the real environment
 nor a developer's own .env files can change the outcome.
@@ -12,13 +13,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lib.client.settings import (
+from lib.client.settings import SettingsError, WorkspaceSettings, load_settings
+from lib.ui.settings import (
     DEFAULT_JWT_TTL_SECONDS,
     DEFAULT_PIPE,
     DEFAULT_REFRESH_SECONDS,
-    Settings,
-    SettingsError,
-    load_settings,
+    DashboardSettings,
+    load_dashboard_settings,
 )
 from tests.support.servers import ROOT
 
@@ -37,8 +38,9 @@ def write_env(directory: Path, name: str, values: dict[str, str]) -> None:
     (directory / name).write_text("\n".join(lines) + "\n")
 
 
-def load(tmp_path: Path, environ: dict[str, str] | None = None, **kwargs) -> Settings:
-    return load_settings(environ=environ or {}, env_dir=tmp_path, **kwargs)
+def load(tmp_path: Path, environ: dict[str, str] | None = None,
+         **kwargs) -> DashboardSettings:
+    return load_dashboard_settings(environ=environ or {}, env_dir=tmp_path, **kwargs)
 
 
 # -- precedence ------------------------------------------------------------------------------
@@ -55,7 +57,7 @@ def test_precedence_secrets_over_environment_over_env_local_over_env(tmp_path):
     environ = {"TINYBIRD_PIPE": "from_environ", "TINYBIRD_REFRESH_SECONDS": "33"}
     secrets = {"TINYBIRD_PIPE": "from_secrets"}
 
-    settings = load_settings(secrets=secrets, environ=environ, env_dir=tmp_path)
+    settings = load_dashboard_settings(secrets=secrets, environ=environ, env_dir=tmp_path)
 
     assert settings.pipe == "from_secrets"
     assert settings.refresh_seconds == 33  # environment over .env.local
@@ -67,14 +69,15 @@ def test_precedence_secrets_over_environment_over_env_local_over_env(tmp_path):
 
 
 def test_each_layer_alone_is_enough(tmp_path):
-    assert load_settings(secrets=GOOD, environ={}, env_dir=tmp_path).host == GOOD["TINYBIRD_HOST"]
+    settings = load_dashboard_settings(secrets=GOOD, environ={}, env_dir=tmp_path)
+    assert settings.host == GOOD["TINYBIRD_HOST"]
     assert load(tmp_path, environ=GOOD).workspace_id == WORKSPACE
     write_env(tmp_path, ".env", GOOD)
     assert load(tmp_path).signing_token == TOKEN
 
 
 def test_secrets_may_hold_numbers(tmp_path):
-    settings = load_settings(secrets={**GOOD, "TINYBIRD_REFRESH_SECONDS": 7,
+    settings = load_dashboard_settings(secrets={**GOOD, "TINYBIRD_REFRESH_SECONDS": 7,
                                       "TINYBIRD_JWT_TTL_SECONDS": 120},
                              environ={}, env_dir=tmp_path)
     assert (settings.refresh_seconds, settings.jwt_ttl_seconds) == (7.0, 120)
@@ -89,12 +92,13 @@ def test_empty_value_falls_through_to_the_next_layer(tmp_path):
 
 def test_env_dir_comes_from_tinybird_env_dir(tmp_path):
     write_env(tmp_path, ".env.local", GOOD)
-    settings = load_settings(environ={"TINYBIRD_ENV_DIR": str(tmp_path)})
+    settings = load_dashboard_settings(environ={"TINYBIRD_ENV_DIR": str(tmp_path)})
     assert settings.host == GOOD["TINYBIRD_HOST"]
     # An explicit env_dir wins over the variable.
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert load_settings(environ={"TINYBIRD_ENV_DIR": str(tmp_path)}, env_dir=empty).embedded
+    assert load_dashboard_settings(environ={"TINYBIRD_ENV_DIR": str(tmp_path)},
+                                   env_dir=empty).embedded
 
 
 def test_defaults(tmp_path):
@@ -257,11 +261,11 @@ def test_repr_and_str_never_contain_the_signing_token(tmp_path):
 @given(token=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=12,
                      max_size=80).filter(lambda t: not t.upper().startswith("YOUR ")))
 def test_repr_never_contains_any_signing_token(token):
-    settings = load_settings(environ={**GOOD, "TINYBIRD_SIGNING_TOKEN": token},
-                             env_dir="/nonexistent-dir-for-tests")
+    settings = load_dashboard_settings(environ={**GOOD, "TINYBIRD_SIGNING_TOKEN": token},
+                                       env_dir="/nonexistent-dir-for-tests")
     assert settings.signing_token == token
     # A token that happens to be part of the repr's own words ("workspace_id") proves nothing.
-    baseline = repr(load_settings(environ=GOOD, env_dir="/nonexistent-dir-for-tests"))
+    baseline = repr(load_dashboard_settings(environ=GOOD, env_dir="/nonexistent-dir-for-tests"))
     assume(token not in baseline)
     assert token not in repr(settings)
 
@@ -276,3 +280,14 @@ def test_a_token_put_in_the_wrong_setting_is_not_echoed(tmp_path):
     with pytest.raises(SettingsError) as caught:
         load(tmp_path, environ={**GOOD, "TINYBIRD_HOST": TOKEN})
     assert TOKEN not in str(caught.value)
+
+
+# -- the client's part: the workspace alone, for any program --------------------------------
+
+
+def test_the_client_reads_the_workspace_and_nothing_of_the_dashboard(tmp_path):
+    workspace = load_settings(environ={**GOOD, "TINYBIRD_PIPE": "not a pipe!"}, env_dir=tmp_path)
+    assert workspace == WorkspaceSettings(host=GOOD["TINYBIRD_HOST"], signing_token=TOKEN,
+                                          workspace_id=WORKSPACE)
+    assert TOKEN not in repr(workspace)
+    assert load_settings(environ={}, env_dir=tmp_path) == WorkspaceSettings(None, None, None)
