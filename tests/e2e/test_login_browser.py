@@ -111,9 +111,14 @@ def options_of(page, label: str) -> list[str]:
     return names
 
 
+def curl_of(page):
+    """The token inspector's curl command (the first, for the JWT's first endpoint)."""
+    return page.locator('[data-testid="stCode"]').filter(has_text="curl").first
+
+
 def shown_jwt_claims(page) -> dict:
     """The claims of the JWT the token inspector shows, from its curl command."""
-    curl = page.locator('[data-testid="stCode"]').filter(has_text="curl").first.inner_text()
+    curl = curl_of(page).inner_text()
     token = re.search(r"Bearer (eyJ[\w.-]+)", curl).group(1)
     return jwt.decode(token, options={"verify_signature": False})
 
@@ -144,7 +149,8 @@ def test_the_claim_decides_the_tenant_and_the_url_cannot_change_it(app, provider
     page.get_by_text("Time left").wait_for(timeout=STEP_TIMEOUT_MS)
     assert options_of(page, "JWT") == ["Dashboard (top_airlines)", "Tenant view: Red Balloon"]
     choose(page, "JWT", "Tenant view: Red Balloon")
-    page.get_by_text("airline_daily_bookings").first.wait_for(timeout=STEP_TIMEOUT_MS)
+    expect(curl_of(page)).to_contain_text("/v0/pipes/airline_daily_bookings.json",
+                                          timeout=STEP_TIMEOUT_MS)
     claims = shown_jwt_claims(page)
     assert claims["name"] == "tenant_red_balloon"
     assert claims["limits"] == {"rps": JWT_RPS}
@@ -166,7 +172,8 @@ def test_the_claim_decides_the_tenant_and_the_url_cannot_change_it(app, provider
     open_menu_page(page, "Token inspector")
     page.get_by_text("Time left").wait_for(timeout=STEP_TIMEOUT_MS)
     choose(page, "JWT", "Endpoint explorer: airline_top_routes")
-    page.get_by_text("airline_top_routes").first.wait_for(timeout=STEP_TIMEOUT_MS)
+    expect(curl_of(page)).to_contain_text("/v0/pipes/airline_top_routes.json",
+                                          timeout=STEP_TIMEOUT_MS)
     claims = shown_jwt_claims(page)
     assert [s["resource"] for s in claims["scopes"]] == ["airline_top_routes"]
     assert claims["scopes"][0]["fixed_params"] == {"airline": "Red Balloon"}
