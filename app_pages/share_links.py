@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import keys, share_links, view_state
+from lib.ui import keys, panels, share_links, view_state
 from lib.ui.page import page_preamble
 
 page = page_preamble("Share links",
@@ -36,7 +36,7 @@ if link is not None:
         st.error(link.error, icon=":material/link_off:")
     else:
         st.success(f"A link to {link.grant.tenant}'s {share_links.PAGES[link.grant.page]}, valid "
-                   f"until {share_links.utc_text(link.grant.expires_at)}. Copy it with the "
+                   f"until {panels.utc_text(link.grant.expires_at)}. Copy it with the "
                    "button at the code's corner.", icon=":material/link:")
         st.code(link.url, language=None, wrap_lines=True)
         st.caption(f"Link id `{link.grant.link_id}`. To revoke it, add the id to `[share] "

@@ -14,7 +14,6 @@ parameter or widget can change it for a viewer who may not pick.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import streamlit as st
 from lib.client.settings import SettingsError
 
 from . import keys
+from .panels import utc_text
 from .share import (
     LINK_PARAM,
     ShareGrant,
@@ -65,7 +65,6 @@ class Access:
     is_admin: bool = False
     ends_at: float | None = None  # Unix time the login or link ends
     link: ShareGrant | None = None
-    reason: str = ""  # how the tenant was found
 
     @property
     def may_pick_tenant(self) -> bool:
@@ -140,21 +139,14 @@ def load_rules() -> Rules:
                  share=share)
 
 
-def _utc(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _stop_with(message: str, icon: str, caption: str = "") -> None:
+def _stop_with(message: str, icon: str) -> None:
     st.error(message, icon=icon)
-    if caption:
-        st.caption(caption)
     st.stop()
 
 
 def _link_access(token: str, rules: Rules) -> Access:
     grant = read_link_token(token, rules.share)
-    return Access(kind="link", tenant=grant.tenant, ends_at=grant.expires_at, link=grant,
-                  reason="the shared link you opened")
+    return Access(kind="link", tenant=grant.tenant, ends_at=grant.expires_at, link=grant)
 
 
 def _login_screen(providers: Sequence[str | None]) -> None:
@@ -190,7 +182,7 @@ def _login_access(rules: Rules) -> Access:
         st.button("Log out", on_click=st.logout, icon=":material/logout:")
         st.stop()
     return Access(kind="login", tenant=identity.tenant, email=identity.email,
-                  is_admin=identity.is_admin, ends_at=ends_at, reason=identity.reason)
+                  is_admin=identity.is_admin, ends_at=ends_at)
 
 
 def who_is_looking() -> Access:
@@ -265,4 +257,4 @@ def show_viewer(access: Access) -> None:
                       key="logout")
         elif access.kind == "link" and access.ends_at is not None:
             st.caption(f"Shared link for **{access.tenant}**, valid until "
-                       f"{_utc(access.ends_at)}.")
+                       f"{utc_text(access.ends_at)}.")

@@ -102,5 +102,10 @@ def tenant_caption(report: TenantReport, refresh_seconds: float) -> str:
             f"refreshed every {refresh_seconds:g} s.")
 
 
+def utc_text(seconds: float) -> str:
+    """A Unix time as every viewer reads it alike: `2026-12-05 09:07 UTC`."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
+
 def ms_text(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"

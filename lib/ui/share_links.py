@@ -6,7 +6,6 @@ choices into a link and a message.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -44,10 +43,6 @@ def app_address() -> str:
     """The app's address as the admin's browser sees it (scheme and host)."""
     parts = urlsplit(st.context.url or "")
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def utc_text(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def make_link(share: ShareSettings, *, tenant: str, page: str, view: str, ttl_seconds: float,
