@@ -124,7 +124,11 @@ def list_pipes(host: str, admin_token: str, *, timeout: Any = DEFAULT_TIMEOUT,
 
 
 class PipeClient:
-    """Reads API Endpoints of one host with the JWTs of one token source."""
+    """Reads API Endpoints of one host with the JWTs of one token source.
+
+    Reuse one client: its session keeps the connection open between fetches. Call
+    `close()` when done, or use it in a `with` block.
+    """
 
     def __init__(self, host: str, tokens: TokenProvider, *, timeout: Any = DEFAULT_TIMEOUT,
                  session: requests.Session | None = None):
@@ -133,6 +137,16 @@ class PipeClient:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.requests_sent = 0
+
+    def __enter__(self) -> PipeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session and its open connections, including a session passed in."""
+        self.session.close()
 
     def url(self, pipe: str, fmt: str = "json") -> str:
         return f"{self.host}/v0/pipes/{pipe}.{fmt}"

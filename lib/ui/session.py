@@ -92,6 +92,12 @@ class ViewerSession:
                 sources[label] = client.tokens
         return sources
 
+    def close(self) -> None:
+        """Close every client of this viewer, so their open connections go with them."""
+        for client in (self.dashboard.client, *self.tenant_clients.values(),
+                       *self.explorer_clients.values()):
+            client.close()
+
     def workspace_endpoints(self, reload: bool = False) -> endpoint_explorer.Listing:
         """The API Endpoints this viewer may call, listed once per viewer with the admin token.
 
@@ -122,10 +128,16 @@ def made_from(connection: Connection, settings: DashboardSettings,
 
 def viewer_session(connection: Connection, settings: DashboardSettings,
                    access: Access) -> ViewerSession:
-    """This viewer's session, made anew only when what it was made from has changed."""
+    """This viewer's session, made anew only when what it was made from has changed.
+
+    The session it replaces is closed first: its clients would otherwise keep their
+    connections open until garbage collection.
+    """
     session = st.session_state.get(keys.VIEWER)
     if not isinstance(session, ViewerSession) or \
             session.made_from != made_from(connection, settings, access):
+        if isinstance(session, ViewerSession):
+            session.close()
         session = ViewerSession(connection, settings, access, DashboardSession.create(
             connection.host, connection.workspace_id, connection.signing_token, settings,
             shared_fetches(), jwt_name=access.token_name(DASHBOARD_JWT_NAME),

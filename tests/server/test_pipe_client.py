@@ -1,4 +1,4 @@
-"""PipeClient against a real Tinybird Local: results, re-mint on 403, and typed errors.
+"""PipeClient against a real Tinybird Local: results, re-mint on 403, typed errors, close.
 
 One seeded server serves the module; tests that need their own (one is stopped) start it
 with `server_factory`. A few shapes no Tinybird answers with (HTML from a proxy, a JSON
@@ -15,6 +15,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from lib.client.errors import (
     AuthError,
@@ -28,6 +29,9 @@ from lib.client.errors import (
 from lib.client.pipes import PipeClient, PipeResult
 from lib.client.settings import WorkspaceSettings
 from lib.client.tokens import TokenSource
+from lib.ui.access import Access
+from lib.ui.page import Connection
+from lib.ui.session import ViewerSession
 from lib.ui.settings import DashboardSettings
 from lib.ui.top_airlines import DashboardSession
 
@@ -287,6 +291,80 @@ def test_missing_statistics_and_quoted_numbers_are_tolerated(stand_in):
     client = PipeClient(stand_in, TokenSource(FAKE_KEY, str(uuid.uuid4()), "minimal"))
     result = client.fetch("minimal")
     assert result.rows == 1 and result.elapsed_seconds is None and result.meta == []
+
+
+# -- close and with ---------------------------------------------------------------------------
+
+
+class ClosingSession(requests.Session):
+    """A real session that remembers being closed."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def open_pools(session: requests.Session) -> int:
+    """How many connection pools the session holds: one per host it has talked to."""
+    return sum(len(adapter.poolmanager.pools) for adapter in session.adapters.values())
+
+
+def test_close_closes_the_session_and_its_connections(server):
+    session = ClosingSession()
+    client = PipeClient(server.url, token_source(server), session=session)
+    client.fetch("top_airlines")
+    assert open_pools(session) == 1
+    client.close()
+    assert session.closed
+    assert open_pools(session) == 0
+
+
+def test_close_closes_the_session_the_client_made(server):
+    client = PipeClient(server.url, token_source(server))
+    client.fetch("top_airlines")
+    assert open_pools(client.session) == 1
+    client.close()
+    assert open_pools(client.session) == 0
+
+
+def test_with_gives_the_client_and_closes_it(server):
+    session = ClosingSession()
+    with PipeClient(server.url, token_source(server), session=session) as client:
+        assert isinstance(client, PipeClient)
+        assert client.fetch("top_airlines").rows > 0
+        assert not session.closed
+    assert session.closed
+    assert open_pools(session) == 0
+
+
+def test_with_closes_the_client_when_a_fetch_raises(stand_in):
+    session = ClosingSession()
+    with pytest.raises(BadResponse):
+        with PipeClient(stand_in, TokenSource(FAKE_KEY, str(uuid.uuid4()), "html"),
+                        session=session) as client:
+            client.fetch("html")
+    assert session.closed
+    assert open_pools(session) == 0
+
+
+def test_a_viewer_session_closes_every_client_it_made(server):
+    workspace_id = server.workspace.workspace_id
+    settings = DashboardSettings(WorkspaceSettings(
+        host=server.url, signing_token=server.admin_token, workspace_id=workspace_id))
+    connection = Connection(server.url, workspace_id, server.admin_token, is_local_demo=False)
+    viewer = ViewerSession(connection, settings, Access(kind="demo"), DashboardSession.create(
+        server.url, workspace_id, server.admin_token, settings))
+    clients = [viewer.dashboard.client, viewer.tenant_client("AZ"),
+               viewer.explorer_client("top_airlines")]
+    sessions = [ClosingSession() for _ in clients]
+    for client, session in zip(clients, sessions, strict=True):
+        client.session = session
+    viewer.close()
+    assert all(session.closed for session in sessions)
 
 
 def test_dashboard_session_keeps_the_last_good_result_and_never_raises(stand_in):
