@@ -1,19 +1,20 @@
-"""The app's entry point: who is looking, then the pages they may open (`streamlit run
-streamlit_app.py`).
+"""The app's entry point (`streamlit run streamlit_app.py`): who is looking, then their pages.
 
-`who_is_looking` runs first on every run: a viewer who must log in, or whose link has
-ended, sees only a page that says so. A share link opens its one page and no menu; only
+`who_is_looking` runs first on every run. A viewer who must log in, or whose link has
+ended, sees only a page that says so. A share link opens its one page and no menu. Only
 admins get the page that makes links.
 
-The URL paths are spelled as they were when the pages were found by file name, so links
-people already shared keep working; the default page is the app's root, `/`.
+The URL paths are spelled `Top_airlines`, `Tenant_view` and so on, because links people
+have already shared use these paths. The default page is at the app's root, `/`.
 
-The page files live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder
-beside the entry point as its older file-based menu on a server's first run, so the first
-visitor of a deep link got a "page not found" dialog and the wrong menu. The menu has no
-icons: the browser takes a page's menu icon as the tab's icon, and a `:material/...:` one is
-fetched from Google's font servers (which fails offline), while an emoji needs an emoji
-font the viewer may lack. Every page sets the tab's icon itself (`lib/ui/page.py`).
+The page files are in `app_pages/`, not `pages/`. On a server's first run, Streamlit
+treats a `pages/` folder beside the entry point as its file-based menu, so the first
+visitor of a deep link would get a "page not found" dialog and the wrong menu.
+
+The menu has no icons, because the browser takes a page's menu icon as the tab's icon.
+A `:material/...:` icon is fetched from Google's font servers, which fails offline, and
+an emoji needs an emoji font the viewer may lack. Every page sets the tab's icon itself
+(`lib/ui/page.py`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Share links: admins make a signed link that shows one tenant's page without a login.
 
-Layout only."""
+Layout only: the work is in `lib.ui.share_links`.
+"""
 
 from __future__ import annotations
 

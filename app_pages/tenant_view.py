@@ -1,6 +1,7 @@
 """What one airline partner sees: its own bookings, through a JWT pinned to its airline.
 
-Layout only."""
+Layout only: the work is in `lib.ui.tenant_view`.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ st.subheader(f"{view.tenant} · {view.date_from:%b %d, %Y} – {view.date_to:%b 
 
 @st.fragment(run_every=view.refresh_seconds)
 def live_report() -> None:
+    """The tenant's charts and the peek; Streamlit reruns only this part every interval."""
     recheck(access)  # a login or link that has ended fetches nothing more
     report = viewer.tenant_report(view)
     if report.error is not None:

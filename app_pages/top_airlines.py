@@ -1,4 +1,7 @@
-"""Top airlines by bookings: the live dashboard page (layout only)."""
+"""Top airlines by bookings: the live dashboard page.
+
+Layout only: the work is in `lib.ui.top_airlines`.
+"""
 
 from __future__ import annotations
 

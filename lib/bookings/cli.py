@@ -1,12 +1,13 @@
 """`python -m lib.bookings`: stream generated bookings to an Events API, paced and bounded.
 
-Mockingbird's job for this project: point it at Tinybird Local or a Tinybird region and
-bookings arrive at `--rate` per second until `--duration` or `--count` is reached, then a
-one-line summary. Kept apart from `distributions.py`, the data Tinybird Local
-imports, so the server never loads argparse, settings or a progress bar.
+It does for this project what Mockingbird does in the guide. Point it at Tinybird Local
+or a Tinybird region: bookings arrive at `--rate` per second until `--duration` or
+`--count` is reached, then it prints a one-line summary. It lives apart from
+`distributions.py`, which Tinybird Local imports, so the server never loads argparse,
+settings or a progress bar.
 
-Every failure is a readable line on stderr and a non-zero exit, never a traceback; Ctrl-C
-stops and still prints the summary. The token is never printed.
+Every failure is a readable line on stderr and a non-zero exit, never a traceback.
+Ctrl-C stops the stream and still prints the summary. The token is never printed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DEFAULT_DURATION = 60.0
 DEFAULT_RATE = 50.0
 DEFAULT_BATCH = 100
 LATE_GRACE_SECONDS = 1.0  # how far behind schedule a --duration run may still send
-MAX_BATCH = 10_000  # about 3 MB of NDJSON, well under the Events API's 10 MB per request
+MAX_BATCH = 10_000  # keeps a request well under the Events API's 10 MB limit
 
 @dataclass
 class Tally:
@@ -44,11 +45,13 @@ class Tally:
     error: TinybirdError | None = None
 
     def add(self, size: int, result: SendResult) -> None:
+        """Count one delivered batch of `size` events."""
         self.sent += size
         self.accepted += result.successful_rows
         self.quarantined += result.quarantined_rows
 
     def summary(self) -> str:
+        """The one-line report printed at the end."""
         rate = self.accepted / self.seconds if self.seconds > 0 else 0.0
         line = (f"sent {self.sent} bookings to {self.datasource} in {self.seconds:.2f}s: "
                 f"{self.accepted} accepted, {self.quarantined} quarantined "
@@ -65,15 +68,30 @@ def stream(send: Callable[[list[dict]], SendResult], generator: BookingGenerator
            clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep,
            progress: Callable[[Tally, float], None] | None = None) -> Tally:
-    """Send bookings until `count` are sent or `duration` seconds pass; `rate` 0 = no limit.
+    """Send bookings until `count` are sent or `duration` seconds pass.
 
-    Paced on a schedule, not by sleeping between requests: a request of n events leaves
-    when its last event is due (`start + (sent + n) / rate`), with at most a second's worth
-    (and at most `batch`) per request. So the chart moves every second, a slow request is
-    caught up on, and `rate * elapsed` is what was sent. A `duration` run sends
-    `rate * duration` events and lasts `duration` seconds (a server too slow to keep up
-    ends it at the deadline). Stops at the first `TinybirdError` (kept in `tally.error`)
-    or Ctrl-C (`tally.interrupted`), keeping the tally so far.
+    The pace follows a schedule rather than a sleep between requests. A request of n
+    events leaves when its last event is due (`start + (sent + n) / rate`). A request
+    holds at most one second's worth of events, and at most `batch`. So the chart moves
+    every second, time lost to a slow request is made up, and `rate * elapsed` events
+    have been sent at any moment. A `duration` run sends `rate * duration` events and
+    lasts `duration` seconds; if the server cannot keep up, the run ends at the deadline.
+
+    Args:
+        send: delivers one batch and returns the server's counts.
+        generator: where the bookings come from.
+        tally: the counts to add to; returned.
+        rate: events per second; 0 sends as fast as the server takes them.
+        batch: the most events in one request.
+        count: stop after this many events; None for no count.
+        duration: stop after this many seconds; None for no deadline.
+        clock: monotonic time in seconds.
+        sleep: how to wait (tests pass one that does not).
+        progress: called as `progress(tally, elapsed)` after each batch.
+
+    Returns:
+        `tally`. The stream stops at the first `TinybirdError` (kept in `tally.error`)
+        or at Ctrl-C (`tally.interrupted`); the counts so far are kept.
     """
     start = clock()
     deadline = None if duration is None else start + duration
@@ -122,11 +140,25 @@ class ProgressBar:
     WIDTH = 30
 
     def __init__(self, out: TextIO, total: int | None, duration: float | None):
+        """Show nothing until the first update.
+
+        Args:
+            out: the terminal to write to.
+            total: the events to send, for a `--count` run; else None.
+            duration: the run's seconds, for a `--duration` run; else None.
+        """
         self.out, self.total, self.duration = out, total, duration
         self._last = 0.0
         self._shown = False
 
     def update(self, tally: Tally, elapsed: float, force: bool = False) -> None:
+        """Redraw the line, at most ten times a second.
+
+        Args:
+            tally: the counts so far.
+            elapsed: seconds since the stream started.
+            force: redraw even if the last redraw was very recent.
+        """
         now = time.monotonic()
         if not force and now - self._last < 0.1:
             return
@@ -150,6 +182,7 @@ class ProgressBar:
         print(text, file=self.out, flush=True)
 
     def clear(self) -> None:
+        """Erase the bar, if it is on screen."""
         if self._shown:
             self.out.write("\r\033[K")
             self.out.flush()
@@ -157,6 +190,7 @@ class ProgressBar:
 
 
 def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` of zero or more."""
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -200,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_target(args: argparse.Namespace) -> tuple[str, str]:
-    """--host/--token, else the dashboard's settings; UsageError says what is missing."""
+    """--host/--token, else TINYBIRD_HOST and TINYBIRD_SIGNING_TOKEN; UsageError if missing."""
     host, token = args.host, args.token
     if not (host and token):
         try:
@@ -225,6 +259,16 @@ def resolve_target(args: argparse.Namespace) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: the arguments; None means `sys.argv[1:]`.
+        stdout: where the summary goes; None means `sys.stdout`.
+        stderr: where errors and the progress bar go; None means `sys.stderr`.
+
+    Returns:
+        The exit status: 0, `EXIT_ERROR`, or `EXIT_INTERRUPTED`.
+    """
     try:
         return _main(argv, stdout or sys.stdout, stderr or sys.stderr)
     except KeyboardInterrupt:  # before the stream started, or while printing the summary

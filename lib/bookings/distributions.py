@@ -1,13 +1,13 @@
-"""What a flight booking looks like, as plain data: the one source of truth for generated data.
+"""What a flight booking looks like, as plain data: the one source for generated data.
 
-Mirrors Mockingbird's "Flight Bookings" preset, which the guide uses to fill `events`:
-seven fictional airlines with skewed popularity, weighted meal choices and extra bags,
-ages 18-99, passport numbers 3456789-9876543. The same weights drive both the Python
-generator (streamed events) and the SQL that Tinybird Local's `seed` runs inside the
-engine, so bulk and streamed data agree.
+It follows Mockingbird's "Flight Bookings" preset, which the guide uses to fill
+`events`: seven fictional airlines with skewed popularity, weighted meal choices and
+extra bags, ages 18-99, passport numbers 3456789-9876543. The same weights drive the
+Python generator (streamed events) and the SQL that Tinybird Local's seed runs inside
+ClickHouse, so bulk and streamed data agree.
 
-Plain data and one SQL builder, nothing else: Tinybird Local imports this module for its
-in-engine seed, so it must not import the client, argparse or anything heavy.
+The module holds plain data and one SQL builder, nothing else. Tinybird Local imports
+it to seed, so it must not import the client, argparse or anything heavy.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ COLUMNS = (
 
 
 def _sql_list(values: Sequence[object]) -> str:
+    """A ClickHouse array literal of ints and quoted strings."""
     return "[" + ",".join(
         str(v) if isinstance(v, int) else "'" + str(v).replace("'", "\\'") + "'" for v in values
     ) + "]"
@@ -70,10 +71,19 @@ def _weighted_pick_sql(weights: dict, random_expr: str) -> str:
 
 
 def seed_select_sql(rows: int, days: int = 30, seed: int = 0) -> str:
-    """A SELECT that generates `rows` bookings inside ClickHouse, timestamps over `days`.
+    """A SELECT that generates bookings inside ClickHouse.
 
-    Millions of rows in seconds: nothing crosses into Python. The random functions are
-    salted with the row number and `seed` so each column draws independently.
+    The rows are made by the engine, so none of them passes through Python. Each random
+    draw hashes the row number, `seed` and a number of its own, so the columns are
+    independent of each other.
+
+    Args:
+        rows: how many bookings.
+        days: the timestamps are spread over the last this many days.
+        seed: the same seed gives the same bookings (timestamps aside).
+
+    Returns:
+        The SELECT, with the columns of `events`.
     """
     def r(salt: int) -> str:
         return f"cityHash64(number, {seed}, {salt})"

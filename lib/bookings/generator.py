@@ -1,7 +1,8 @@
 """Realistic bookings in Python, drawn with the weights in `distributions`.
 
-The Python twin of `distributions.seed_select_sql`: the generator CLI and the dashboard's
-live trickle stream these, while Tinybird Local seeds in bulk with the SQL, so both agree.
+This is the Python side of `distributions.seed_select_sql`. The command line and the
+dashboard's live stream of new bookings send these; Tinybird Local seeds in bulk with
+the SQL. Both use the same weights, so the data agree.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class BookingGenerator:
         self._bags, self._bag_weights = zip(*EXTRA_BAGS.items(), strict=True)
 
     def booking(self, timestamp: str | None = None) -> dict:
+        """One booking as an Events API row; `timestamp` defaults to now."""
         rng = self._rng
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         origin, destination = rng.sample(CITIES, 2)
@@ -61,5 +63,6 @@ class BookingGenerator:
         }
 
     def bookings(self, count: int) -> Iterator[dict]:
+        """`count` bookings, each stamped as it is made."""
         for _ in range(count):
             yield self.booking()

@@ -1,11 +1,14 @@
-"""Every failure of a Tinybird call, as one hierarchy people can catch at the level they need.
+"""Every failure of a Tinybird call, in one class hierarchy.
 
-Like requests' own exceptions: catch `TinybirdError` for everything, or one subclass for
-one case. Each carries the HTTP status (None when no answer came), the server's message
-(any JWT in it already replaced) and a one-line `hint` for the person reading it. Two
-questions every caller asks have answers on the error itself: `retryable` (a later
-attempt may succeed: the host was unreachable, or asked to slow down) and `maybe_written`
-(a write may or may not have taken effect, so it must not be sent again blindly).
+As with requests' exceptions, catch `TinybirdError` for every failure, or one subclass
+for one case. Each error carries the HTTP status (None when no answer came), the
+server's message (with any JWT in it replaced) and a one-line `hint` for the reader.
+
+Two flags answer the questions every caller asks:
+- `retryable`: a later attempt may succeed (the host was unreachable, or asked to slow
+  down).
+- `maybe_written`: a write may or may not have taken effect, so sending it again could
+  write it twice.
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ class TinybirdError(Exception):
     maybe_written = False
 
     def __init__(self, message: str, status: int | None = None, hint: str | None = None):
+        """Make the error.
+
+        Args:
+            message: what went wrong, usually the server's own message.
+            status: the HTTP status, or None when no answer came.
+            hint: what the reader can do; None keeps the class's default hint.
+        """
         super().__init__(message)
         self.message = message
         self.status = status
@@ -34,6 +44,8 @@ class AuthError(TinybirdError):
 
 
 class NotFound(TinybirdError):
+    """404: no such pipe, or it is not published as an API Endpoint."""
+
     hint = "Check the pipe's name, and that it is published as an API Endpoint."
 
 
@@ -50,6 +62,13 @@ class RateLimited(TinybirdError):
     retryable = True
 
     def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None):
+        """Make the error; the hint names the wait when the server sent one.
+
+        Args:
+            message: the server's message.
+            status: the HTTP status, 429 unless told otherwise.
+            retry_after: the server's Retry-After in seconds, or None.
+        """
         hint = None
         if retry_after is not None:
             hint = f"Too many requests; Tinybird asks to wait {retry_after:g} s before the next."
@@ -58,7 +77,7 @@ class RateLimited(TinybirdError):
 
 
 class ServerError(TinybirdError):
-    """5xx. A 503 refused before doing anything; any other 5xx may have half-done a write."""
+    """5xx. A 503 refuses the request unprocessed; any other 5xx may have done part of a write."""
 
     hint = "Tinybird had a problem answering; try again later."
 
@@ -99,4 +118,6 @@ class AccessExpired(TinybirdError):
 
 
 class BadResponse(TinybirdError):
+    """An answer that is not Tinybird's JSON shape (an HTML page from a proxy, say)."""
+
     hint = "The answer is not what was expected: check that the pipe is the right one."

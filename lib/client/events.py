@@ -1,13 +1,17 @@
-"""Send events to a Tinybird Events API (ours or Tinybird's cloud), never counting one twice.
+"""Send events to a Tinybird Events API (Tinybird Local or the cloud), never counting one twice.
 
-One persistent session; NDJSON batches to `POST /v0/events?name=...` with the token in
-the Authorization header. A batch is sent again only when it certainly was not written:
-the connection was never made (backoff), or the server said so (429, honouring
-`Retry-After`; 503). A connection that breaks mid-request, a read timeout, or a 500, 502
-or 504 may each have written the batch, so they raise an error whose `maybe_written` is
-true (`OutcomeUnknown`, `ServerError`) instead of retrying: a silent retry there is how
-rows get counted twice. A 4xx that will not heal raises at once with the server's
-message, because retrying a refused token only hides the mistake.
+The client keeps one session open and posts NDJSON batches to
+`POST /v0/events?name=...`, with the token in the Authorization header.
+
+A batch is sent again only when it certainly was not written:
+- the connection was never made (it waits longer before each new try);
+- the server said so: 429 (it waits as long as `Retry-After` asks) or 503.
+
+A connection that breaks mid-request, a read timeout, or a 500, 502 or 504 may have
+written the batch. Those raise an error whose `maybe_written` is true (`OutcomeUnknown`,
+`ServerError`) instead of retrying, because a silent retry there counts rows twice. Any
+other 4xx raises at once with the server's message: retrying a refused token would only
+hide the mistake.
 """
 
 from __future__ import annotations
@@ -51,8 +55,7 @@ def to_ndjson(events: Iterable[dict[str, Any]]) -> bytes:
 class EventsClient:
     """A client for one host and token; reuse it, its session keeps the connection open.
 
-    `on_retry(error, delay_seconds, next_attempt)` is called before each wait, so a CLI can
-    say why it is waiting.
+    Call `close()` when done, or use it in a `with` block.
     """
 
     def __init__(self, host: str, token: str, *, timeout: float = 30.0,
@@ -61,6 +64,21 @@ class EventsClient:
                  session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[TinybirdError, float, int], None] | None = None):
+        """Make the client; nothing is sent yet.
+
+        Args:
+            host: the API host, e.g. `https://api.tinybird.co`.
+            token: a token with APPEND on the Data Sources to write.
+            timeout: seconds to wait for an answer once a batch is sent.
+            connect_timeout: seconds to wait for a connection (at most `timeout`).
+            max_attempts: tries per batch, the first included.
+            backoff_seconds: the first wait before a new try; it doubles each time.
+            max_backoff_seconds: the longest wait between tries.
+            session: the requests session to use; the client closes it in `close()`.
+            sleep: how to wait (tests pass one that does not).
+            on_retry: called as `on_retry(error, delay_seconds, next_attempt)` before
+                each wait, so a command-line tool can say why it waits.
+        """
         self.host = host.rstrip("/")
         self._token = token
         self.timeout = timeout
@@ -82,10 +100,25 @@ class EventsClient:
         self.close()
 
     def close(self) -> None:
+        """Close the session and its open connections, including a session passed in."""
         self.session.close()
 
     def send(self, datasource: str, events: list[dict[str, Any]], wait: bool = True) -> SendResult:
-        """Deliver one batch. `wait=True` so that a success means written and durable."""
+        """Deliver one batch, retrying only while it cannot have been written.
+
+        Args:
+            datasource: the Data Source to append to.
+            events: the rows, as JSON objects.
+            wait: ask the server to answer only once the rows are written, so that a
+                success means they are stored.
+
+        Returns:
+            The rows written and quarantined, and how many tries it took.
+
+        Raises:
+            TinybirdError: the batch was refused, or the tries ran out.
+            OutcomeUnknown: the batch may or may not have been written.
+        """
         if not events:
             return SendResult(0, 0, 0)
         body = to_ndjson(events)
@@ -146,7 +179,7 @@ class EventsClient:
 
 
 def _reworded(error: TinybirdError, message: str) -> TinybirdError:
-    """The same error (class, status, flags) with a message that says how often we tried."""
+    """A copy of `error` (same class, status and flags) with a new message."""
     reworded = copy.copy(error)
     reworded.args = (message,)
     reworded.message = message
@@ -175,6 +208,7 @@ def _reason(exc: requests.ConnectionError) -> str:
 
 
 def _result(response: requests.Response, host: str) -> SendResult:
+    """The counts in a 2xx answer; `OutcomeUnknown` when it is not the Events API's body."""
     try:
         payload = response.json()
         return SendResult(int(payload["successful_rows"]),
@@ -186,6 +220,7 @@ def _result(response: requests.Response, host: str) -> SendResult:
 
 
 def _refusal(response: requests.Response, datasource: str, host: str) -> TinybirdError:
+    """The typed error for a refused batch, with a message that says what to do."""
     status = response.status_code
     message = server_message(response)
     if status == 429:

@@ -1,12 +1,12 @@
 """Read a Tinybird API Endpoint with a JWT.
 
-`PipeClient` sends one request per fetch over one `requests.Session`, measures the
-round trip, and on a 403 asks its token source for a fresh JWT and tries once more (the
-guide's refresh rule). Failures are typed (`errors`): catch `TinybirdError`
-for all, or one subclass.
+`PipeClient` sends one request per fetch over one `requests.Session` and measures the
+round trip. On a 403 it asks its token source for a fresh JWT and tries once more (the
+guide's refresh rule). Failures are typed (see `errors`): catch `TinybirdError` for all
+of them, or one subclass.
 
-`list_pipes` is the one call made with the admin token (the endpoint explorer's listing):
-it runs server-side, as the JWT minting does, and its answer holds no token.
+`list_pipes` is the one call made with the admin token. Like JWT minting, it runs in
+the server process only, and its answer holds no token.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class TokenProvider(Protocol):
 
 @dataclass(frozen=True)
 class PipeResult:
+    """One endpoint answer: its rows, column types, statistics and timings."""
+
     data: list[dict[str, Any]]
     meta: list[dict[str, str]]
     rows: int
@@ -100,8 +102,20 @@ def list_pipes(host: str, admin_token: str, *, timeout: Any = DEFAULT_TIMEOUT,
                session: requests.Session | None = None) -> list[dict[str, Any]]:
     """`GET /v0/pipes`: every pipe of the workspace, as the server describes it.
 
-    Needs the admin token, so it runs in the server process only; the token travels in
-    the Authorization header and nothing here keeps or logs it. Raises TinybirdError.
+    It needs the admin token, so call it in the server process only. The token travels
+    in the Authorization header; nothing here keeps or logs it.
+
+    Args:
+        host: the API host.
+        admin_token: the workspace admin token.
+        timeout: (connect, read) seconds, as requests takes them.
+        session: a requests session to use; without one, a new one is made and closed.
+
+    Returns:
+        The pipes, each the JSON object the server sent.
+
+    Raises:
+        TinybirdError: the listing failed or is not the expected shape.
     """
     host = host.rstrip("/")
     own = session is None
@@ -132,6 +146,14 @@ class PipeClient:
 
     def __init__(self, host: str, tokens: TokenProvider, *, timeout: Any = DEFAULT_TIMEOUT,
                  session: requests.Session | None = None):
+        """Make the client; nothing is sent yet.
+
+        Args:
+            host: the API host.
+            tokens: where each request gets its JWT.
+            timeout: (connect, read) seconds, as requests takes them.
+            session: the requests session to use; the client closes it in `close()`.
+        """
         self.host = host.rstrip("/")
         self.tokens = tokens
         self.timeout = timeout
@@ -149,6 +171,7 @@ class PipeClient:
         self.session.close()
 
     def url(self, pipe: str, fmt: str = "json") -> str:
+        """The endpoint's URL, without parameters."""
         return f"{self.host}/v0/pipes/{pipe}.{fmt}"
 
     def request_url(self, pipe: str, params: dict[str, Any] | None = None) -> str:

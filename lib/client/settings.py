@@ -1,12 +1,14 @@
 """Where a program finds its Tinybird workspace: the host, the workspace id, the signing token.
 
-They are read from a program's secrets (a mapping it passes in), then the environment,
-then `.env.local` and `.env` files, the first non-empty value winning. The names are the
-guide's (`TINYBIRD_SIGNING_TOKEN`, `TINYBIRD_WORKSPACE`, and its
-`NEXT_PUBLIC_TINYBIRD_HOST` next to our `TINYBIRD_HOST`), so a guide user's `.env.local`
-works as it is. No host at all is no workspace: the caller decides what that means. A bad
-value raises `SettingsError` naming the setting, for the program to show instead of a
-trace. `SettingSources` reads any other setting in the same order.
+Each setting is read from the program's secrets (a mapping it passes in), then the
+environment, then the `.env.local` and `.env` files; the first non-empty value wins.
+The names are the guide's (`TINYBIRD_SIGNING_TOKEN`, `TINYBIRD_WORKSPACE`, and
+`NEXT_PUBLIC_TINYBIRD_HOST` beside `TINYBIRD_HOST`), so a guide user's `.env.local`
+works unchanged.
+
+When no host is set, no workspace is configured, and the caller decides what to do. A
+bad value raises `SettingsError` naming the setting, so the program can show it instead
+of a traceback. `SettingSources` reads any other setting in the same order.
 """
 
 from __future__ import annotations
@@ -78,8 +80,14 @@ class SettingSources:
     def __init__(self, secrets: Mapping[str, Any] | None = None,
                  environ: Mapping[str, str] | None = None,
                  env_dir: Path | str | None = None):
-        """`environ` defaults to `os.environ`; `env_dir` (where `.env.local` and `.env`
-        are) to `environ["TINYBIRD_ENV_DIR"]`, else the current directory."""
+        """Read the layers once, in precedence order.
+
+        Args:
+            secrets: the program's own secrets, read first; None for none.
+            environ: the environment; None means `os.environ`.
+            env_dir: the folder that holds `.env.local` and `.env`; None means
+                `environ["TINYBIRD_ENV_DIR"]`, else the current directory.
+        """
         environ = os.environ if environ is None else environ
         if env_dir is None:
             env_dir = environ.get(ENV_DIR_VARIABLE) or "."
@@ -106,7 +114,20 @@ class SettingSources:
         return default if found is None else found[1]
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
-        """A number in `low..high`, or `default` when unset. Raises `SettingsError`."""
+        """A number setting, checked against its range.
+
+        Args:
+            name: the setting's name.
+            default: the value when the setting is not set.
+            low: the smallest value allowed.
+            high: the largest value allowed.
+
+        Returns:
+            The value, or `default` when the setting is not set.
+
+        Raises:
+            SettingsError: the value is not a number or is out of range.
+        """
         found = self.lookup(name)
         if found is None:
             return default
@@ -124,7 +145,16 @@ def load_settings(secrets: Mapping[str, Any] | None = None,
                   env_dir: Path | str | None = None) -> WorkspaceSettings:
     """The workspace from `secrets` > `environ` > `.env.local` > `.env`, checked.
 
-    See `SettingSources` for the defaults. Raises `SettingsError`.
+    Args:
+        secrets: the program's own secrets, read first; None for none.
+        environ: the environment; None means `os.environ`.
+        env_dir: the folder of the `.env` files; None as in `SettingSources`.
+
+    Returns:
+        The workspace settings; all None when no host is set.
+
+    Raises:
+        SettingsError: a setting is missing or malformed.
     """
     return workspace_settings(SettingSources(secrets, environ, env_dir))
 
@@ -162,7 +192,7 @@ def workspace_settings(sources: SettingSources) -> WorkspaceSettings:
 
 
 def _check_host(name: str, host: str) -> None:
-    """An http(s) URL with a host name and a valid port, nothing that cannot be a host."""
+    """Raise `SettingsError` unless `host` is a bare http(s) URL with a valid port."""
     example = "e.g. https://api.tinybird.co"
     if any(c.isspace() for c in host):
         raise SettingsError(name, f"{shown(host)} contains spaces; {example}")

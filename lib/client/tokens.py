@@ -1,11 +1,12 @@
 """Mint and keep the short-lived JWTs that read Tinybird's API Endpoints.
 
-The payload is the guide's (`workspace_id`, `name`, `exp`, `scopes` with PIPES:READ on
-one pipe), signed HS256 with the workspace admin token. The admin token stays in the
-server process; only the JWT, which can read one endpoint for a few minutes, is sent.
-A `TokenSource` keeps one JWT and mints a new one shortly before `exp`, or after the
-server refused it, not once per request. Given a `valid_until` (when the reader's access
-ends), it never mints a JWT that outlives it.
+The payload is the guide's (`workspace_id`, `name`, `exp`, and `scopes` with PIPES:READ
+on one pipe), signed HS256 with the workspace admin token. The admin token stays in the
+server process. Only the JWT is sent, and it can read one endpoint for a few minutes.
+
+A `TokenSource` keeps one JWT. It mints a new one shortly before `exp`, or after the
+server refused the old one, not once per request. Given a `valid_until` (when the
+reader's access ends), it never mints a JWT that outlives that moment.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jwt
 from .errors import AccessExpired
 
 DEFAULT_TTL_SECONDS = 600
-# The guide's JWT name; give each kind of reader its own, Tinybird counts limits by name.
+# The guide's JWT name. Give each kind of reader its own: Tinybird counts limits by name.
 DEFAULT_NAME = "frontend_jwt"
 # Re-mint this long before `exp`, so no request leaves with a token about to expire.
 REFRESH_MARGIN_SECONDS = 30
@@ -35,8 +36,20 @@ def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = DEFAUL
                 rps: float | None = None, now: float | None = None) -> dict[str, Any]:
     """The guide's claims: read `pipes` only, until `now + ttl_seconds`.
 
-    `exp` is rounded up to a whole second, so a token never lives shorter than asked
-    (rounding down could mint a token that is already expired for a short TTL).
+    `exp` is rounded up to a whole second, so a token never lives less than asked.
+    Rounding down could make a short-lived token expired from the start.
+
+    Args:
+        workspace_id: the workspace the JWT is for.
+        pipes: the endpoint, or endpoints, the JWT may read.
+        name: the JWT's `name`; Tinybird counts rate limits and stats by it.
+        ttl_seconds: how long the JWT lives; must be positive.
+        fixed_params: values the server puts in every query, whatever is asked.
+        rps: the JWT's `limits.rps`; None or 0 for no limit.
+        now: the time of minting in Unix seconds; None means now.
+
+    Returns:
+        The claims, ready to sign.
     """
     if not ttl_seconds > 0:
         raise ValueError("ttl_seconds must be positive")
@@ -60,7 +73,18 @@ def jwt_payload(workspace_id: str, pipes: list[str] | str, *, name: str = DEFAUL
 
 
 def mint_jwt(signing_token: str, workspace_id: str, pipes: list[str] | str, **options: Any) -> str:
-    """A JWT that may read `pipes` only; `options` as for `jwt_payload`."""
+    """A signed JWT that may read `pipes` only.
+
+    Args:
+        signing_token: the workspace admin token that signs the JWT.
+        workspace_id: the workspace the JWT is for.
+        pipes: the endpoint, or endpoints, the JWT may read.
+        **options: `name`, `ttl_seconds`, `fixed_params`, `rps`, `now`, as for
+            `jwt_payload`.
+
+    Returns:
+        The JWT as text.
+    """
     return sign_claims(jwt_payload(workspace_id, pipes, **options), signing_token)
 
 
@@ -87,7 +111,9 @@ class TokenSource:
                  ttl_seconds: float = DEFAULT_TTL_SECONDS, name: str = DEFAULT_NAME,
                  fixed_params: Mapping[str, Any] | None = None, rps: float | None = None,
                  valid_until: float | None = None, clock: Callable[[], float] = time.time):
-        """Args:
+        """Keep no JWT yet: the first `get()` mints one.
+
+        Args:
             signing_token: the workspace admin token; it signs and is never sent.
             workspace_id: the workspace the JWTs are for.
             pipes: the endpoints the JWTs may read.
@@ -156,7 +182,7 @@ class TokenSource:
             return current
 
     def remint(self) -> MintedToken:
-        """A new JWT now, whatever the cached one's age (the token inspector's button)."""
+        """A new JWT now, however young the cached one is (for a "mint now" button)."""
         with self._lock:
             self._current = self._mint(self._clock())
             return self._current
@@ -175,7 +201,7 @@ class TokenSource:
         return self._valid_until
 
     def _is_last(self, token: MintedToken) -> bool:
-        """True when `token` already lives until `valid_until`: a new one would not last longer."""
+        """True when `token` lasts until `valid_until`: a new one could not last longer."""
         return self._valid_until is not None and token.expires_at >= math.floor(self._valid_until)
 
     def _mint(self, now: float) -> MintedToken:

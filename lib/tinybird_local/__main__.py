@@ -1,8 +1,8 @@
-"""`python -m lib.tinybird_local serve|info|seed|jwt`: the interface scripts and people use.
+"""`python -m lib.tinybird_local serve|info|seed|jwt`: the command line for scripts and people.
 
-Every failure is one readable line on stderr and a non-zero exit, never a traceback, by
-the project's one convention (`lib.command_line`): 1 for a failure, 2 for a usage
-mistake, 130 for Ctrl-C, so a script can tell them apart.
+Every failure is one readable line on stderr and a non-zero exit, never a traceback.
+The exit codes follow the project's convention (`lib.command_line`): 1 for a failure,
+2 for a usage mistake, 130 for Ctrl-C, so a script can tell them apart.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def _running_host(data_dir: Path) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """`serve`: serve the API in the foreground until SIGINT or SIGTERM."""
     try:
         limits = Limits.resolve(args.query_timeout, args.max_events_bytes,
                                 events_rps=args.events_rps)
@@ -69,9 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port,
                          limits=limits)
-    # uvicorn catches SIGINT/SIGTERM while it serves, drains requests, then re-raises the
-    # signal to the handlers that were there before: make those a no-op, so a clean
-    # shutdown (engine flushed and closed) exits 0.
+    # uvicorn catches SIGINT/SIGTERM while it serves, finishes the requests in progress,
+    # then raises the signal again for the handlers that were there before. Those do
+    # nothing, so a clean shutdown (engine flushed and closed) exits 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     print(f"Tinybird Local listening on {server.url} "
@@ -82,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """`info`: print the host, workspace id and tokens as JSON, making the workspace if new."""
     data_dir = Path(args.data_dir)
     project = load_project(args.project_dir) if Path(args.project_dir).is_dir() else None
     workspace = ensure_workspace(data_dir, project)
@@ -97,6 +99,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    """`seed`: load generated bookings, through a running server or into the data dir."""
     data_dir = Path(args.data_dir)
     started = time.perf_counter()
     if args.host:
@@ -139,6 +142,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_jwt(args: argparse.Namespace) -> int:
+    """`jwt`: print a JWT that may read one pipe."""
     workspace = load_workspace(Path(args.data_dir))
     if workspace is None:
         raise CLIError(f"no workspace in {args.data_dir}: run `serve` or `info` first")
@@ -226,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -3,27 +3,32 @@
 What the CLI (tinybird 5.0.3, `tb/modules/deployment_common.py`) sends and reads:
 
 - `POST /v1/deploy[?check=true|auto_promote=true]`: a multipart body with one part per
-  datafile, field `data_project://`, the file name being its path in the project
-  (`pipes/x.pipe`), plus `context://` (cli-version), ignored here. The answer is
-  `{"result": "success"|"no_changes"|"failed", "deployment": {...}}`; a check that fails
-  is a 400 with the same body (no top-level `error`, so the CLI prints each of
-  `deployment.errors[]` as `filename` then `error` and exits 1).
-- `GET /v1/deployments/{id}`: `{"deployment": {...}}`, polled until `status` is
-  `data_ready` and `live` is true (with `--auto`); an old deployment reads `deleted`.
+  datafile. The field is `data_project://` and the file name is the file's path in the
+  project (`pipes/x.pipe`). A `context://` part (the CLI's version) is ignored here.
+  The answer is `{"result": "success"|"no_changes"|"failed", "deployment": {...}}`. A
+  check that fails is a 400 with the same body and no top-level `error`; the CLI then
+  prints each of `deployment.errors[]` as `filename` then `error`, and exits 1.
+- `GET /v1/deployments/{id}`: `{"deployment": {...}}`. With `--auto`, the CLI polls it
+  until `status` is `data_ready` and `live` is true. An old deployment reads `deleted`.
 - `GET /v1/deployments`: `{"deployments": [...]}`, the live one first, then a staged
-  one (`tb deployment create` without `--auto`); `POST /v1/deployments/{id}/set-live`
-  promotes it (`tb deployment promote`), `DELETE /v1/deployments/{id}` discards it.
+  one (made by `tb deployment create` without `--auto`).
+- `POST /v1/deployments/{id}/set-live` promotes a staged deployment
+  (`tb deployment promote`); `DELETE /v1/deployments/{id}` discards it.
 
-What a deployment does here: the posted files are written to
-`data_dir/deployments/{id}/`, read with our parser (`load_project`) and every pipe's SQL
-checked by the guard, as at start-up; data sources created through the Data Sources API
-are kept alongside. A change that Tinybird Local cannot make safely is refused with the
-file and reason: an existing data source's schema or engine settings (only its
-description and tokens may change), or removing a data source. Nothing changes until the
-whole project is valid. Going live creates the new tables and views (new and changed
-materialized pipes are back-filled, views of removed ones dropped), copies the files to
-`data_dir/deployed/` and serves them from then on; `server.served_project_dir` makes a
-restart serve that folder instead of `--project-dir`. Admin token only.
+What a deployment does here:
+1. The posted files are written to `data_dir/deployments/{id}/` and read with
+   `load_project`. The guard checks every pipe's SQL, as at start-up. Data sources
+   created through the Data Sources API are kept beside them.
+2. A change that Tinybird Local cannot make safely is refused, naming the file and the
+   reason: changing an existing data source's schema or engine settings (only its
+   description and tokens may change), or removing a data source. Nothing changes
+   until the whole project is valid.
+3. Going live creates the new tables and views: new and changed materialized pipes are
+   filled from the existing rows, and the views of removed ones are dropped. The files
+   are copied to `data_dir/deployed/` and served from then on. On a restart,
+   `server.served_project_dir` serves that folder instead of `--project-dir`.
+
+Only the admin token may deploy.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ class DeployRefused(Exception):
 
 @dataclass
 class Deployment:
+    """One deployment's record, as the CLI reads it."""
+
     id: str
-    status: str  # data_ready, live is a flag; deleted once discarded or replaced
+    status: str  # data_ready, failed, or deleted once discarded or replaced; see `live`
     live: bool
     created_at: str
     updated_at: str
@@ -85,6 +92,7 @@ class Deployment:
     deleted_pipe_names: list[str] = field(default_factory=list)
 
     def to_json(self, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """The record with every field the CLI expects, and `errors` if any."""
         body = asdict(self)
         body.update({
             "errors": errors or [], "feedback": [],
@@ -98,6 +106,7 @@ class Deployment:
 
 # -- records -------------------------------------------------------------------------------
 def _load_records(data_dir: Path) -> list[Deployment]:
+    """Every deployment recorded in the data dir, newest first."""
     path = data_dir / RECORDS_FILE
     if not path.exists():
         return []
@@ -105,6 +114,7 @@ def _load_records(data_dir: Path) -> list[Deployment]:
 
 
 def _save_records(data_dir: Path, records: list[Deployment]) -> None:
+    """Write the records, replacing the file in one step."""
     path = data_dir / RECORDS_FILE
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"deployments": [asdict(d) for d in records]}, indent=2))
@@ -112,6 +122,7 @@ def _save_records(data_dir: Path, records: list[Deployment]) -> None:
 
 
 def _next_id(records: list[Deployment]) -> str:
+    """The next deployment id: one more than the highest so far."""
     return str(max((int(d.id) for d in records), default=0) + 1)
 
 
@@ -125,6 +136,7 @@ def _relative(name: str) -> str:
 
 
 def _file_error(staged: Path, exc: DatafileError) -> dict[str, str]:
+    """A datafile error as the CLI prints it: the file's path in the project, then why."""
     try:
         filename = Path(exc.path).relative_to(staged).as_posix()
     except ValueError:
@@ -134,6 +146,7 @@ def _file_error(staged: Path, exc: DatafileError) -> dict[str, str]:
 
 
 def _schema(ds: Datasource) -> tuple[Any, ...]:
+    """What a deployment may not change in an existing data source."""
     return (ds.columns, ds.engine, ds.sorting_key, ds.partition_key, ds.ttl, ds.engine_settings)
 
 
@@ -142,8 +155,14 @@ def _datafile_text(path: str) -> str:
 
 
 def _validate(state: LocalState, staged: Path) -> tuple[Project, Deployment]:
-    """The project in `staged` with the API-created data sources, checked against what
-    is served; raises DeployRefused naming each file and reason."""
+    """The project in `staged`, with the API-created data sources, checked against the one served.
+
+    Returns:
+        The project, and a summary of what it changes.
+
+    Raises:
+        DeployRefused: naming each file and reason.
+    """
     try:
         project = load_project(staged)
     except DatafileError as exc:
@@ -204,11 +223,12 @@ def _validate(state: LocalState, staged: Path) -> tuple[Project, Deployment]:
 
 
 def _unknown_tables(state: LocalState, project: Project, staged: Path) -> list[dict[str, str]]:
-    """A node reading a bare name that is no data source and no CTE of its query.
+    """One error per pipe with a node that reads a table the project does not have.
 
-    The guard lets such a name through (the engine answers at run time); a deployment is
-    the moment to name the file instead. Nodes that need request parameters to render are
-    left to run time, as at start-up.
+    Such a table is a bare name that is neither a data source nor a CTE of the node's
+    query. The guard lets it through, and the engine would fail at run time; a
+    deployment is the moment to name the file instead. Nodes that need request
+    parameters to render are left to run time, as at start-up.
     """
     guard = SQLGuard(state.engine, project)
     errors = []
@@ -234,16 +254,17 @@ def _unknown_tables(state: LocalState, project: Project, staged: Path) -> list[d
 
 
 def _no_changes(d: Deployment) -> bool:
+    """True when the deployment adds, changes and removes nothing."""
     return not (d.new_datasource_names or d.changed_datasource_names or d.new_pipe_names
                 or d.changed_pipe_names or d.deleted_pipe_names)
 
 
 # -- going live ----------------------------------------------------------------------------
 def _promote(state: LocalState, records: list[Deployment], deployment: Deployment) -> None:
-    """Apply the staged project to the engine, keep its files, serve it."""
+    """Apply the staged project to the engine, keep its files, and serve it."""
     data_dir = state.engine.data_dir
     staged = data_dir / STAGED_DIR / deployment.id
-    project, _ = _validate(state, staged)  # again: the served project may have changed
+    project, _ = _validate(state, staged)  # again: the served project may have changed since
     old_pipes = dict(state.project.pipes)
     try:
         state.engine.apply_project(project)
@@ -278,6 +299,7 @@ def _promote(state: LocalState, records: list[Deployment], deployment: Deploymen
 
 def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
             auto: bool) -> tuple[str, Deployment, list[dict[str, str]]]:
+    """Stage, check and maybe promote the posted files; the result, the record, the errors."""
     data_dir = state.engine.data_dir
     with _LOCK:
         records = _load_records(data_dir)
@@ -323,6 +345,7 @@ def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
 
 
 async def _files(request: Request) -> list[tuple[str, str]]:
+    """The posted datafiles as (path, text); a 400 for a file that is not UTF-8."""
     form = await request.form(max_files=10_000, max_fields=10_000)
     files: list[tuple[str, str]] = []
     try:
@@ -341,6 +364,7 @@ async def _files(request: Request) -> list[tuple[str, str]]:
 
 # -- handlers ------------------------------------------------------------------------------
 async def deploy(request: Request) -> Response:
+    """`POST /v1/deploy`: check, stage or deploy a project."""
     state = state_of(request)
     require_admin(grant_for(request, state))
     check = request.query_params.get("check", "").lower() == "true"
@@ -352,6 +376,7 @@ async def deploy(request: Request) -> Response:
 
 
 def _find(records: list[Deployment], ident: str) -> Deployment:
+    """The deployment with id `ident`, or a 404."""
     found = next((d for d in records if d.id == ident), None)
     if found is None:
         raise NotFound(f"Deployment {ident} not found", DEPLOY_DOCS)
@@ -359,6 +384,7 @@ def _find(records: list[Deployment], ident: str) -> Deployment:
 
 
 async def list_deployments(request: Request) -> Response:
+    """`GET /v1/deployments`: the live and staged deployments."""
     state = state_of(request)
     require_admin(grant_for(request, state))
     records = _load_records(state.engine.data_dir)
@@ -369,6 +395,7 @@ async def list_deployments(request: Request) -> Response:
 
 
 async def get_deployment(request: Request) -> Response:
+    """`GET /v1/deployments/{id}`: one deployment."""
     state = state_of(request)
     require_admin(grant_for(request, state))
     found = _find(_load_records(state.engine.data_dir), request.path_params["ident"])
@@ -376,6 +403,7 @@ async def get_deployment(request: Request) -> Response:
 
 
 def _set_live(state: LocalState, ident: str) -> Deployment:
+    """Promote a staged deployment; a 400 if it cannot go live."""
     data_dir = state.engine.data_dir
     with _LOCK:
         records = _load_records(data_dir)
@@ -395,6 +423,7 @@ def _set_live(state: LocalState, ident: str) -> Deployment:
 
 
 async def set_live(request: Request) -> Response:
+    """`POST /v1/deployments/{id}/set-live`: promote a staged deployment."""
     state = state_of(request)
     require_admin(grant_for(request, state))
     found = await run_in_threadpool(_set_live, state, request.path_params["ident"])
@@ -402,6 +431,7 @@ async def set_live(request: Request) -> Response:
 
 
 def _discard(state: LocalState, ident: str) -> Deployment:
+    """Mark a staged deployment deleted and remove its files; a 400 for the live one."""
     data_dir = state.engine.data_dir
     with _LOCK:
         records = _load_records(data_dir)
@@ -416,6 +446,7 @@ def _discard(state: LocalState, ident: str) -> Deployment:
 
 
 async def delete_deployment(request: Request) -> Response:
+    """`DELETE /v1/deployments/{id}`: discard a staged deployment."""
     state = state_of(request)
     require_admin(grant_for(request, state))
     found = await run_in_threadpool(_discard, state, request.path_params["ident"])

@@ -1,12 +1,18 @@
 """Pipe endpoints: `/v0/pipes/{name}.{format}` in Tinybird's check order, and the listing.
 
-The order matters because clients rely on it: authentication (403), rate limit (429),
-pipe name (400), format (400), existence (404, even for a JWT scoped elsewhere), scope
-(403), then the template's parameters (400 naming the parameter).
+Clients rely on the order of the checks:
+1. authentication (403);
+2. rate limit (429);
+3. pipe name (400);
+4. format (400);
+5. existence (404, even for a JWT whose scopes name other pipes);
+6. scope (403);
+7. the template's parameters (400 naming the parameter).
 
-`q` is SQL over the endpoint's result, `_` standing for the pipe rendered with the
-request's parameters and the token's fixed params (`sql_access`). Every request that
-names an existing pipe adds a row to `tinybird.pipe_stats_rt`, in memory first.
+`q` is SQL over the endpoint's result. In it, `_` stands for the pipe rendered with the
+request's parameters and the token's fixed params (see `sql_access`). Every request that
+names an existing pipe adds a row to `tinybird.pipe_stats_rt`; the row is kept in
+memory until the service log writes it.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ async def _params(request: Request) -> tuple[dict[str, str], str | None]:
 
 
 def _result_rows(body: bytes, fmt: str) -> int:
+    """How many rows an answer holds, for the stats row; 0 for Parquet."""
     if fmt == "json":
         # The engine writes `"rows": N` near the end, after the data.
         found = _ROWS.findall(body[-400:])
@@ -91,11 +98,13 @@ def _result_rows(body: bytes, fmt: str) -> int:
 
 
 def _url_without_token(request: Request) -> str:
+    """The request's path and query, with any `token` parameter left out."""
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
     return f"{request.url.path}?{urlencode(query)}" if query else request.url.path
 
 
 async def pipe_data(request: Request) -> Response:
+    """`GET|POST /v0/pipes/{name}.{format}`: the endpoint's data, checked in Tinybird's order."""
     state = state_of(request)
     grant = grant_for(request, state)
     filename = request.path_params["filename"]
@@ -165,15 +174,16 @@ async def pipe_data(request: Request) -> Response:
 
 
 def _node_id(pipe_id: str, node: str) -> str:
+    """A stable Tinybird-style id (`t_<32 hex>`) for a node of a pipe."""
     return "t_" + hashlib.sha256(f"{pipe_id}:{node}".encode()).hexdigest()[:32]
 
 
 def pipe_json(state: LocalState, pipe: Pipe) -> dict[str, Any]:
     """A pipe as Tinybird's `GET /v0/pipes/NAME` describes it.
 
-    `endpoint` is the id of the published node (classic Tinybird; the dashboard only
-    tests it for truth), `url` the endpoint's address; `params` (all nodes' template
-    parameters) is what the endpoint explorer reads.
+    `endpoint` is the id of the published node, as in classic Tinybird; the dashboard
+    only checks that it is set. `url` is the endpoint's address. `params` holds every
+    node's template parameters; the endpoint explorer reads them.
     """
     info = state.catalog.pipe(pipe.name)
     params: list[dict[str, Any]] = []
@@ -228,8 +238,10 @@ async def _over_result(state: LocalState, grant: Grant, sql: str, q: str) -> str
 
 
 async def list_pipes(request: Request) -> Response:
-    """`GET /v0/pipes`: every pipe, for the admin token (`attrs` filters are not applied:
-    every field is always there)."""
+    """`GET /v0/pipes`: every pipe, for the admin token.
+
+    The `attrs` parameter is ignored: every field is always there.
+    """
     state = state_of(request)
     require_admin(grant_for(request, state))
     return json_response({"pipes": [pipe_json(state, p) for p in state.project.pipes.values()]})

@@ -1,12 +1,14 @@
 """The Tokens API (`/v0/tokens`): list, read, create, refresh, change and delete tokens.
 
-As Tinybird's (https://www.tinybird.co/docs/api-reference/token-api): static tokens carry
-scope strings (`PIPES:READ:top_airlines`, `DATASOURCES:APPEND:events`,
-`DATASOURCES:READ:events[:filter]`, `ADMIN`, `TOKENS`...); a POST with
-`expiration_time` instead signs a JWT from a JSON body of scopes and answers
-`{"token": "<jwt>"}`. Managing tokens takes the admin token (or a token with the TOKENS
-scope). Every change is written to the data dir's workspace file before the answer, so
-it survives a restart, and `auth` honours it on the very next request.
+It works as Tinybird's does (https://www.tinybird.co/docs/api-reference/token-api).
+Static tokens carry scope strings: `PIPES:READ:top_airlines`,
+`DATASOURCES:APPEND:events`, `DATASOURCES:READ:events[:filter]`, `ADMIN`, `TOKENS`...
+A POST with `expiration_time` signs a JWT instead, from a JSON body of scopes, and
+answers `{"token": "<jwt>"}`.
+
+Managing tokens takes the admin token, or a token with the TOKENS scope. Every change is
+written to the data dir's workspace file before the answer, so it survives a restart,
+and `auth` applies it from the next request on.
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,255}$")
 
 
 def _require_manager(grant: Grant) -> None:
+    """Raise the 403 for a missing scope unless `grant` may manage tokens."""
     if not grant.has_scope("TOKENS"):
         raise no_access()
 
 
 def _scope_json(scope: str) -> dict[str, str]:
+    """A scope string as the Tokens API shows it: type, resource and filter."""
     try:
         kind, resource, row_filter = parse_scope(scope)
     except ValueError:
@@ -59,6 +63,7 @@ def _scope_json(scope: str) -> dict[str, str]:
 
 
 def _origin_json(state: LocalState, token: StaticToken) -> dict[str, str]:
+    """Where the token came from, as the Tokens API's `origin` shows it."""
     if token.origin == ORIGIN_PIPE and token.resource:
         return {"type": ORIGIN_PIPE, "resource_id": state.workspace.pipe_id(token.resource)}
     if token.origin == ORIGIN_DATASOURCE and token.resource:
@@ -68,6 +73,7 @@ def _origin_json(state: LocalState, token: StaticToken) -> dict[str, str]:
 
 
 def _token_json(state: LocalState, token: StaticToken) -> dict[str, Any]:
+    """A static token as the Tokens API shows it."""
     return {"id": token.token_id, "token": token.token, "name": token.name,
             "description": token.description,
             "scopes": [_scope_json(s) for s in token.scopes],
@@ -75,6 +81,7 @@ def _token_json(state: LocalState, token: StaticToken) -> dict[str, Any]:
 
 
 def _admin_json(state: LocalState) -> dict[str, Any]:
+    """The admin token as the Tokens API shows it."""
     workspace = state.workspace
     return {"id": workspace.admin_token_id, "token": workspace.admin_token,
             "name": ADMIN_TOKEN_NAME, "description": "The workspace's admin token",
@@ -91,20 +98,24 @@ def _find(state: LocalState, key: str) -> StaticToken | None:
 
 
 def _is_admin_key(state: LocalState, key: str) -> bool:
+    """True if `key` is the admin token's name, id or value."""
     workspace = state.workspace
     return key in (ADMIN_TOKEN_NAME, workspace.admin_token_id, workspace.admin_token)
 
 
 def _not_found(key: str) -> NotFound:
+    """The 404 for an unknown token, without repeating a token value."""
     shown = "[token]" if key.startswith("p.") else key[:100]
     return NotFound(f"Token '{shown}' not found", TOKENS_DOCS)
 
 
 def _save(state: LocalState) -> None:
+    """Write the workspace file with the tokens as they are now."""
     save_workspace(state.engine.data_dir, state.workspace)
 
 
 async def list_tokens(request: Request) -> Response:
+    """`GET /v0/tokens`: the admin token and every static token, for a manager."""
     state = state_of(request)
     _require_manager(grant_for(request, state))
     tokens = [_admin_json(state)] + [_token_json(state, t)
@@ -113,6 +124,7 @@ async def list_tokens(request: Request) -> Response:
 
 
 async def get_token(request: Request) -> Response:
+    """`GET /v0/tokens/{token}`: one token, by name, id or value."""
     state = state_of(request)
     grant = grant_for(request, state)
     key = request.path_params["token"]
@@ -131,6 +143,7 @@ async def get_token(request: Request) -> Response:
 
 
 def _presented(request: Request) -> str:
+    """The token the request was sent with, or ""."""
     token = request.query_params.get("token")
     if token:
         return token
@@ -152,11 +165,13 @@ async def _form(request: Request) -> dict[str, list[str]]:
 
 
 def _first(fields: dict[str, list[str]], key: str, default: str = "") -> str:
+    """The first value of a field, or `default`."""
     values = fields.get(key)
     return values[0] if values else default
 
 
 def _check_name(name: str) -> None:
+    """Raise a 400 unless `name` may name a new token."""
     if not name:
         raise BadRequest("The 'name' parameter is required", TOKENS_DOCS)
     if not _NAME.match(name) or name == ADMIN_TOKEN_NAME or name.startswith("p."):
@@ -196,10 +211,12 @@ def _checked_scopes(state: LocalState, scopes: list[str]) -> list[str]:
 
 
 def _datasource_name(state: LocalState, key: str) -> str:
+    """The data source whose id is `key`; else `key` itself, taken as a name."""
     return next((name for name, ds_id in state.datasource_ids.items() if ds_id == key), key)
 
 
 async def create_token(request: Request) -> Response:
+    """`POST /v0/tokens`: a new static token, or a JWT when `expiration_time` is given."""
     state = state_of(request)
     _require_manager(grant_for(request, state))
     fields = await _form(request)
@@ -292,6 +309,7 @@ def _managed_token(request: Request, refusal: str) -> tuple[LocalState, StaticTo
 
 
 async def refresh_token(request: Request) -> Response:
+    """`POST /v0/tokens/{token}/refresh`: a new value for a static token."""
     state, token = _managed_token(request, "The admin token can't be refreshed in Tinybird "
                                            "Local: it signs every JWT the dashboard uses")
     token.token = new_static_token()
@@ -325,6 +343,7 @@ async def update_token(request: Request) -> Response:
 
 
 async def delete_token(request: Request) -> Response:
+    """`DELETE /v0/tokens/{token}`: remove a static token."""
     state, token = _managed_token(request, "The admin token can't be deleted")
     del state.workspace.tokens[token.name]
     _save(state)

@@ -1,10 +1,10 @@
 """The HTTP API: Tinybird's routes, and what every response shares.
 
-Handlers raise an `APIError` (`errors` names one per status); `_render_error` is the one
-place that turns an exception into the `{"error", "documentation"}` body a client sees.
-Engine calls run in worker threads so a slow query never blocks the event loop. Nothing
-here logs a query string: tokens travel in `?token=`, and the admin token must never
-reach a log line.
+Handlers raise an `APIError` (`errors` has one class per status). `_render_error` is
+the one place that turns an exception into the `{"error", "documentation"}` body a
+client sees. Engine calls run in worker threads, so a slow query never blocks the event
+loop. Nothing here logs a query string: tokens travel in `?token=`, and the admin token
+must never reach a log line.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def request_id() -> str:
 
 
 async def index(request: Request) -> Response:
+    """`GET /`: the workspace id and the names of the pipes and data sources served."""
     state = state_of(request)
     return json_response({"service": "Tinybird Local", "workspace_id": state.workspace.workspace_id,
                   "pipes": sorted(state.project.pipes),
@@ -71,6 +72,7 @@ async def index(request: Request) -> Response:
 
 
 async def _render_error(request: Request, exc: Exception) -> Response:
+    """The response for an exception a handler raised, in Tinybird's error shape."""
     rid = request.state.request_id if hasattr(request.state, "request_id") else request_id()
     if isinstance(exc, APIError):
         body = exc.body()
@@ -122,13 +124,15 @@ class HeadersAndAccessLog:
 
 
 class TinybirdCORS(CORSMiddleware):
-    """Starlette's CORS with Tinybird's answers where they differ.
+    """Starlette's CORS, changed where Tinybird answers differently.
 
-    Tinybird's API is open to every origin and answers any OPTIONS with 204 and the CORS
-    headers; Starlette answers a preflight 200, passes an OPTIONS that is not a full
-    preflight (no Origin or no Access-Control-Request-Method) on to the routes, and adds
-    nothing to a response whose request had no Origin. Clients and tests read
-    `Access-Control-Allow-Origin: *` on every response, browser or not, so keep that too.
+    Tinybird's API is open to every origin, and answers any OPTIONS with 204 and the
+    CORS headers. Starlette differs in three ways, each changed here:
+    - it answers a preflight with 200;
+    - it passes an OPTIONS that is not a full preflight (no Origin, or no
+      Access-Control-Request-Method) on to the routes;
+    - it adds nothing to a response whose request had no Origin. Clients and tests
+      expect `Access-Control-Allow-Origin: *` on every response, from a browser or not.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,6 +145,7 @@ class TinybirdCORS(CORSMiddleware):
         await super().__call__(scope, receive, send)
 
     def preflight_response(self, request_headers: Headers) -> Response:
+        """Starlette's preflight answer, as a 204 without a body."""
         response = super().preflight_response(request_headers)
         if response.status_code != 200:
             return response  # a refused preflight keeps Starlette's 400 and its reason
@@ -150,6 +155,13 @@ class TinybirdCORS(CORSMiddleware):
         return Response(status_code=204, headers=headers)
 
     async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        """Send one ASGI message, with the CORS headers even for a request without Origin.
+
+        Args:
+            message: the ASGI message.
+            send: the next ASGI send.
+            request_headers: the request's headers.
+        """
         if message["type"] == "http.response.start" and "origin" not in request_headers:
             message.setdefault("headers", [])
             MutableHeaders(scope=message).update(self.simple_headers)
@@ -157,8 +169,11 @@ class TinybirdCORS(CORSMiddleware):
 
 
 class ResourceName(Convertor[str]):
-    """A resource name or id in a path: no dot, so `/v0/pipes/top_airlines.json` is
-    left to the data route while `/v0/pipes/top_airlines` is the pipe's info."""
+    """A resource name or id in a path; it holds no dot.
+
+    So `/v0/pipes/top_airlines` goes to the pipe's info, and `/v0/pipes/top_airlines.json`
+    goes on to the data route.
+    """
 
     regex = "[A-Za-z0-9_]+"
 
@@ -173,6 +188,7 @@ register_url_convertor("resource", ResourceName())
 
 
 def create_app(state: LocalState) -> Starlette:
+    """The ASGI app: every route, the middleware, and the error rendering."""
     routes = [
         Route("/", index),
         Route("/v0/pipes", list_pipes),

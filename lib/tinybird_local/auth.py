@@ -1,8 +1,9 @@
 """Who is asking, and what may they do: static tokens and JWTs, verified as Tinybird does.
 
-A token that begins with `p.` is a static token (the admin token or a datafile TOKEN);
-anything else is read as a JWT signed with the admin token (HS256 only). The result is a
-`Grant`; every refusal is a 403 that names the failed check and never echoes the token.
+A token that begins with `p.` is a static token: the admin token, a datafile's TOKEN,
+or one made with the Tokens API. Anything else is read as a JWT signed with the admin
+token (HS256 only). The result is a `Grant`. Every refusal is a 403 that names the check
+that failed and never repeats the token.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from .workspace import Workspace
 class Grant:
     """What one token may do.
 
-    `read_pipes` maps pipe name to the fixed params forced on it (None: every pipe);
-    `append_datasources` the datasources it may append to (None: every one);
-    `read_datasources` maps datasource name to its row filter ("" for none; None: every
-    datasource, unfiltered). `scopes` are the token's scope strings as the Tokens API
-    shows them (`DATASOURCES:CREATE`, `TOKENS`...), for checks beyond these.
+    Attributes:
+        read_pipes: pipe name to the fixed params forced on it; None for every pipe.
+        append_datasources: the data sources it may append to; None for every one.
+        read_datasources: data source name to its row filter ("" for none); None for
+            every data source, unfiltered.
+        scopes: the token's scope strings as the Tokens API shows them
+            (`DATASOURCES:CREATE`, `TOKENS`...), for checks beyond the ones above.
     """
 
     kind: str  # "admin", "static" or "jwt"
@@ -44,12 +47,15 @@ class Grant:
 
     @property
     def is_admin(self) -> bool:
+        """True for the workspace admin token, or a token with the ADMIN scope."""
         return self.kind == "admin"
 
     def has_scope(self, scope: str) -> bool:
+        """True if the token holds `scope`, or is an admin."""
         return self.is_admin or scope in self.scopes
 
     def can_read_datasource(self, datasource: str) -> bool:
+        """True if the token may read `datasource`, filtered or not."""
         return self.read_datasources is None or datasource in self.read_datasources
 
     def row_filter(self, datasource: str) -> str:
@@ -59,14 +65,17 @@ class Grant:
         return self.read_datasources.get(datasource, "")
 
     def can_read(self, pipe: str) -> bool:
+        """True if the token may read `pipe`."""
         return self.read_pipes is None or pipe in self.read_pipes
 
     def fixed_params(self, pipe: str) -> Mapping[str, Any]:
+        """The parameters the token forces on `pipe`, whatever the request says."""
         if self.read_pipes is None:
             return {}
         return self.read_pipes.get(pipe, {})
 
     def can_append(self, datasource: str) -> bool:
+        """True if the token may append to `datasource`."""
         return self.append_datasources is None or datasource in self.append_datasources
 
 
@@ -83,9 +92,12 @@ def token_from_request(query: Mapping[str, str], authorization: str | None) -> s
 
 
 class VerifiedJWTs:
-    """JWTs already verified, until their `exp`: a dashboard sends the same JWT every few
-    seconds for minutes, and checking its HMAC and claims once is enough. Keyed by the
-    exact token string, so a changed byte is a different token, verified afresh."""
+    """JWTs already verified, kept until their `exp`.
+
+    A dashboard sends the same JWT every few seconds for minutes, and checking its
+    signature and claims once is enough. The key is the exact token text, so a token
+    with one byte changed is a different token and is verified again.
+    """
 
     def __init__(self, size: int = 4096, clock: Callable[[], float] = time.time):
         self._grants: OrderedDict[str, Grant] = OrderedDict()
@@ -94,6 +106,7 @@ class VerifiedJWTs:
         self._lock = threading.Lock()
 
     def get(self, token: str) -> Grant | None:
+        """The grant of a verified, unexpired token; None otherwise."""
         with self._lock:
             grant = self._grants.get(token)
             if grant is None:
@@ -106,6 +119,7 @@ class VerifiedJWTs:
             return grant
 
     def put(self, token: str, grant: Grant) -> None:
+        """Keep a verified token's grant; past `size` tokens, the least recent goes."""
         with self._lock:
             self._grants[token] = grant
             if len(self._grants) > self._size:
@@ -115,9 +129,19 @@ class VerifiedJWTs:
 def authenticate(token: str | None, workspace: Workspace,
                  pipe_ids: Mapping[str, str] | None = None,
                  verified: VerifiedJWTs | None = None) -> Grant:
-    """The grant for `token`, or a `Forbidden` (403) that says which check failed.
+    """What `token` may do.
 
-    `pipe_ids` maps pipe id to pipe name, so JWT scopes may name a pipe either way.
+    Args:
+        token: the token from the request, or None.
+        workspace: the workspace whose tokens and admin token are checked.
+        pipe_ids: pipe id to pipe name, so JWT scopes may name a pipe either way.
+        verified: JWTs already verified; a hit skips the check.
+
+    Returns:
+        The token's grant.
+
+    Raises:
+        Forbidden: a 403 that says which check failed.
     """
     if not token:
         raise forbidden()
@@ -159,7 +183,16 @@ def parse_scope(scope: str) -> tuple[str, str, str]:
 
 
 def grant_for_scopes(name: str, scopes: Sequence[str], token_id: str = "") -> Grant:
-    """What a static token with these scope strings may do."""
+    """What a static token with these scope strings may do.
+
+    Args:
+        name: the token's name.
+        scopes: its scope strings; one that cannot be parsed grants nothing.
+        token_id: its id in the Tokens API.
+
+    Returns:
+        The grant.
+    """
     parsed = []
     for scope in scopes:
         try:
@@ -178,6 +211,7 @@ def grant_for_scopes(name: str, scopes: Sequence[str], token_id: str = "") -> Gr
 
 
 def _static_grant(token: str, workspace: Workspace) -> Grant:
+    """The grant of the admin token or a static token; a 403 for an unknown one."""
     if token == workspace.admin_token:
         return Grant(kind="admin", name=ADMIN_TOKEN_NAME, read_pipes=None,
                      append_datasources=None, read_datasources=None, scopes=("ADMIN",),
@@ -189,6 +223,7 @@ def _static_grant(token: str, workspace: Workspace) -> Grant:
 
 
 def _jwt_grant(token: str, workspace: Workspace, pipe_ids: Mapping[str, str]) -> Grant:
+    """The grant of a JWT, checked as Tinybird checks it; a 403 naming the failed check."""
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False, "require": ["exp"]})
@@ -257,7 +292,18 @@ JWT_SCOPES = frozenset({"PIPES:READ", "DATASOURCES:READ"})
 
 def sign_jwt(workspace: Workspace, *, name: str, exp: int, scopes: Sequence[Mapping[str, Any]],
              limits: Mapping[str, Any] | None = None) -> str:
-    """A JWT with these claims, signed as Tinybird signs them (HS256, the admin token)."""
+    """A JWT with these claims, signed as Tinybird signs them (HS256, the admin token).
+
+    Args:
+        workspace: the workspace; its admin token signs.
+        name: the `name` claim.
+        exp: the `exp` claim, in Unix seconds.
+        scopes: the `scopes` claim, as given.
+        limits: the `limits` claim, or None for none.
+
+    Returns:
+        The JWT.
+    """
     claims: dict[str, Any] = {"workspace_id": workspace.workspace_id, "name": name,
                               "exp": int(exp), "scopes": [dict(s) for s in scopes]}
     if limits:
@@ -270,11 +316,26 @@ def issue_jwt(workspace: Workspace, pipes: str | Sequence[str], *, name: str,
               rps: float | None = None, now: float | None = None) -> str:
     """A JWT that may read `pipes` only, as Tinybird's Tokens API issues it.
 
-    The server side of the tokens `authenticate` accepts: the same claims (workspace_id,
-    name, exp, PIPES:READ scopes with optional fixed_params, optional limits.rps), HS256
-    with the workspace admin token. It lives here, not in a client library, so Tinybird
-    Local can issue tokens (the `jwt` command) without importing the rest of the project.
-    `exp` is rounded up to a whole second so a token never lives shorter than asked.
+    It has the claims `authenticate` accepts: workspace_id, name, exp, PIPES:READ scopes
+    with optional fixed_params, and optional limits.rps, signed HS256 with the workspace
+    admin token. It is here, not in a client library, so that Tinybird Local can issue
+    tokens (the `jwt` command) without importing the rest of the project. `exp` is
+    rounded up to a whole second, so a token never lives less than asked.
+
+    Args:
+        workspace: the workspace; its admin token signs.
+        pipes: the pipe, or pipes, the JWT may read.
+        name: the `name` claim; rate limits are counted by it.
+        ttl_seconds: how long the JWT lives; must be positive.
+        fixed_params: values forced on every read, or None.
+        rps: `limits.rps`, or None for no limit.
+        now: the time of issue in Unix seconds; None means now.
+
+    Returns:
+        The JWT.
+
+    Raises:
+        ValueError: no name, no pipe, or a lifetime that is not positive.
     """
     if not ttl_seconds > 0:
         raise ValueError("ttl_seconds must be positive")

@@ -2,11 +2,16 @@
 
 Tinybird's listings give every resource an `id`, a `created_at` and an `updated_at`, and
 its CLIs read all three (`tb datasource ls` cuts the microseconds off the dates). Ids
-must outlive a restart: JWT scopes and clients may name a resource by id. A pipe's id is
-`Workspace.pipe_id` (derived from the persisted workspace id, so JWTs minted before this
-file existed keep working); a data source gets a random `t_<32 hex>` the first time it is
-seen. `created_at` is that first sighting; `updated_at` moves when the datafile's text
-changes between starts, or when the API changes the resource (replace, truncate).
+must stay the same across restarts, because JWT scopes and clients may name a resource
+by id.
+
+- A pipe's id is `Workspace.pipe_id`, made from the saved workspace id and the pipe's
+  name, so it does not depend on this file.
+- A data source gets a random `t_<32 hex>` the first time it is seen.
+
+`created_at` is when the resource was first seen. `updated_at` changes when the
+datafile's text changes between starts, or when the API changes the resource (replace,
+truncate).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ def now_text() -> str:
 
 
 def _digest(path: str) -> str:
+    """The SHA-256 of a datafile's bytes; empty when it cannot be read."""
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
@@ -41,6 +47,8 @@ def _digest(path: str) -> str:
 
 @dataclass
 class ResourceInfo:
+    """One resource's id and dates, and the digest of its datafile when last seen."""
+
     id: str
     created_at: str
     updated_at: str
@@ -48,6 +56,8 @@ class ResourceInfo:
 
 
 class Catalog:
+    """The ids and dates of every resource, saved to `resources.json` on each change."""
+
     def __init__(self, path: Path, entries: dict[str, ResourceInfo]):
         self._path = path
         self._entries = entries
@@ -55,6 +65,16 @@ class Catalog:
 
     @classmethod
     def open(cls, data_dir: Path | str, workspace: Workspace, project: Project) -> Catalog:
+        """Read the catalog and note every resource of the project.
+
+        Args:
+            data_dir: the folder that holds `resources.json`.
+            workspace: the workspace, whose id makes the pipes' ids.
+            project: the datafiles served.
+
+        Returns:
+            The catalog, saved with any new or changed resource.
+        """
         path = Path(data_dir) / CATALOG_FILE
         entries: dict[str, ResourceInfo] = {}
         if path.exists():
@@ -69,10 +89,21 @@ class Catalog:
         return catalog
 
     def see_datasource(self, ds: Datasource, save: bool = True) -> ResourceInfo:
+        """The data source's entry, made or updated from its datafile."""
         return self._see(f"datasource:{ds.name}", lambda: "t_" + uuid.uuid4().hex,
                          _digest(ds.path), save)
 
     def see_pipe(self, pipe: Pipe, workspace: Workspace, save: bool = True) -> ResourceInfo:
+        """The pipe's entry, made or updated from its datafile.
+
+        Args:
+            pipe: the pipe.
+            workspace: the workspace, whose id makes the pipe's id.
+            save: write the file if the entry changed.
+
+        Returns:
+            The pipe's entry.
+        """
         return self._see(f"pipe:{pipe.name}", lambda: workspace.pipe_id(pipe.name),
                          _digest(pipe.path), save)
 
@@ -93,9 +124,11 @@ class Catalog:
         return entry
 
     def datasource(self, name: str) -> ResourceInfo:
+        """The entry of a data source already seen."""
         return self._entries[f"datasource:{name}"]
 
     def pipe(self, name: str) -> ResourceInfo:
+        """The entry of a pipe already seen."""
         return self._entries[f"pipe:{name}"]
 
     def datasource_name(self, ident: str) -> str | None:
@@ -106,6 +139,7 @@ class Catalog:
         return None
 
     def touch_datasource(self, name: str) -> None:
+        """Set the data source's `updated_at` to now, after the API changed it."""
         with self._lock:
             self._entries[f"datasource:{name}"].updated_at = now_text()
         self._save()

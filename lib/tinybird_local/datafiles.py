@@ -1,10 +1,10 @@
 """Read Tinybird datafiles (`.datasource`, `.pipe`) into plain objects.
 
-Tinybird Local must load the very files `tb` pushes to the cloud, so this follows the
+Tinybird Local must load the same files `tb` pushes to the cloud, so this follows the
 datafile format rather than inventing one: `KEY value` lines, `KEY >` followed by an
-indented block, `NODE name` sections in pipes. A file we cannot read stops start-up with
-its path, line and reason: a server that silently skipped a datasource would answer
-with wrong data later, far from the cause.
+indented block, and `NODE name` sections in pipes. A file that cannot be read stops
+start-up with its path, line and reason. A server that skipped a data source without a
+word would answer with wrong data later, far from the cause.
 """
 
 from __future__ import annotations
@@ -20,12 +20,21 @@ class DatafileError(ValueError):
     """A datafile that cannot be loaded; the message names the file, line and reason."""
 
     def __init__(self, path: Path | str, line: int, reason: str):
+        """Make the error.
+
+        Args:
+            path: the datafile.
+            line: the line number, from 1; 0 when no line applies.
+            reason: what is wrong.
+        """
         self.path, self.line, self.reason = str(path), line, reason
         super().__init__(f"{path}:{line}: {reason}")
 
 
 @dataclass(frozen=True)
 class Column:
+    """One SCHEMA column: its type, JSONPath and DEFAULT, as written."""
+
     name: str
     type: str
     json_path: str | None = None
@@ -41,12 +50,16 @@ class Column:
 
 @dataclass(frozen=True)
 class TokenLine:
+    """A `TOKEN "name" PERMISSION` line."""
+
     name: str
     permission: str  # READ (pipes) or APPEND (datasources)
 
 
 @dataclass
 class Datasource:
+    """A `.datasource` file: its schema, engine settings, description and tokens."""
+
     name: str
     path: str
     columns: list[Column]
@@ -59,11 +72,14 @@ class Datasource:
     tokens: list[TokenLine] = field(default_factory=list)
 
     def column(self, name: str) -> Column | None:
+        """The column called `name`, or None."""
         return next((c for c in self.columns if c.name == name), None)
 
 
 @dataclass
 class Node:
+    """One NODE of a pipe: its SQL and the line it starts on."""
+
     name: str
     sql: str
     description: str = ""
@@ -72,6 +88,8 @@ class Node:
 
 @dataclass
 class Pipe:
+    """A `.pipe` file: its nodes, type, target data source, description and tokens."""
+
     name: str
     path: str
     nodes: list[Node]
@@ -84,15 +102,19 @@ class Pipe:
 
     @property
     def is_endpoint(self) -> bool:
+        """True when the pipe is published as an API Endpoint."""
         return self.type == "endpoint"
 
     @property
     def output_node(self) -> Node:
+        """The node whose result the pipe gives: the last one."""
         return self.nodes[-1]
 
 
 @dataclass
 class Project:
+    """Every data source and pipe of a project, by name."""
+
     datasources: dict[str, Datasource]
     pipes: dict[str, Pipe]
 
@@ -131,6 +153,7 @@ def _blocks(path: Path, text: str) -> list[tuple[int, str, str]]:
 
 
 def _unquote(value: str) -> str:
+    """`value` without one pair of surrounding quotes, if it has them."""
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         return value[1:-1]
@@ -163,6 +186,7 @@ _DEFAULT = re.compile(r"\s+DEFAULT\s+", re.I)
 
 
 def _parse_column(path: Path, line: int, text: str) -> Column:
+    """One column definition of a SCHEMA block; a DatafileError if it cannot be read."""
     json_path = None
     match = _JSON_PATH.search(text)
     if match:
@@ -186,6 +210,7 @@ def _parse_column(path: Path, line: int, text: str) -> Column:
 
 
 def _parse_token(path: Path, line: int, value: str, allowed: set[str]) -> TokenLine:
+    """A TOKEN line's name and permission; a DatafileError unless the permission is allowed."""
     m = re.match(r'^"([^"]+)"\s+(\w+)$', value) or re.match(r"^(\S+)\s+(\w+)$", value)
     if not m or m.group(2).upper() not in allowed:
         raise DatafileError(
@@ -195,6 +220,7 @@ def _parse_token(path: Path, line: int, value: str, allowed: set[str]) -> TokenL
 
 
 def parse_datasource(path: Path, text: str | None = None) -> Datasource:
+    """A `.datasource` file, read from `path` unless `text` is given. Raises DatafileError."""
     text = path.read_text() if text is None else text
     name = path.stem
     if not IDENTIFIER.match(name):
@@ -232,6 +258,7 @@ def parse_datasource(path: Path, text: str | None = None) -> Datasource:
 
 
 def parse_pipe(path: Path, text: str | None = None) -> Pipe:
+    """A `.pipe` file, read from `path` unless `text` is given. Raises DatafileError."""
     text = path.read_text() if text is None else text
     name = path.stem
     if not IDENTIFIER.match(name):
@@ -276,8 +303,8 @@ def parse_pipe(path: Path, text: str | None = None) -> Pipe:
     if pipe.type == "materialized" and not pipe.target_datasource:
         raise DatafileError(path, 1, "TYPE materialized needs a DATASOURCE target line")
     if pipe.type is None:
-        # Classic pipes (the guide's first top_airlines.pipe) have no TYPE line: classic
-        # Tinybird serves their last node as the endpoint.
+        # Classic pipes (such as the guide's first top_airlines.pipe) have no TYPE line:
+        # classic Tinybird serves their last node as the endpoint.
         pipe.type = "endpoint"
     return pipe
 

@@ -1,9 +1,9 @@
 """The errors an API handler may raise; one place (app.py) renders them as Tinybird does.
 
 Every error body is `{"error": ..., "documentation": ...}` with Tinybird's status code,
-so a client written for Tinybird handles ours the same way. Each error is a class named
-for its status; the class holds the status and a default documentation link, and a
-raise site may pass a more specific link:
+so a client written for Tinybird handles Tinybird Local's errors the same way. Each
+error is a class named for its status. The class holds the status and a default
+documentation link; the code that raises it may pass a more specific link:
 
     APIError                      the base: app.py renders any of these
       ├── BadRequest              400
@@ -13,7 +13,7 @@ raise site may pass a more specific link:
       ├── PayloadTooLarge         413
       └── TooManyRequests         429
 
-Anything else a handler raises is not for the client to read: app.py answers it with a
+Anything else a handler raises is not meant for the client: app.py answers it with a
 500 that names only the request id.
 """
 
@@ -41,6 +41,13 @@ class APIError(Exception):
 
     def __init__(self, message: str, documentation: str | None = None,
                  headers: dict[str, str] | None = None):
+        """Make the error.
+
+        Args:
+            message: what the client reads as `error`.
+            documentation: a link more specific than the class's default, or None.
+            headers: extra response headers, e.g. `Retry-After`.
+        """
         super().__init__(message)
         self.message = message
         if documentation is not None:
@@ -48,6 +55,7 @@ class APIError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, str]:
+        """The JSON body the client receives."""
         return {"error": self.message, "documentation": self.documentation}
 
 

@@ -1,10 +1,9 @@
-"""The server's limits, settled once when a server starts and then fixed for its life.
+"""The server's limits, decided once when a server starts and fixed while it runs.
 
-They used to be read from the environment at import time, so a value set after the
-first import (a test, a script, the app's embedded start) was silently ignored, and two
-servers in one process could not differ. Now the `serve` command and `LocalServer`
-resolve them when they start: an explicit value first, then the environment variable,
-then Tinybird's own limit.
+The `serve` command and `LocalServer` resolve them when they start: a value passed in
+first, then the environment variable, then Tinybird's own limit. Because they are read
+at start and not at import, a value set late (by a test, a script, or the app's
+embedded server) still counts, and two servers in one process may differ.
 """
 
 from __future__ import annotations
@@ -25,9 +24,14 @@ DEFAULT_EVENTS_RPS = 1000.0
 
 @dataclass(frozen=True)
 class Limits:
-    """`query_timeout`: seconds a pipe or /v0/sql query may run before a 408.
-    `max_events_bytes`: the largest Events API body, before and after gunzip (413).
-    `events_rps`: Events API requests per second per Data Source before a 429."""
+    """The limits one server holds its requests to.
+
+    Attributes:
+        query_timeout: seconds a pipe or /v0/sql query may run before a 408.
+        max_events_bytes: the largest Events API body, before and after gunzip; past
+            it, a 413.
+        events_rps: Events API requests per second per Data Source; past it, a 429.
+    """
 
     query_timeout: float = DEFAULT_QUERY_TIMEOUT
     max_events_bytes: int = DEFAULT_MAX_EVENTS_BYTES
@@ -50,8 +54,17 @@ class Limits:
                 events_rps: float | None = None) -> Limits:
         """Each limit from its argument, else its environment variable, else the default.
 
-        A variable that is set but unreadable is a ValueError naming it, not a silent
-        fallback to the default.
+        A variable that is set but cannot be read raises a ValueError naming it; it never
+        falls back to the default without a word.
+
+        Args:
+            query_timeout: seconds, or None to read `TB_LOCAL_QUERY_TIMEOUT`.
+            max_events_bytes: bytes, or None to read `TB_LOCAL_MAX_EVENTS_BYTES`.
+            environ: the environment to read; None means `os.environ`.
+            events_rps: requests per second, or None to read `TB_LOCAL_EVENTS_RPS`.
+
+        Returns:
+            The limits, checked.
         """
         env = os.environ if environ is None else environ
         if query_timeout is None:
@@ -71,11 +84,13 @@ class Limits:
 
 
 def _setting(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's value stripped, or None when it is unset or blank."""
     text = env.get(name, "").strip()
     return text or None
 
 
 def _number(name: str, text: str, kind: type[int] | type[float]) -> float:
+    """`text` as `kind`; a ValueError names the variable when it is not one."""
     try:
         return kind(text)
     except ValueError:

@@ -1,8 +1,8 @@
 """Open a data directory, load the datafiles and serve the API with uvicorn.
 
-The same `LocalServer` runs in the foreground for the CLI's `serve` and in a background
-thread for the dashboard's embedded default. We bind the socket ourselves so that port 0
-works and the real address is known before the first request.
+The same `LocalServer` runs in the foreground for the command line's `serve`, and in a
+background thread for the dashboard's embedded server. It binds the socket itself, so
+that port 0 works and the real address is known before the first request.
 """
 
 from __future__ import annotations
@@ -36,18 +36,29 @@ DEFAULT_PORT = 7181
 def served_project_dir(project_dir: Path | str, data_dir: Path | str) -> Path:
     """Which datafiles a server on `data_dir` serves.
 
-    The rule: once a project has been deployed into this data dir (`tb deploy`, kept in
-    `data_dir/deployed/`), that project is served and `--project-dir` is ignored; remove
-    `data_dir/deployed/` to serve `--project-dir` again (its tables and rows are kept).
+    Once a project has been deployed into this data dir (by `tb deploy`, kept in
+    `data_dir/deployed/`), that project is served and `--project-dir` is ignored. Remove
+    `data_dir/deployed/` to serve `--project-dir` again; the tables and rows are kept.
     """
     deployed = Path(data_dir) / DEPLOYED_DIR
     return deployed if deployed.is_dir() else Path(project_dir)
 
 
 def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) -> LocalState:
-    """Datafiles, workspace and engine, ready to serve; raises DatafileError/EngineError.
+    """Datafiles, workspace and engine, ready to serve.
 
-    The datafiles are the deployed project's if there is one (`served_project_dir`).
+    Args:
+        project_dir: the datafiles, unless a deployed project is served instead (see
+            `served_project_dir`).
+        data_dir: the workspace and its data; made if missing.
+        limits: the limits the server holds requests to.
+
+    Returns:
+        The state the API handlers share.
+
+    Raises:
+        DatafileError: a datafile is wrong, or names a taken name.
+        EngineError: ClickHouse refused a table or a pipe's SQL.
     """
     project = load_project(served_project_dir(project_dir, data_dir))
     data = Path(data_dir)
@@ -69,20 +80,30 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
 
 
 class LocalServer:
-    """One Tinybird Local server on a bound socket.
-
-    `limits` None means `Limits.resolve()`: the environment, else Tinybird's limits, read
-    now, so the app's embedded start and bench scripts get the defaults `serve` has.
-    """
+    """One Tinybird Local server on a bound socket."""
 
     def __init__(self, project_dir: Path | str, data_dir: Path | str,
                  host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  limits: Limits | None = None):
+        """Open the data dir and bind the socket; nothing is served until a start.
+
+        Args:
+            project_dir: the datafiles to serve (see `served_project_dir`).
+            data_dir: the workspace and its data; one server at a time may open it.
+            host: the address to listen on.
+            port: the port to listen on; 0 picks a free one.
+            limits: None means `Limits.resolve()`, read now: the environment, else
+                Tinybird's limits. So the embedded server and bench scripts get the
+                same defaults as `serve`.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
         self.data_dir = Path(data_dir)
         self.limits = Limits.resolve() if limits is None else limits
         self.state = open_state(project_dir, data_dir, self.limits)
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only
-        # then, and without it every keep-alive response waits ~40 ms on delayed ACKs.
+        # proto=IPPROTO_TCP matters: only then does asyncio set TCP_NODELAY on accepted
+        # sockets. Without it, each keep-alive response waits for the client's delayed ACK.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -103,6 +124,7 @@ class LocalServer:
 
     @property
     def workspace(self) -> Workspace:
+        """The workspace served: its id and tokens."""
         return self.state.workspace
 
     def _write_server_file(self) -> None:
@@ -117,6 +139,7 @@ class LocalServer:
             self.close()
 
     def start_in_thread(self, timeout: float = 30.0) -> LocalServer:
+        """Serve in a daemon thread; return once it accepts requests."""
         self._write_server_file()
         self._thread = threading.Thread(target=self._run_thread, name="tinybird-local",
                                         daemon=True)
@@ -134,12 +157,14 @@ class LocalServer:
         asyncio.run(self._server.serve(sockets=[self._socket]))
 
     def stop(self) -> None:
+        """Stop a server started with `start_in_thread`, then close it."""
         self._server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)
         self.close()
 
     def close(self) -> None:
+        """Close the socket and the engine, and remove the server file."""
         try:
             self._socket.close()
         finally:

@@ -1,15 +1,16 @@
 """Tinybird's Service Data Sources: `tinybird.pipe_stats_rt` and `tinybird.datasources_ops_log`.
 
-Every pipe endpoint request adds a row to `pipe_stats_rt` and every operation on a
-datasource (an Events API append, a create, a truncate...) one to `datasources_ops_log`,
-with the columns Tinybird documents
-(https://www.tinybird.co/docs/forward/monitoring/service-datasources). They live in a
-database of their own, `tinybird`, which the SQL guard opens for these two names only.
+Every pipe endpoint request adds a row to `pipe_stats_rt`. Every operation on a data
+source (an Events API append, a create, a truncate...) adds one to
+`datasources_ops_log`. The columns are the ones Tinybird documents
+(https://www.tinybird.co/docs/forward/monitoring/service-datasources). The tables are
+in a database of their own, `tinybird`, which the SQL guard opens for these two names
+only.
 
-Recording must not cost the request that is recorded: `record` only appends a row to a
-list in memory; a background thread writes what has piled up once a second (or sooner
-when a batch is full), one INSERT per table. A read of `tinybird.*` through the Query
-API flushes first, so a client sees its own requests.
+Recording a request must not slow it down. So `record` only appends a row to a list in
+memory. A background thread writes the waiting rows every `FLUSH_INTERVAL_SECONDS`, or
+sooner when a batch is full, with one INSERT per table. A read of `tinybird.*` through
+the Query API writes the waiting rows first, so a client sees its own requests.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ ORDER BY (datasource_id, timestamp)"""
 
 
 def _now() -> str:
+    """The time now in UTC, as a DateTime column takes it."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -102,6 +104,7 @@ class _Buffer:
         self.rows: list[bytes] = []
 
     def insert_sql(self) -> str:
+        """The INSERT statement the rows are sent with."""
         database, _, name = self.table.partition(".")
         return f"INSERT INTO {quote_identifier(database)}.{quote_identifier(name)}"
 
@@ -111,6 +114,14 @@ class ServiceLog:
 
     def __init__(self, engine: Engine, datasource_ids: Mapping[str, str] | None = None,
                  interval: float = FLUSH_INTERVAL_SECONDS):
+        """Make both tables if missing and start the writer thread.
+
+        Args:
+            engine: the engine the tables live in.
+            datasource_ids: data source name to id; read on every ops log row, so
+                names added later are found.
+            interval: seconds between writes.
+        """
         self.engine = engine
         engine.execute(f"CREATE DATABASE IF NOT EXISTS {SERVICE_DATABASE}")
         engine.execute(PIPE_STATS_SQL)
@@ -128,6 +139,7 @@ class ServiceLog:
         self._thread.start()
 
     def _add(self, buffer: _Buffer, row: dict[str, Any]) -> None:
+        """Queue one row; wake the writer when a batch is full."""
         line = json.dumps(row, separators=(",", ":"), default=str).encode()
         with self._lock:
             if len(buffer.rows) >= MAX_PENDING_ROWS:
@@ -153,6 +165,7 @@ class ServiceLog:
                                 buffer.table, exc.message[:200])
 
     def _run(self) -> None:
+        """The writer thread: write the waiting rows every interval, until closed."""
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
@@ -177,7 +190,25 @@ class PipeStats:
                parameters: Mapping[str, str], token_id: str = "", token_name: str = "",
                read_rows: int = 0, read_bytes: int = 0, result_rows: int = 0,
                user_agent: str | None = None) -> None:
-        """`url` and `parameters` must already be without the token."""
+        """Queue one request's row; it is written later, in a batch.
+
+        Args:
+            pipe_id: the pipe's id.
+            pipe_name: the pipe's name.
+            started: when the request began, in Unix seconds.
+            duration: how long it took, in seconds.
+            status_code: the HTTP status answered; 400 or more counts as an error.
+            request_id: the request's X-Request-ID.
+            url: the request's path and query, without the token.
+            method: the HTTP method.
+            parameters: the request's parameters, without the token.
+            token_id: the id of the token used (`token` column).
+            token_name: the token's name.
+            read_rows: rows the query read.
+            read_bytes: bytes the query read.
+            result_rows: rows in the answer.
+            user_agent: the request's User-Agent, if any.
+        """
         self._owner._add(self._owner._pipe_stats, {
             "start_datetime": dt.datetime.fromtimestamp(started, dt.UTC).strftime(
                 "%Y-%m-%d %H:%M:%S"),
@@ -201,11 +232,23 @@ class OpsLog:
                quarantined: int | None = None, error: str | None = None,
                elapsed: float = 0.0, import_id: str | None = None, request_id: str = "",
                job_id: str | None = None, options: Mapping[str, str] | None = None) -> None:
-        """Log one operation: `event_type` as Tinybird names it (`create`, `append`,
-        `append-hfi` for the Events API, `replace`, `truncate`, `delete_data`, `rename`,
-        `delete`...), the datasource's name, rows written and quarantined, the error
-        (None when it succeeded: `result` is then "ok", else "error") and the seconds it
-        took. Cheap: the row is written later, in a batch."""
+        """Queue one operation's row; it is written later, in a batch.
+
+        Args:
+            event_type: the operation as Tinybird names it: `create`, `append`,
+                `append-hfi` (the Events API), `replace`, `truncate`, `delete_data`,
+                `rename`, `delete`...
+            datasource: the data source's name.
+            rows: rows written, if known.
+            quarantined: rows sent to quarantine, if known.
+            error: the error message; None when the operation succeeded. The `result`
+                column is "ok" or "error" accordingly.
+            elapsed: seconds the operation took.
+            import_id: the import's id, if any.
+            request_id: the request's X-Request-ID.
+            job_id: the job's id, if any.
+            options: the operation's options, as names and values.
+        """
         self._owner._add(self._owner._ops, {
             "timestamp": _now(), "event_type": event_type,
             "datasource_id": self._ids.get(datasource, datasource),
@@ -223,4 +266,5 @@ class OpsLog:
 
 
 def elapsed_since(started: float) -> float:
+    """Seconds since `started`, a `time.perf_counter()` reading."""
     return time.perf_counter() - started

@@ -1,21 +1,20 @@
 """What a token may read through SQL: the Query API (`/v0/sql`) and a pipe's `q`.
 
-The guard (`sql_guard`) decides whether a text is one read of the workspace's data and
-names the tables it reads; this module decides whether *this token* may read each of
-them, and turns the resources that are not tables into SQL the engine can run:
+The guard (`sql_guard`) decides whether a text is a single read of the workspace's data,
+and names the tables it reads. This module decides whether *this token* may read each of
+them. It also turns the resources that are not tables into SQL the engine can run:
 
-- a pipe read by name (Tinybird's `/v0/sql` reads pipes as tables) becomes a CTE of the
-  pipe's SQL, rendered with the token's fixed params for that pipe (a JWT's
-  `fixed_params`), so the token reads through the pipe exactly what the endpoint would
-  give it;
-- a datasource read through a token's row filter (`DATASOURCES:READ:events:<filter>`, or
-  a JWT's `filter`) becomes a CTE of its filtered rows;
-- in a pipe's `q`, `_` is the pipe's rendered SQL.
+- A pipe read by name (Tinybird's `/v0/sql` reads pipes as tables) becomes a CTE of the
+  pipe's SQL. The SQL is rendered with the token's fixed params for that pipe (a JWT's
+  `fixed_params`), so the token reads exactly what the endpoint would give it.
+- A data source read through a token's row filter (`DATASOURCES:READ:events:<filter>`,
+  or a JWT's `filter`) becomes a CTE of its filtered rows.
+- In a pipe's `q`, `_` becomes the pipe's rendered SQL.
 
-The text the client sent is checked by the guard first, and the composed text is checked
-again when it runs (`state.run_query`), so nothing here widens what may run. What it reads
-of the running server is the `Resources` protocol (a `LocalState` is one), so this module
-does not depend on the server's state.
+The guard checks the text the client sent first, and checks the composed text again when
+it runs (`state.run_query`), so nothing here widens what may run. This module reads the
+running server only through the `Resources` protocol (a `LocalState` fits it), so it
+does not import the server's state.
 """
 
 from __future__ import annotations
@@ -49,21 +48,38 @@ class Resources(Protocol):
 
 @dataclass
 class Composed:
+    """What `compose` gives: the SQL to run, and whether it reads the service tables."""
+
     sql: str  # what runs (without FORMAT)
     reads_service: bool  # reads tinybird.*: flush the service log first
 
 
 def lacks(kind: str, name: str) -> Forbidden:
+    """The 403 for a token without READ on a pipe or data source."""
     return Forbidden("The token you have provided doesn't have access to this resource: "
                      f"it lacks READ on {kind} '{name}'", AUTH_DOCS)
 
 
 def compose(state: Resources, grant: Grant, sql: str,
             underscore: str | None = None, documentation: str = SQL_DOCS) -> Composed:
-    """The SQL to run for `sql` read with `grant`; `BadRequest` or `Forbidden` when it may not run.
+    """The SQL to run for `sql`, read with `grant`.
 
-    `underscore` is the rendered SQL `_` stands for (a pipe endpoint's `q`). Blocking
-    (the guard asks the engine): call it in a worker thread.
+    It blocks while the guard asks the engine, so call it in a worker thread.
+
+    Args:
+        state: the running server's datafiles, guard and pipe ids.
+        grant: what the token may read.
+        sql: the query the client sent.
+        underscore: the rendered SQL that `_` stands for (a pipe endpoint's `q`), or
+            None.
+        documentation: the link a refused query's error carries.
+
+    Returns:
+        The SQL to run, and whether it reads the service tables.
+
+    Raises:
+        BadRequest: the guard refused the query, or a pipe could not be rendered.
+        Forbidden: the token may not read something the query reads.
     """
     try:
         tables = state.guard.check(sql)
@@ -113,7 +129,19 @@ def compose(state: Resources, grant: Grant, sql: str,
 
 
 def render_pipe(state: Resources, pipe_name: str, params: Mapping[str, object]) -> str:
-    """The pipe's SQL (its last node, earlier nodes as CTEs) with these parameters."""
+    """The pipe's SQL, its earlier nodes as CTEs, rendered with `params`.
+
+    Args:
+        state: the running server's datafiles.
+        pipe_name: the pipe.
+        params: the template's parameters.
+
+    Returns:
+        The SQL.
+
+    Raises:
+        BadRequest: the template refused the parameters.
+    """
     try:
         return pipe_sql(state.project.pipes[pipe_name], {k: str(v) for k, v in params.items()})
     except TemplateError as exc:

@@ -1,15 +1,15 @@
-"""Which SQL a client or a datafile may run: one read over the workspace's own data.
+"""Which SQL a client or a datafile may run: a single read of the workspace's own data.
 
 The Query API and pipe nodes take SQL from outside, and the engine would run any of it:
 DDL, inserts, several statements, `file()`/`url()`, `system.*`, `INTO OUTFILE`, settings
 that lift the time limit. Tinybird allows only a SELECT over the workspace's resources,
-so we refuse the rest before it reaches the engine.
+so the guard refuses the rest before it reaches the engine.
 
-The decision comes from ClickHouse's own parser, never from matching words in the text:
-`Engine.parse` proves the text is one statement and returns its `EXPLAIN AST` tree, and
-we walk that tree. The tree is of the very text that is run afterwards (templates are
-rendered and pipe nodes joined as CTEs first), so no comment, quoting or casing trick
-can make the check and the run see different queries.
+The decision comes from ClickHouse's own parser, never from matching words in the text.
+`Engine.parse` checks that the text is a single statement and returns its `EXPLAIN AST`
+tree, and the guard walks that tree. The tree is made from exactly the text that runs
+afterwards (templates are rendered and pipe nodes joined as CTEs first). So no comment,
+quoting or casing trick can make the check and the run see different queries.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from .datafiles import Project
     from .engine import Engine
 
-# Generators that read nothing outside the query itself. Everything else is refused:
+# Table functions that read nothing outside the query itself; every other one is refused.
 # file/url/s3/hdfs/remote/cluster/mysql/postgresql/executable/input/dictionary/merge and
-# chDB's python() reach files, hosts, processes or tables outside the workspace, and an
-# allow-list stays closed when a ClickHouse upgrade adds a new one.
+# chDB's python() reach files, hosts, processes or tables outside the workspace. A list
+# of what is allowed stays closed when a ClickHouse upgrade adds a new table function.
 ALLOWED_TABLE_FUNCTIONS = frozenset(
     {"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values"})
 # Ordinary functions that read a file, a dictionary or another table by name.
@@ -56,19 +56,24 @@ _CACHE_SIZE = 1024
 
 
 class SQLRefused(ValueError):
-    """SQL we will not run; the message names the reason, as the client sees it.
-
-    `code` is the engine's error code when the engine's parser refused the text (a
-    syntax error, several statements), else 0.
-    """
+    """SQL the guard will not let run; the message names the reason, as the client sees it."""
 
     def __init__(self, message: str, code: int = 0):
+        """Make the error.
+
+        Args:
+            message: the reason, for the client.
+            code: the engine's error code when its parser refused the text (a syntax
+                error, several statements); else 0.
+        """
         super().__init__(message)
         self.message, self.code = message, code
 
 
 @dataclass(frozen=True)
 class _Node:
+    """One line of `EXPLAIN AST`: its depth, kind, detail, and its parent's kind."""
+
     depth: int
     kind: str
     detail: str
@@ -80,7 +85,7 @@ def _nodes(ast: str) -> list[_Node]:
 
     The output prints identifiers and aliases as they are, line breaks included, so a
     query could add lines that look like nodes. Every node declares how many children
-    it has; a forged line always leaves some real node with a count that does not match,
+    it has. A forged line always leaves some real node with a count that does not match,
     so any mismatch refuses the query instead of guessing.
     """
     lines = [line for line in ast.split("\n") if line.strip()]
@@ -111,21 +116,24 @@ def _nodes(ast: str) -> list[_Node]:
 
 
 def _unreadable() -> SQLRefused:
+    """The refusal for an `EXPLAIN AST` output that cannot be read safely."""
     return SQLRefused("The query could not be checked: identifiers and aliases may not "
                       "contain line breaks")
 
 
 def _not_found(name: str) -> SQLRefused:
+    """The refusal for a table the query may not read, worded as Tinybird words it."""
     # Tinybird's sql_toolset.InvalidResource: "Resource '<db.table>' not found".
     return SQLRefused(f"Resource '{name}' not found")
 
 
 class SQLGuard:
-    """Checks SQL against one workspace: its datasources (and their quarantine tables).
+    """Checks SQL against one workspace: its data sources and their quarantine tables.
 
-    `internal` are tables of ours in the engine's database that a client must not read
-    (the back-fill log, materialized views). Verdicts are cached by the exact text, so an
-    endpoint called again with the same parameters costs no parse.
+    `internal` holds the server's own tables in the engine's database, which a client
+    must not read: the log of materialized views being filled, and the views
+    themselves. Verdicts are cached by the exact text, so an endpoint called again with
+    the same parameters is not parsed again.
     """
 
     def __init__(self, engine: Engine, project: Project):
@@ -139,18 +147,23 @@ class SQLGuard:
         self._lock = threading.Lock()
 
     def add_resources(self, names: set[str]) -> None:
-        """Tables created at run time (a new data source): readable from now on."""
+        """Let queries read tables created while running (a new data source's)."""
         with self._lock:
             self.resources |= names
             self._cache.clear()  # a verdict of "not found" may name one of them
 
     def check(self, sql: str) -> tuple[str, ...]:
-        """Raise SQLRefused unless `sql` is one read of this workspace's data.
+        """Check that `sql` is a single read of this workspace's data.
 
-        Returns the tables it names, as written (`events`, `db.events`,
-        `tinybird.pipe_stats_rt`), in FROM/JOIN or as `x IN name`: a bare name may also be
-        a CTE of the query. An EngineError other than a parse error (a closed engine) is
-        raised as it is.
+        Returns:
+            The tables it names, as written (`events`, `db.events`,
+            `tinybird.pipe_stats_rt`), in FROM/JOIN or as `x IN name`. A bare name may
+            also be a CTE of the query.
+
+        Raises:
+            SQLRefused: the query may not run; the message says why.
+            EngineError: any engine failure other than a parse error (a closed engine,
+                say), as it is.
         """
         with self._lock:
             if sql in self._cache:
@@ -172,6 +185,7 @@ class SQLGuard:
         return verdict
 
     def _check(self, sql: str) -> tuple[str, ...]:
+        """`check` without the cache."""
         try:
             canonical, ast = self.engine.parse(sql)
         except EngineError as exc:
@@ -235,6 +249,7 @@ class SQLGuard:
         return names
 
     def _check_table(self, name: str) -> None:
+        """Raise SQLRefused unless the query may read the table `name`."""
         database, _, table = name.rpartition(".")
         if database == SERVICE_DATABASE and table in SERVICE_TABLES:
             return

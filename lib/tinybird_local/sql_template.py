@@ -1,11 +1,11 @@
 """Turn a pipe node's templated SQL and a request's parameters into one SQL statement.
 
-Tinybird's pipe template language is Tornado's template syntax, so the real engine
-(`tornado.template`) does the parsing. Safety does not come from escaping the output:
-request values enter the template wrapped in `Param`, whose only text form is a quoted
-SQL string literal, and the typed functions (`Int32`, `String`, `Array`, `column`, ...)
-are the only way to turn one into anything else, each validating first. So no request
-value can reach SQL as raw text, whatever the template does with it.
+Tinybird's pipe template language is Tornado's template syntax, so Tornado itself
+(`tornado.template`) does the parsing. Safety does not come from escaping the output.
+Request values enter the template wrapped in `Param`, whose only text form is a quoted
+SQL string literal. The typed functions (`Int32`, `String`, `Array`, `column`, ...) are
+the only way to turn a `Param` into anything else, and each validates the value first.
+So no request value can reach SQL as raw text, whatever the template does with it.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class Undefined:
 
 
 def quote_identifier(name: str) -> str:
+    """A ClickHouse identifier in backticks, any backtick in it doubled."""
     return "`" + name.replace("`", "``") + "`"
 
 
@@ -83,10 +84,12 @@ def quote_string(value: str) -> str:
 
 
 def _name(x: Any) -> str:
+    """The parameter's name, for an error message."""
     return x.name if isinstance(x, (Param, Undefined)) else "value"
 
 
 def _raw(x: Any) -> Any:
+    """The request's text inside a `Param`; any other value as it is."""
     return x.value if isinstance(x, Param) else x
 
 
@@ -198,6 +201,7 @@ def _value_or_default(x: Any, default: Any, required: bool) -> Any:
 
 
 def _typed(type_name: str) -> Callable[..., str]:
+    """The template function for one type, e.g. `Int32(x, default, description, required)`."""
     render = _RENDERERS[type_name]
 
     def typed(x: Any = None, default: Any = None, description: str = "", required: bool = False,
@@ -210,6 +214,7 @@ def _typed(type_name: str) -> Callable[..., str]:
 
 def _array(x: Any = None, type_name: str = "String", default: Any = None, description: str = "",
            required: bool = False, **_: Any) -> str:
+    """The template's `Array(x, type, ...)`: a comma-separated value as a typed SQL array."""
     name = _name(x)
     if type_name not in _RENDERERS:
         raise TemplateError(f"Array type {type_name!r} is not supported (parameter '{name}')")
@@ -220,6 +225,7 @@ def _array(x: Any = None, type_name: str = "String", default: Any = None, descri
 
 
 def _identifier(value: Any, name: str) -> str:
+    """A column name in backticks, if it is a plain identifier."""
     text = str(_raw(value))
     if not IDENTIFIER.match(text):
         raise TemplateError(f"Error validating '{text}' to a column name (parameter '{name}')")
@@ -227,6 +233,7 @@ def _identifier(value: Any, name: str) -> str:
 
 
 def _column(x: Any = None, default: Any = None, **_: Any) -> str:
+    """The template's `column(x, default)`: one column name."""
     if isinstance(x, Undefined) or x is None:
         if default is None:
             raise TemplateError(f"Template Syntax Error: parameter '{_name(x)}' is not defined")
@@ -235,6 +242,7 @@ def _column(x: Any = None, default: Any = None, **_: Any) -> str:
 
 
 def _columns(x: Any = None, default: Any = None, **_: Any) -> str:
+    """The template's `columns(x, default)`: comma-separated column names."""
     raw = default if isinstance(x, Undefined) or x is None else _raw(x)
     if raw is None:
         raise TemplateError(f"Template Syntax Error: parameter '{_name(x)}' is not defined")
@@ -243,6 +251,7 @@ def _columns(x: Any = None, default: Any = None, **_: Any) -> str:
 
 
 def _defined(x: Any = None) -> bool:
+    """The template's `defined(x)`: True when the request sent the parameter."""
     return isinstance(x, Param)
 
 
@@ -259,6 +268,7 @@ def is_templated(sql: str) -> bool:
 
 
 def _body(sql: str) -> str:
+    """The template without its leading `%` line."""
     return sql.lstrip()[1:].lstrip("\n") if is_templated(sql) else sql
 
 
@@ -269,6 +279,7 @@ _TORNADO_NAMES = frozenset({"escape", "xhtml_escape", "url_escape", "json_encode
 
 
 def _code_names(code: types.CodeType) -> set[str]:
+    """Every name the compiled code and its nested code objects look up."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
@@ -278,12 +289,15 @@ def _code_names(code: types.CodeType) -> set[str]:
 
 @dataclass
 class CompiledTemplate:
+    """A parsed template, and the names in it that may be request parameters."""
+
     template: tornado.template.Template
     free_names: frozenset[str]
 
 
 @lru_cache(maxsize=512)
 def compile_sql(sql: str) -> CompiledTemplate:
+    """Parse a templated node once (cached); a TemplateError for bad template syntax."""
     try:
         template = tornado.template.Template(_body(sql), whitespace="all", autoescape=None)
     except tornado.template.ParseError as exc:
@@ -301,8 +315,9 @@ def render_sql(sql: str, params: dict[str, Any]) -> str:
 
     A request value reaches the template only under a name the template itself reads as
     a parameter. Any other name (`isinstance`, `str`, `len`, `Int32`, `column`,
-    `__builtins__`, `_tt_utf8`, ...) is ignored: the built-ins, our functions and the
-    template runtime's own helpers always win, so no request can break the template.
+    `__builtins__`, `_tt_utf8`, ...) is ignored. The built-ins, the functions defined
+    here and Tornado's own helpers always take precedence, so no request can break the
+    template.
     """
     if not is_templated(sql):
         return sql
@@ -316,11 +331,13 @@ def render_sql(sql: str, params: dict[str, Any]) -> str:
         return compiled.template.generate(**namespace).decode()
     except TemplateError:
         raise
-    except Exception as exc:  # a template bug: say what, not where in our code
+    except Exception as exc:  # a bug in the template: say what, not where in this code
         raise TemplateError(f"Template Syntax Error: {type(exc).__name__}: {exc}") from None
 
 
 class _Names(dict):
+    """A namespace where every unknown name is an `Undefined` parameter."""
+
     def __missing__(self, key: str) -> Undefined:
         return Undefined(key)
 
@@ -344,8 +361,8 @@ _CALL = re.compile(r"\b(" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) +
 def declared_params(sql: str) -> list[ParamSpec]:
     """Parameters a node's template reads through typed functions, for documentation.
 
-    Reads the calls by evaluating each `Fn(name, ...)` argument list with recording
-    stand-ins, so defaults and descriptions come from the template itself.
+    Each `Fn(name, ...)` argument list is evaluated with a stand-in function that only
+    records its arguments, so defaults and descriptions come from the template itself.
     """
     if not is_templated(sql):
         return []

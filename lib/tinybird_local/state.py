@@ -1,7 +1,8 @@
 """What a running Tinybird Local holds, and the steps every handler shares.
 
-One `LocalState` per server: the datafiles, the workspace, the engine, the rate limiter
-and the per-datasource row checkers. Handlers reach it as `request.app.state.local`.
+There is one `LocalState` per server: the datafiles, the workspace, the engine, the rate
+limiter and a row checker per data source. Handlers reach it as
+`request.app.state.local` (see `state_of`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .workspace import Workspace
 
 @dataclass
 class LocalState:
+    """Everything one running server holds; see the module's docstring."""
+
     project: Project
     workspace: Workspace
     engine: Engine
@@ -49,24 +52,25 @@ class LocalState:
         self.pipe_ids = {self.workspace.pipe_id(name): name for name in self.project.pipes}
         self.guard = SQLGuard(self.engine, self.project)
         self.catalog = Catalog.open(self.engine.data_dir, self.workspace, self.project)
-        # Tinybird-style ids of the datasources (`t_<32 hex>`), kept by the catalog; the
-        # ops log reads this same dict, so a datasource created later is named there too.
+        # Tinybird-style ids of the data sources (`t_<32 hex>`), kept by the catalog. The
+        # ops log reads this same dict, so a data source created later is named there too.
         self.datasource_ids = {name: self.catalog.datasource(name).id
                                for name in self.project.datasources}
         self.service_log = ServiceLog(self.engine, self.datasource_ids)
 
     def add_datasource(self, ds: Datasource) -> None:
-        """A data source created at run time (its tables exist): known from now on."""
+        """Serve a data source created while running; its tables must already exist."""
         self.checkers[ds.name] = RowChecker(ds)
         self.project.datasources[ds.name] = ds
         self.guard.add_resources({ds.name, ds.name + QUARANTINE_SUFFIX})
         self.datasource_ids[ds.name] = self.catalog.see_datasource(ds).id
 
     def swap_project(self, project: Project, workspace: Workspace) -> None:
-        """Serve `project` from now on (a deployment; its tables and views exist).
+        """Serve `project` from now on, after a deployment made its tables and views.
 
-        The dicts are changed in place, as handlers and the service log hold them;
-        `workspace` is the one `ensure_workspace` saved with the new TOKEN lines.
+        The dicts are changed in place, because handlers and the service log hold
+        references to them. `workspace` is the one `ensure_workspace` saved with the new
+        TOKEN lines.
         """
         for name, ds in project.datasources.items():
             self.checkers[name] = RowChecker(ds)
@@ -101,10 +105,21 @@ class LocalState:
 
 
 def state_of(request: Request) -> LocalState:
+    """The server's state, as a handler reaches it."""
     return request.app.state.local
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response.
+
+    Args:
+        body: anything JSON can hold.
+        status: the HTTP status.
+        headers: extra headers, or None.
+
+    Returns:
+        The response.
+    """
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -115,16 +130,29 @@ def grant_for(request: Request, state: LocalState) -> Grant:
 
 
 def require_admin(grant: Grant) -> None:
+    """Raise the 403 for a missing scope unless `grant` is the admin's."""
     if not grant.is_admin:
         raise no_access()
 
 
 async def run_query(state: LocalState, sql: str, documentation: str = PIPE_DOCS) -> bytes:
-    """The engine's bytes for `sql`, run off the event loop; engine errors as Tinybird's.
+    """Run `sql` off the event loop and return the engine's JSON bytes.
 
-    `sql` comes from a client or a datafile, so it runs only if the guard finds it one
-    read of the workspace's data (400 naming the reason otherwise); checked and run as
-    the very same text.
+    `sql` comes from a client or a datafile. So it runs only if the guard finds it is a
+    single read of the workspace's data; otherwise the answer is a 400 naming the reason.
+    The text checked is exactly the text run.
+
+    Args:
+        state: the server's state.
+        sql: the query.
+        documentation: the link a refused query's error carries.
+
+    Returns:
+        The engine's answer in ClickHouse's JSON format.
+
+    Raises:
+        BadRequest: the guard refused the query, or the engine failed.
+        Timeout: the query ran past the time limit.
     """
     body, _, _ = await run_query_stats(state, sql, documentation)
     return body
@@ -132,7 +160,16 @@ async def run_query(state: LocalState, sql: str, documentation: str = PIPE_DOCS)
 
 async def run_query_stats(state: LocalState, sql: str,
                           documentation: str = PIPE_DOCS) -> tuple[bytes, int, int]:
-    """`run_query`, with the rows and bytes the engine read."""
+    """`run_query`, with the rows and bytes the engine read.
+
+    Args:
+        state: the server's state.
+        sql: the query.
+        documentation: the link a refused query's error carries.
+
+    Returns:
+        The JSON bytes, the rows read and the bytes read.
+    """
     try:
         await run_in_threadpool(state.guard.check, sql)
         return await run_in_threadpool(state.engine.query_stats, sql, "JSON")

@@ -1,8 +1,8 @@
 """The workspace's identity: its id, admin token and datafile tokens, kept in the data dir.
 
-Created on first start and then never changed, so JWTs minted by a client and the
-tokens printed by `info` stay valid across restarts of the same data directory. The
-file is readable by its owner only: the admin token signs every JWT.
+It is created on the first start and never changed after, so JWTs minted by a client
+and the tokens printed by `info` stay valid when a server restarts on the same data
+directory. Only its owner may read the file, because the admin token signs every JWT.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class StaticToken:
     token_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def to_json(self) -> dict:
+        """The token as the workspace file keeps it."""
         return {"token": self.token, "permission": self.permission, "resource": self.resource,
                 "scopes": list(self.scopes), "description": self.description,
                 "origin": self.origin, "id": self.token_id}
@@ -51,6 +52,8 @@ class StaticToken:
 
 @dataclass
 class Workspace:
+    """The workspace's id, admin token and static tokens, by name."""
+
     workspace_id: str
     admin_token: str
     name: str = "tinybird_local"
@@ -67,6 +70,7 @@ class Workspace:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tinybird-local:{self.workspace_id}:admin"))
 
     def to_json(self) -> dict:
+        """The workspace as its file keeps it."""
         return {
             "workspace_id": self.workspace_id,
             "name": self.name,
@@ -76,11 +80,13 @@ class Workspace:
 
 
 def new_static_token() -> str:
+    """A new random static token."""
     # Static tokens begin with "p." so that, as on Tinybird, anything else is read as a JWT.
     return "p." + secrets.token_urlsafe(36)
 
 
 def load_workspace(data_dir: Path | str) -> Workspace | None:
+    """The workspace kept in `data_dir`, or None if there is none yet."""
     path = Path(data_dir) / WORKSPACE_FILE
     if not path.exists():
         return None
@@ -98,6 +104,7 @@ def load_workspace(data_dir: Path | str) -> Workspace | None:
 
 
 def save_workspace(data_dir: Path | str, workspace: Workspace) -> None:
+    """Write the workspace file, readable by its owner only, replacing it in one step."""
     path = Path(data_dir) / WORKSPACE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

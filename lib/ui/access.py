@@ -1,14 +1,17 @@
 """Who is looking, and which tenant they may see: the demo, a login, or a share link.
 
-`who_is_looking` runs first on every run of the app, before the menu is drawn. Without an
-`[auth]` section in the secrets the app is a demo: anyone may pick any tenant. With one,
-a viewer must log in with Streamlit's `st.login` (OpenID Connect), and their tenant comes
-from their identity (`tenancy`), read again on every run; a login older than
-`[tenancy] max_session_hours` is logged out. A valid share link stands in for a login for
-one tenant and one page. A viewer who may not see anything gets a page that says why,
-and the run stops there: no JWT is minted and nothing is fetched.
+`who_is_looking` runs first on every run of the app, before the menu is drawn.
+- Without an `[auth]` section in the secrets, the app is a demo: anyone may pick any
+  tenant.
+- With one, a viewer must log in with Streamlit's `st.login` (OpenID Connect). Their
+  tenant comes from their identity (see `tenancy`), read again on every run. A login
+  older than `[tenancy] max_session_hours` is logged out.
+- A valid share link takes the place of a login, for one tenant and one page.
 
-The tenant decided here is the only one that reaches a JWT's `fixed_params`: no URL
+A viewer who may not see anything gets a page that says why, and the run stops there:
+no JWT is minted and nothing is fetched.
+
+The tenant decided here is the only one that reaches a JWT's `fixed_params`. No URL
 parameter or widget can change it for a viewer who may not pick.
 """
 
@@ -52,6 +55,7 @@ class Rules:
 
     @property
     def login_required(self) -> bool:
+        """True when `[auth]` names a login provider, so viewers must log in."""
         return bool(self.providers)
 
 
@@ -100,7 +104,7 @@ def _section(name: str) -> dict[str, Any]:
     """A table of the secrets as plain dicts; empty when absent."""
     try:
         value = st.secrets.get(name)
-    except Exception:  # no secrets file at all; a file that does not parse is page.py's
+    except Exception:  # no secrets file; page.py reports a file that does not parse
         return {}
     if isinstance(value, Mapping):
         return _plain(value)
@@ -108,6 +112,7 @@ def _section(name: str) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    """`value` with Streamlit's secrets tables turned into plain dicts and lists."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -140,16 +145,19 @@ def load_rules() -> Rules:
 
 
 def _stop_with(message: str, icon: str) -> None:
+    """Show `message` as an error and end the run."""
     st.error(message, icon=icon)
     st.stop()
 
 
 def _link_access(token: str, rules: Rules) -> Access:
+    """The access a share link's token grants. Raises `ShareLinkError`."""
     grant = read_link_token(token, rules.share)
     return Access(kind="link", tenant=grant.tenant, ends_at=grant.expires_at, link=grant)
 
 
 def _login_screen(providers: Sequence[str | None]) -> None:
+    """A page with one login button per provider; the run ends here."""
     st.title("Top Airlines")
     st.markdown("Log in to see your airline's bookings.")
     for provider in providers:
@@ -160,6 +168,7 @@ def _login_screen(providers: Sequence[str | None]) -> None:
 
 
 def _login_access(rules: Rules) -> Access:
+    """The logged-in viewer's access; otherwise a page that says why, and the run ends."""
     if st.user.get("is_logged_in") is not True:
         _login_screen(rules.providers)
     user = st.user.to_dict()
@@ -170,7 +179,7 @@ def _login_access(rules: Rules) -> Access:
                  icon=":material/schedule:")
         st.button("Log out", on_click=st.logout, icon=":material/logout:")
         st.stop()
-    if time.time() >= ends_at:  # Streamlit's cookie lasts 30 days; ours is shorter
+    if time.time() >= ends_at:  # Streamlit's cookie lasts 30 days; the app's limit is shorter
         st.logout()
         st.stop()
     identity: Identity = resolve(user, rules.tenancy)
@@ -188,9 +197,9 @@ def _login_access(rules: Rules) -> Access:
 def who_is_looking() -> Access:
     """This run's access, or the run ends with a page saying why there is none.
 
-    A share link in the URL (or opened earlier in this session) wins over a login: its
-    holder needs none. The link is checked again on every run, so an expired or revoked
-    one stops working at once.
+    A share link in the URL, or one opened earlier in this session, comes before a login:
+    its holder needs none. The link is checked again on every run, so an expired or
+    revoked link stops working at once.
     """
     try:
         rules = load_rules()
@@ -221,8 +230,12 @@ def current_access() -> Access:
 
 
 def still_allowed(access: Access) -> bool:
-    """False once the login or link has ended, the link was revoked, the secrets now give
-    this login another tenant, or a login is now required of the demo's viewers."""
+    """Whether the viewer may still see what `access` allowed.
+
+    It is False once the login or link has ended, once the link is revoked, once the
+    secrets give this login another tenant, or once the secrets require a login of the
+    demo's viewers.
+    """
     if access.ends_at is not None and time.time() >= access.ends_at:
         return False
     try:
@@ -240,8 +253,11 @@ def still_allowed(access: Access) -> bool:
 
 
 def recheck(access: Access) -> None:
-    """For a page's live part: once the access has ended, run the whole app again,
-    which says so (or logs out) and fetches nothing more."""
+    """Run the whole app again once the access has ended; for a page's live part.
+
+    The new run says why the viewer may not see the page (or logs them out) and fetches
+    nothing more.
+    """
     if not still_allowed(access):
         st.rerun(scope="app")
 

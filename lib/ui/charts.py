@@ -4,9 +4,10 @@ Each chart says what it shows in its Vega-Lite `description`, which screen reade
 and tests use to pick a chart out of a page.
 
 `show` draws a chart from a process-wide cache of finished Vega-Lite specs, keyed by the
-rows: turning an Altair chart into a spec (schema validation, data conversion) costs
-milliseconds, and a hundred viewers of one link would pay it a hundred times per poll
-for the same rows. Built once per distinct answer, each viewer's poll only sends it.
+rows. Turning an Altair chart into a spec (schema validation, data conversion) is the
+costly part of drawing, and every viewer of one link would repeat it on each poll for
+the same rows. With the cache, each distinct answer is turned into a spec once, and each
+viewer's poll only sends it.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def meal_mix_chart(rows: list[dict[str, Any]], height: int = 260) -> alt.Chart:
     )
 
 
-# Finished specs kept: a few per view (its answers change every interval or so).
+# Finished specs kept: a few per view, since a view's answer changes about once an interval.
 MAX_SPECS = 256
 _specs: OrderedDict[tuple[object, ...], dict[str, Any]] = OrderedDict()
 _specs_lock = threading.Lock()
@@ -163,7 +164,8 @@ def vega_lite_spec(chart: alt.Chart) -> dict[str, Any]:
 def cached_spec(build: Callable[[Any], alt.Chart], data: Sequence[Any]) -> dict[str, Any]:
     """`build(data)`'s spec, built once per distinct `data` in this process.
 
-    A shallow copy: Streamlit takes the datasets out of the dict it is given.
+    It returns a shallow copy, because Streamlit takes the datasets out of the dict it
+    is given.
     """
     key = (build.__name__, _frozen(data))
     with _specs_lock:

@@ -1,11 +1,11 @@
-"""Run Tinybird Local inside the app's process: the dashboard's no-settings default.
+"""Run Tinybird Local inside the app's process: what the dashboard uses with no settings.
 
-The UI's side of the embedded demo: `start_embedded` is the one place the app reaches
-into `lib.tinybird_local` (the server itself knows nothing of the app). It
-serves the datafiles on a loopback port, seeds bookings when `events` is empty, and
-keeps a live trickle of new bookings flowing through the Events API, so the page shows
-a moving chart with no account and no network. The caller gets back only what it would
-get from a real workspace: a host, a workspace id and a signing token.
+`start_embedded` is the one place the app uses `lib.tinybird_local`; the server itself
+knows nothing of the app. It serves the datafiles on a loopback port and seeds bookings
+when `events` is empty. Then it keeps sending a few new bookings every second through
+the Events API, so the page shows a moving chart with no account and no network. The
+caller gets only what a real workspace would give: a host, a workspace id and a
+signing token.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ log = logging.getLogger("top_airlines.embedded")
 
 @dataclass(frozen=True)
 class EmbeddedTinybird:
+    """Where the running embedded server is, as a real workspace would be described."""
+
     host: str
     workspace_id: str
     signing_token: str
@@ -46,6 +48,7 @@ class _Trickle(threading.Thread):
         self.sent = 0
 
     def run(self) -> None:
+        """Send one batch per interval; a failure is logged and the next batch still goes."""
         batch = max(1, round(self.events_per_second))
         interval = batch / self.events_per_second
         while not self.stopped.wait(interval):
@@ -59,6 +62,18 @@ class _Trickle(threading.Thread):
 def start_embedded(data_dir: Path | str, project_dir: Path | str = PROJECT_DIR, *,
                    seed_rows: int = 100_000, events_per_second: float = 5.0,
                    port: int = 0) -> EmbeddedTinybird:
+    """Start Tinybird Local in a thread of this process; it stops when the process exits.
+
+    Args:
+        data_dir: where the server keeps its data.
+        project_dir: the datafiles to serve.
+        seed_rows: bookings to add when `events` is empty; 0 for none.
+        events_per_second: the pace of new bookings; 0 for none.
+        port: the loopback port; 0 picks a free one.
+
+    Returns:
+        The host, workspace id and signing token to use, as for a real workspace.
+    """
     server = LocalServer(project_dir, data_dir, port=port)
     seeded = 0
     events = server.state.project.datasources.get("events")
@@ -68,7 +83,7 @@ def start_embedded(data_dir: Path | str, project_dir: Path | str = PROJECT_DIR, 
     workspace = server.workspace
     trickle = None
     if events is not None and events_per_second > 0:
-        # Few retries: a live trickle skips a beat rather than queueing up behind a backoff.
+        # Few retries: a late batch is skipped rather than queued behind long waits.
         client = EventsClient(server.url, workspace.admin_token, max_attempts=2)
         trickle = _Trickle(client, events_per_second)
         trickle.start()

@@ -1,10 +1,10 @@
 """The endpoint explorer: which API Endpoints a workspace has, and one call to any of them.
 
-The listing (`GET /v0/pipes`) needs the admin token, so it is read server-side, as
-Tinybird's own UI does; what reaches the page is names, descriptions and parameters.
-A call goes out with a JWT that may read that one endpoint, the URL shown is the request
-without its token (the JWT travels in the Authorization header), and a refused call is
-the server's own message, never a traceback.
+The listing (`GET /v0/pipes`) needs the admin token, so it is read in the server
+process, as Tinybird's own UI does. Only names, descriptions and parameters reach the
+page. A call goes out with a JWT that may read that one endpoint. The URL shown is the
+request without its token, since the JWT travels in the Authorization header. A refused
+call shows the server's own message, never a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ MAX_JSON_ROWS = 100
 
 @dataclass(frozen=True)
 class EndpointParam:
+    """One declared parameter of an endpoint."""
+
     name: str
     type: str
     default: Any = None
@@ -32,11 +34,14 @@ class EndpointParam:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One published API Endpoint and its parameters."""
+
     name: str
     description: str
     params: tuple[EndpointParam, ...]
 
     def param(self, name: str) -> EndpointParam | None:
+        """The parameter called `name`, or None."""
         return next((p for p in self.params if p.name == name), None)
 
 
@@ -125,13 +130,18 @@ def explorer_client(host: str, workspace_id: str, signing_token: str, pipe: str,
 
 
 def endpoints_for_tenant(endpoints: Sequence[Endpoint], param: str) -> list[Endpoint]:
-    """The endpoints that take `param`: the only ones a viewer locked to a tenant may call,
-    with that parameter pinned to their tenant."""
+    """The endpoints that take `param`.
+
+    These are the only ones a viewer locked to a tenant may call, with `param` pinned
+    to their tenant.
+    """
     return [endpoint for endpoint in endpoints if endpoint.param(param) is not None]
 
 
 @dataclass(frozen=True)
 class ExplorerCall:
+    """One call's outcome for the page: the URL sent, and the result or the error."""
+
     pipe: str
     url: str  # without the token
     result: PipeResult | None = None
@@ -150,7 +160,16 @@ class ExplorerCall:
 
 def call_endpoint(client: PipeClient, endpoint: Endpoint,
                   values: Mapping[str, str]) -> ExplorerCall:
-    """One call with the form's values; never raises TinybirdError."""
+    """One call with the form's values.
+
+    Args:
+        client: a client whose JWT may read `endpoint`.
+        endpoint: the endpoint to call.
+        values: the form's values by parameter name; blanks are left out.
+
+    Returns:
+        The call's outcome; a refusal is its `error`, never raised.
+    """
     params = request_params(endpoint, values)
     url = client.request_url(endpoint.name, params)
     try:

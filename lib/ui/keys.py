@@ -1,8 +1,8 @@
 """Every `st.session_state` key the app uses, in one place, so no two pages collide.
 
-Widgets keep their values under these keys; the viewer's session object lives under
-`VIEWER`. A page's view (`view_link`) is kept under `last_view_key(page)` and the link it last
-wrote under `last_link_key(page)`.
+Widgets keep their values under these keys; the viewer's session object is under
+`VIEWER`. A page's view (see `view_link`) is kept under `last_view_key(page)`, and the
+link the page last wrote under `last_link_key(page)`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `page_preamble` is the one call at the top of each page. Each failure here ends the page
 with a readable message naming what to fix, never a traceback. The embedded Tinybird
-Local is started once per process (`st.cache_resource`), so a hundred viewers share one.
+Local is started once per process (`st.cache_resource`), so all viewers share it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Connection:
 
 @dataclass(frozen=True)
 class PageContext:
+    """What `page_preamble` gives a page."""
+
     settings: DashboardSettings
     connection: Connection
     access: Access  # who is looking and which tenant they may see
@@ -52,8 +54,9 @@ class PageContext:
 def _no_secrets_file(exc: Exception) -> bool:
     """True when st.secrets failed only because there is no secrets file at all.
 
-    Streamlit raises the same FileNotFoundError subclass for "no file" and for "the file
-    does not parse"; only the first means "no secrets", the second must be reported.
+    Streamlit raises the same FileNotFoundError subclass when there is no file and when
+    the file does not parse. Only the first means "no secrets"; the second must be
+    reported.
     """
     return (getattr(exc, "error_id", None) == "no-secrets-found"
             or str(exc).startswith("No secrets found"))
@@ -83,6 +86,7 @@ def load_page_settings() -> DashboardSettings:
 
 @st.cache_resource(show_spinner="Starting the embedded Tinybird Local…")
 def _embedded(data_dir: str) -> Connection:
+    """Start the embedded Tinybird Local; cached, so once per process."""
     from lib.ui.embedded import start_embedded
 
     local = start_embedded(data_dir)
@@ -112,14 +116,16 @@ def connect(settings: DashboardSettings) -> Connection:
         raise
 
 
-# The browser tab's icon. An emoji is drawn locally; a `:material/...:` page icon would make
-# the browser fetch it from Google's font servers, which fails offline (and leaks a visit).
+# The browser tab's icon. An emoji is drawn locally. A `:material/...:` page icon would make
+# the browser fetch it from Google's font servers, which fails offline and reveals the visit.
 APP_ICON = "✈️"
 
 
 def page_preamble(title: str, caption: str) -> PageContext:
-    """The page's frame, what it reads from and who is looking; a bad setting ends the run
-    with a message."""
+    """Set up the page: its frame, where it reads from, and who is looking.
+
+    A bad setting ends the run with a message naming it.
+    """
     st.set_page_config(page_title=title, page_icon=APP_ICON, layout="wide")
     st.title(title)
     st.caption(caption)

@@ -75,7 +75,13 @@ def hint_for(error: TinybirdError) -> str:
 
 def error_panel(error: TinybirdError, what: str | None = None,
                 stale_seconds: float | None = None) -> None:
-    """Draw a failure: what failed, the hint, and the age of the data still shown."""
+    """Draw a failure: what failed, the hint, and the age of the data still shown.
+
+    Args:
+        error: the failure.
+        what: what failed, in the page's words; None shows the error as the server said it.
+        stale_seconds: the age of the last good data still on screen; None when none is.
+    """
     with st.container(border=True):
         st.error(error_text(error, what), icon=":material/error:")
         st.caption(hint_for(error))
@@ -108,4 +114,5 @@ def utc_text(seconds: float) -> str:
 
 
 def ms_text(seconds: float | None) -> str:
+    """Seconds as milliseconds, `12.3 ms`; `n/a` for None."""
     return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"

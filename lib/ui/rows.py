@@ -1,8 +1,8 @@
 """What a chart needs of an endpoint's rows, checked before anyone sees them.
 
-A chart draws named columns and a number last. An endpoint that answers with another
-shape must become an error panel (with the last good chart kept), never a traceback, so
-the rows are checked before a result replaces the last good one.
+A chart draws named columns, the last of them a number. An endpoint that answers with
+another shape must show an error panel (and keep the last good chart), never a
+traceback. So the rows are checked before a result replaces the last good one.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """One viewer's session: every JWT source and client they use, and their last good data.
 
-Kept in `st.session_state` (one per browser session), so each viewer mints JWTs of their
-own: one for the dashboard, one per tenant they look at, one per endpoint they try. The
-object is made anew when what it was made from changes (host, workspace, signing token,
-pipe, JWT lifetime, who is looking and their tenant): a new signing token, say from an
-edited secrets.toml, must reach the token sources, or every JWT would keep being signed
-with the old one and refused; a viewer whose tenant changed must not keep the old JWTs.
+It is kept in `st.session_state`, one per browser session, so each viewer mints JWTs of
+their own: one for the dashboard, one per tenant they look at, one per endpoint they try.
+
+The object is made again when what it was made from changes: host, workspace, signing
+token, pipe, JWT lifetime, who is looking and their tenant. A new signing token (from an
+edited secrets.toml, say) must reach the token sources; otherwise every JWT would still
+be signed with the old token and refused. A viewer whose tenant changed must not keep
+the old JWTs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ ADMIN_REFUSED_HINT = ("The workspace admin token was refused: check that TINYBIR
 
 @dataclass
 class ViewerSession:
+    """Everything one viewer reads Tinybird with; see the module's docstring."""
+
     connection: Connection
     settings: DashboardSettings
     access: Access
@@ -45,8 +49,10 @@ class ViewerSession:
         return made_from(self.connection, self.settings, self.access)
 
     def tenant_client(self, airline: str) -> PipeClient:
-        """The client for `airline` (the viewer's own, unless they may pick): one JWT
-        source per tenant, re-minted near exp."""
+        """The client for `airline`, or for the viewer's own tenant if they may not pick.
+
+        There is one JWT source per tenant, minted again near `exp`.
+        """
         airline = self.access.tenant_for(airline)
         if airline not in self.tenant_clients:
             self.tenant_clients[airline] = tenant_view.tenant_client(
@@ -69,8 +75,10 @@ class ViewerSession:
         return {} if locked is None else {tenant_view.TENANT_PARAM: locked}
 
     def explorer_client(self, pipe: str) -> PipeClient:
-        """The client for trying `pipe`, with a JWT that may read that pipe only (and only
-        the viewer's tenant, for a viewer locked to one)."""
+        """The client for trying `pipe`, with a JWT that may read that pipe only.
+
+        For a viewer locked to a tenant, the JWT also pins that tenant.
+        """
         if pipe not in self.explorer_clients:
             self.explorer_clients[pipe] = endpoint_explorer.explorer_client(
                 self.connection.host, self.connection.workspace_id,
@@ -122,16 +130,34 @@ class ViewerSession:
 
 def made_from(connection: Connection, settings: DashboardSettings,
               access: Access) -> tuple[object, ...]:
+    """What a viewer's session depends on; when it changes, the session is made again.
+
+    Args:
+        connection: the host, workspace and signing token.
+        settings: the pipe, the JWT lifetime and the rate limit.
+        access: who is looking and their tenant.
+
+    Returns:
+        A tuple to compare, without the signing token itself.
+    """
     return (*connection.fingerprint, settings.pipe, settings.jwt_ttl_seconds, settings.jwt_rps,
             *access.fingerprint)
 
 
 def viewer_session(connection: Connection, settings: DashboardSettings,
                    access: Access) -> ViewerSession:
-    """This viewer's session, made anew only when what it was made from has changed.
+    """This viewer's session, made again only when what it was made from has changed.
 
     The session it replaces is closed first: its clients would otherwise keep their
     connections open until garbage collection.
+
+    Args:
+        connection: the host, workspace and signing token.
+        settings: the dashboard's settings.
+        access: who is looking.
+
+    Returns:
+        The session kept in `st.session_state`.
     """
     session = st.session_state.get(keys.VIEWER)
     if not isinstance(session, ViewerSession) or \

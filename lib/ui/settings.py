@@ -1,10 +1,14 @@
 """The dashboard's settings: its workspace, the endpoint it charts and how it reads it.
 
-Read in the client's order (`st.secrets`, then the environment, then `.env.local` and
-`.env`): the workspace (`lib.client.settings`), then the endpoint the main page charts,
-how often it polls, how long its JWTs live and how many requests per second they may
-make, and where the embedded Tinybird Local keeps its data. With no host at all the app
-runs on the embedded Tinybird Local. A bad value raises `SettingsError` naming it.
+They are read in the client's order: `st.secrets`, then the environment, then
+`.env.local` and `.env`. The settings are:
+- the workspace (see `lib.client.settings`);
+- the endpoint the main page charts and how often it polls;
+- how long the JWTs live and how many requests per second they may make;
+- where the embedded Tinybird Local keeps its data.
+
+With no host set, the app runs on the embedded Tinybird Local. A bad value raises
+`SettingsError` naming the setting.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ PIPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @dataclass(frozen=True)
 class DashboardSettings:
+    """The workspace and how the dashboard reads it; defaults for everything but the workspace."""
+
     workspace: WorkspaceSettings
     pipe: str = DEFAULT_PIPE
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
@@ -66,9 +72,18 @@ class DashboardSettings:
 def load_dashboard_settings(secrets: Mapping[str, Any] | None = None,
                             environ: Mapping[str, str] | None = None,
                             env_dir: Path | str | None = None) -> DashboardSettings:
-    """The dashboard's settings, checked; the sources as for `SettingSources`.
+    """The dashboard's settings, checked.
 
-    Raises `SettingsError` naming the first bad setting.
+    Args:
+        secrets: `st.secrets` or another mapping, read first; None for none.
+        environ: the environment; None means `os.environ`.
+        env_dir: the folder of the `.env` files; None as in `SettingSources`.
+
+    Returns:
+        The settings; the workspace is all None when no host is set.
+
+    Raises:
+        SettingsError: naming the first bad setting.
     """
     sources = SettingSources(secrets, environ, env_dir)
     pipe = sources.text("TINYBIRD_PIPE", DEFAULT_PIPE)

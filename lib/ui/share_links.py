@@ -1,7 +1,7 @@
 """The share links page: the admin's form to make a link, and what it shows after.
 
-The signing and checking of links is `lib.ui.share`; this module only turns the form's
-choices into a link and a message.
+`lib.ui.share` signs and checks links; this module only turns the form's choices into
+a link and a message.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ LIFETIMES = {"1 hour": 3600, "1 day": 86400, "7 days": 7 * 86400, "30 days": 30 
 
 @dataclass(frozen=True)
 class MadeLink:
+    """The form's outcome: a link and what it grants, or an error to show."""
+
     url: str = ""
     grant: ShareGrant | None = None
     error: str = ""
@@ -47,7 +49,19 @@ def app_address() -> str:
 
 def make_link(share: ShareSettings, *, tenant: str, page: str, view: str, ttl_seconds: float,
               base_url: str) -> MadeLink:
-    """A signed link for the form's choices, or the reason there is none."""
+    """A signed link for the form's choices, or the reason there is none.
+
+    Args:
+        share: the `[share]` settings that hold the signing secret.
+        tenant: the airline the link shows.
+        page: the page the link opens, a key of `PAGES`.
+        view: the page's view as query text, e.g. `from=...&to=...`.
+        ttl_seconds: how long the link works.
+        base_url: the app's address, the start of the link.
+
+    Returns:
+        The link, or an error message when the choices cannot make one.
+    """
     try:
         token, grant = sign_link_token(share, tenant=tenant, page=page,
                                        view=parse_view(page, view), ttl_seconds=ttl_seconds)

@@ -1,16 +1,16 @@
-"""One fetch per refresh interval for every viewer of the same view, single-flight.
+"""One fetch per refresh interval for every viewer of the same view.
 
 A shared dashboard link means many viewers asking for the same rows. Each viewer keeps
-its own JWT (minted, re-minted before `exp` and after a 403 as before), but the rows
-come from one process-wide cache: the first viewer whose poll finds the cached answer
-older than its interval fetches, with its own JWT; viewers polling meanwhile wait for
-that fetch (one in flight per key) and take its answer. A hundred viewers of one link
-cost Tinybird one request per interval.
+a JWT of their own (minted again before `exp` and after a 403), but the rows come from
+one process-wide cache. The first viewer whose poll finds the cached answer older than
+its interval fetches, with its own JWT. Viewers who poll meanwhile wait for that fetch
+and take its answer: at most one request per key is in flight ("single flight"). So a
+hundred viewers of one link cost Tinybird one request per interval.
 
-The key holds everything that decides what the server may answer: the connection
-(host, workspace, signing token's fingerprint), the pipe, the request's parameters and
-the JWT's scope with its `fixed_params`. Two tenants' JWTs pin different airlines, so
-their keys differ and one tenant's rows can never reach another tenant's viewer.
+The key holds everything that decides what the server may answer: the connection (host,
+workspace, and a fingerprint of the signing token), the pipe, the request's parameters,
+and the JWT's scope with its `fixed_params`. Two tenants' JWTs pin different airlines,
+so their keys differ, and one tenant's rows can never reach another tenant's viewer.
 """
 
 from __future__ import annotations
@@ -75,13 +75,32 @@ class View:
 
 
 def connection_key(host: str, workspace_id: str, signing_token: str) -> tuple[str, str, str]:
-    """Enough to tell connections apart (a changed signing token too), without the token."""
+    """Enough to tell connections apart, a changed signing token too, without the token.
+
+    Args:
+        host: the API host.
+        workspace_id: the workspace.
+        signing_token: the workspace admin token; only a short hash of it is kept.
+
+    Returns:
+        `(host, workspace_id, token_hash)`.
+    """
     return (host, workspace_id, hashlib.sha256(signing_token.encode()).hexdigest()[:16])
 
 
 def cache_key(*, connection: tuple[str, ...], pipe: str, params: Mapping[str, Any] | None,
              scope: str) -> tuple[object, ...]:
-    """The cache key of a view; `scope` is the JWT's scopes (with fixed_params) as JSON."""
+    """The cache key of a view.
+
+    Args:
+        connection: the `connection_key` of the host, workspace and signing token.
+        pipe: the endpoint.
+        params: the request's parameters, or None.
+        scope: the JWT's scopes with their fixed_params, as JSON (`TokenSource.scope`).
+
+    Returns:
+        A hashable key, equal for every viewer of the same view.
+    """
     shown = tuple(sorted((str(k), json.dumps(v, sort_keys=True, default=str))
                          for k, v in (params or {}).items()))
     return (connection, pipe, shown, scope)
@@ -91,11 +110,12 @@ class SharedFetches:
     """The process-wide views; `fetch` is safe to call from every session's thread."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self.clock = clock  # monotonic seconds; tests move a hand-held one
+        self.clock = clock  # monotonic seconds; tests pass a clock they move themselves
         self._views: dict[tuple[object, ...], View] = {}
         self._lock = threading.Lock()
 
     def view(self, key: tuple[object, ...]) -> View:
+        """The view for `key`, made on first use; idle views are dropped past `MAX_VIEWS`."""
         with self._lock:
             view = self._views.get(key)
             if view is None:
@@ -115,11 +135,21 @@ class SharedFetches:
 
     def fetch(self, key: tuple[object, ...], interval_seconds: float,
               fetch: Callable[[], PipeResult]) -> FetchOutcome:
-        """The view's answer no older than its share of `interval_seconds`, fetched if needed.
+        """The view's answer, fetched only if the cached one is too old.
 
-        Holding the view's lock while fetching is the single flight: a second caller
-        blocks until the first caller's answer is in, then takes it. A failure is shared
-        the same way, so an outage costs the API one request per interval too.
+        The view's lock is held while fetching, so a second caller waits until the first
+        caller's answer is in, then takes it. A failure is shared the same way, so an
+        outage also costs the API one request per interval.
+
+        Args:
+            key: the view's `cache_key`.
+            interval_seconds: the refresh interval; an answer younger than
+                `FRESH_SHARE` of it is reused.
+            fetch: makes the request; a `TinybirdError` it raises becomes the outcome's
+                error.
+
+        Returns:
+            The newest outcome, fetched now or shared.
         """
         view = self.view(key)
         with view.lock:
@@ -140,10 +170,25 @@ class SharedFetches:
     def fetch_pipe(self, client: PipeClient, connection: tuple[str, ...], pipe: str,
                    params: Mapping[str, Any] | None, interval_seconds: float,
                    columns: Sequence[str] = ()) -> PipeResult:
-        """`client.fetch(pipe, params)` shared with every viewer of the same view.
+        """`client.fetch(pipe, params)`, shared with every viewer of the same view.
 
-        The key takes the scope from the client's own token source. Raises the fetch's
-        TinybirdError (the same one for every viewer it is shared with).
+        The key takes the scope from the client's own token source.
+
+        Args:
+            client: this viewer's client; its JWT is used if a fetch is due.
+            connection: the `connection_key` the cache is keyed by.
+            pipe: the endpoint.
+            params: the request's parameters, or None.
+            interval_seconds: the refresh interval (see `fetch`).
+            columns: the columns every row must have, the last a number; checked
+                before the answer is shared.
+
+        Returns:
+            The rows.
+
+        Raises:
+            TinybirdError: the fetch's error, the same one for every viewer it is
+                shared with.
         """
         key = cache_key(connection=connection, pipe=pipe, params=params,
                        scope=client.tokens.scope)

@@ -1,10 +1,10 @@
 """An airline partner's view: its own bookings, read with a JWT pinned to its airline.
 
-Tinybird's multi-tenancy recipe: the backend mints a JWT whose scopes carry
+This follows Tinybird's multi-tenancy recipe. The backend mints a JWT whose scopes carry
 `fixed_params: {"airline": <partner>}`, and the server puts that value in the query
 whatever the request says. The partner's requests do not even send `airline`. `peek`
-shows the pin live: the same request with another airline in the URL still answers with
-the partner's own bookings.
+shows the pin at work: the same request with another airline in the URL still answers
+with the partner's own bookings.
 """
 
 from __future__ import annotations
@@ -32,13 +32,16 @@ COLUMNS = {
     ROUTES_PIPE: ("flight_from", "flight_to", "bookings"),
     MEALS_PIPE: ("meal_choice", "bookings"),
 }
-# The peek asks the trend endpoint: its rows per day make the comparison day by day.
+# The peek asks the daily bookings endpoint, so the answers can be compared day by day.
 PEEK_PIPE = DAILY_PIPE
 
 
 def jwt_name(airline: str) -> str:
-    """`tenant_<name>`: one JWT name per tenant, so `tinybird.pipe_stats_rt` tells whose
-    reads these were (and Tinybird counts `limits.rps` per name)."""
+    """`tenant_<name>`: one JWT name per tenant.
+
+    With its own name, a tenant's reads can be told apart in `tinybird.pipe_stats_rt`,
+    and Tinybird counts `limits.rps` per name.
+    """
     return "tenant_" + (re.sub(r"[^a-z0-9]+", "_", airline.lower()).strip("_") or "unnamed")
 
 
@@ -72,6 +75,7 @@ def request_params(view: ViewState, pipe: str) -> dict[str, str]:
 
 
 def _bookings(result: PipeResult | None) -> int:
+    """The sum of the rows' `bookings`; 0 without a result."""
     return sum(int(row["bookings"]) for row in result.data) if result else 0
 
 
@@ -109,11 +113,20 @@ class TenantReport:
 def fetch_report(client: PipeClient, view: ViewState,
                  shared: SharedFetches | None = None,
                  connection: tuple[str, ...] = ()) -> TenantReport:
-    """The three endpoints for `view`, one after the other; never raises TinybirdError.
+    """The three endpoints for `view`, one after the other.
 
-    With `shared` (and the `connection` it is keyed by), viewers of the same tenant view
-    share each answer for most of the refresh interval; the JWT's fixed_params are part
-    of the key, so no other tenant's viewer is ever handed these rows.
+    With `shared`, viewers of the same tenant view share each answer for most of the
+    refresh interval. The JWT's fixed_params are part of the cache key, so no other
+    tenant's viewer is ever handed these rows.
+
+    Args:
+        client: the tenant's client (see `tenant_client`).
+        view: the dates and top N to ask for.
+        shared: the process-wide cache; None fetches every time.
+        connection: the connection key the cache is keyed by, with `shared`.
+
+    Returns:
+        The answers so far; the first failure is the report's `error`, never raised.
     """
     results: dict[str, PipeResult] = {}
     for pipe in TENANT_PIPES:
@@ -133,6 +146,7 @@ def fetch_report(client: PipeClient, view: ViewState,
 
 
 def _per_day(result: PipeResult | None) -> dict[str, int]:
+    """Bookings by day in a daily-bookings answer; empty without a result."""
     return {str(row["day"]): int(row["bookings"]) for row in result.data} if result else {}
 
 
@@ -160,9 +174,10 @@ class PeekOutcome:
     def pinned(self) -> bool:
         """True when every day's answer is the tenant's own count for that day.
 
-        Bookings only ever arrive, so the tenant's own count read just before and just
-        after the peek brackets what a pinned answer can hold; any other airline's rows
-        would break the bracket on some day (or add a day the tenant has none on).
+        Bookings are only ever added. So on each day, a pinned answer lies between the
+        tenant's own count read just before the peek and the one read just after.
+        Another airline's rows would fall outside those bounds on some day, or add a day
+        on which the tenant has no bookings.
         """
         if self.error is not None:
             return False
@@ -185,12 +200,20 @@ class PeekOutcome:
 
 def peek(client: PipeClient, view: ViewState, asked_for: str,
          own: PipeResult | None = None) -> PeekOutcome:
-    """Send the trend request with `airline=<asked_for>` in the URL, on the tenant's JWT.
+    """Send the daily-bookings request with `airline=<asked_for>` in the URL, on the tenant's JWT.
 
-    `client` must be `view.tenant`'s (see `tenant_client`). `own` is the tenant's answer
-    for the same view, when the page already has it. The own rows are read again after
-    the peek only if the answers differ (bookings that arrived in between), to tell new
-    bookings from another airline's.
+    The tenant's own rows are read again after the peek only if the answers differ.
+    New bookings may have arrived in between, and the second read tells them apart from
+    another airline's rows.
+
+    Args:
+        client: `view.tenant`'s client (see `tenant_client`).
+        view: the tenant's view; its dates go in the request.
+        asked_for: the airline put in the URL.
+        own: the tenant's answer for the same view, when the page already has it.
+
+    Returns:
+        What came back, day by day, beside the tenant's own counts.
     """
     tenant = view.tenant
     params: dict[str, Any] = {**request_params(view, PEEK_PIPE), TENANT_PARAM: asked_for}

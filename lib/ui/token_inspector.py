@@ -1,8 +1,8 @@
 """What a viewer's JWT says, how long it has left, and how to replay it with curl.
 
-Everything here reads the JWT itself (it is what the browser could see anyway), never
-the signing token: claims come from decoding the token without verifying it, and the
-curl command carries the JWT only.
+Everything here reads the JWT itself, never the signing token; the JWT is what the
+browser could see anyway. The claims come from decoding the token without verifying it,
+and the curl command carries the JWT only.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ def decode_claims(token: str) -> dict[str, Any]:
 
 
 def header(token: str) -> dict[str, Any]:
+    """The JWT's header (`alg`, `typ`), unverified."""
     return jwt.get_unverified_header(token)
 
 
 def _utc(seconds: float) -> str:
+    """A Unix time as `2026-12-05 09:07:03 UTC`."""
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -60,21 +62,33 @@ def scope_rows(claims: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def scoped_pipes(claims: Mapping[str, Any]) -> list[str]:
+    """The pipes the JWT may read."""
     return [row["resource"] for row in scope_rows(claims) if row["type"] == "PIPES:READ"]
 
 
 def time_left(expires_at: float, now: float) -> float:
+    """Seconds until `expires_at`; 0 once past."""
     return max(0.0, expires_at - now)
 
 
 def countdown_text(seconds_left: float) -> str:
+    """The time left as a reader takes it in, or `expired`."""
     if seconds_left <= 0:
         return "expired"
     return age_text(seconds_left)
 
 
 def life_fraction(minted_at: float, expires_at: float, now: float) -> float:
-    """How much of the token's life is left, 0..1, for a progress bar."""
+    """How much of the token's life is left, for a progress bar.
+
+    Args:
+        minted_at: when the token was minted, in Unix seconds.
+        expires_at: its `exp`.
+        now: the time now, in Unix seconds.
+
+    Returns:
+        A fraction from 0 (expired) to 1 (just minted).
+    """
     span = expires_at - minted_at
     if span <= 0:
         return 0.0
@@ -85,8 +99,17 @@ def curl_command(host: str, pipe: str, token: str,
                  params: Mapping[str, str] | None = None) -> str:
     """A shell command that reads `pipe` with `token`, as the page's own requests do.
 
-    The token goes in the Authorization header, as the dashboard sends it: a URL with
-    `?token=` ends up in proxies' and servers' access logs.
+    The token goes in the Authorization header, as the dashboard sends it. A URL with
+    `?token=` would end up in the access logs of proxies and servers.
+
+    Args:
+        host: the API host.
+        pipe: the endpoint to read.
+        token: the JWT.
+        params: the endpoint's parameters, if any.
+
+    Returns:
+        The command, on two lines.
     """
     url = f"{host.rstrip('/')}/v0/pipes/{pipe}.json"
     if params:

@@ -1,8 +1,9 @@
 """The Top airlines page's poll: one viewer's JWT, its client, and the answer it shares.
 
-Lives in the viewer's session (`st.session_state`), so each viewer has a JWT of their
-own, minted once and re-minted only near expiry or after a 403. The rows themselves come
-through `shared_fetch`, so viewers of the same view cost one request per interval.
+A `DashboardSession` is kept in the viewer's session (`st.session_state`), so each viewer
+has a JWT of their own. It is minted once and minted again only near expiry or after a
+403. The rows come through `shared_fetch`, so all viewers of one view cost one request
+per interval.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ DASHBOARD_JWT_NAME = "top_airlines_dashboard"
 
 @dataclass
 class PollOutcome:
+    """What one poll gives the page: the rows to draw and this poll's error, if any."""
+
     result: PipeResult | None  # the newest good result (maybe from an earlier poll)
     error: TinybirdError | None  # what went wrong in this poll, if anything
 
@@ -98,11 +101,19 @@ class DashboardSession:
 
     def poll(self, interval_seconds: float = 0.0, filters: Mapping[str, str] | None = None,
              params: Callable[[], Mapping[str, str]] | None = None) -> PollOutcome:
-        """The view's answer at most a share of `interval_seconds` old; never raises.
+        """The view's answer, fetched only when the shared one is too old; never raises.
 
-        `filters` names the view (say `window=1h`) for sharing; `params()` gives the
-        endpoint's parameters when a fetch is due, so "the last hour" is the hour before
-        that fetch. No traceback can reach the page: a failure is a typed error.
+        No traceback can reach the page: any failure becomes the outcome's typed error.
+
+        Args:
+            interval_seconds: the refresh interval; a shared answer younger than most
+                of it is reused (see `shared_fetch.FRESH_SHARE`).
+            filters: what names the view for sharing, e.g. `{"window": "1h"}`.
+            params: called only when a fetch is due, for the endpoint's parameters, so
+                "the last hour" means the hour before that fetch.
+
+        Returns:
+            The newest good rows and this poll's error, if any.
         """
         self.polls += 1
         if filters is not None and dict(filters) != dict(self.filters):
@@ -112,7 +123,7 @@ class DashboardSession:
         try:
             outcome = self.fetches.fetch(key, interval_seconds,
                                          lambda: self._fetch(dict(params() if params else {})))
-        except Exception as exc:  # a bug of ours: say so on the page, log the kind only
+        except Exception as exc:  # a bug in this app: say so on the page, log the kind only
             log.error("poll of %s failed: %s", self.pipe, type(exc).__name__)
             return PollOutcome(self.last_good, TinybirdError(
                 f"Unexpected {type(exc).__name__} while reading the endpoint",

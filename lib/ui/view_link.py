@@ -1,8 +1,8 @@
 """The view a page shows, kept in its URL: a copied link opens the same view.
 
-`restore_view` reads the link before the widgets are drawn (bad values become warnings
-naming the parameter); `keep_view` writes the widgets' view back, so the address bar is
-always a link to what is on screen. The parsing itself is `view_state`, free of Streamlit.
+`restore_view` reads the link before the widgets are drawn; a bad value becomes a warning
+naming the parameter. `keep_view` writes the widgets' view back, so the address bar is
+always a link to what is on screen. `view_state` does the parsing, without Streamlit.
 """
 
 from __future__ import annotations
@@ -24,12 +24,21 @@ def restore_view(page: str, params: Iterable[str], settings: DashboardSettings,
                  access: Access) -> ViewState:
     """The view this page shows, from its link when the link says something new.
 
-    Called before the page's widgets are drawn. When the URL's parameters are not the ones
-    this page last wrote (a link was opened), they are checked, each bad value becomes a
-    warning naming the parameter, and the widgets are set to show the view. Otherwise the
-    widgets keep what the viewer chose; a page opened again without parameters shows the
-    viewer's last view on it. A viewer locked to a tenant sees that tenant whatever the
-    URL says; a share link's view is the one it was signed with.
+    Call it before the page's widgets are drawn. When the URL's parameters are not the
+    ones this page last wrote, a link was opened: the parameters are checked, each bad
+    value becomes a warning naming the parameter, and the widgets are set to show the
+    view. Otherwise the widgets keep what the viewer chose. A page opened again without
+    parameters shows the viewer's last view on it. A viewer locked to a tenant sees that
+    tenant whatever the URL says. A share link's view is the one it was signed with.
+
+    Args:
+        page: the page's name, for its keys in the session state.
+        params: the URL parameters the page reads.
+        settings: the dashboard's settings (the default refresh interval).
+        access: who is looking.
+
+    Returns:
+        The view to show.
     """
     params = tuple(params)
     if access.link is not None:
@@ -73,6 +82,12 @@ def keep_view(page: str, params: Iterable[str], view: ViewState, access: Access)
     """Write `view` into the URL, so the address bar is always a link to what is shown.
 
     A share link's URL is left as it was opened: it is the link.
+
+    Args:
+        page: the page's name, for its keys in the session state.
+        params: the URL parameters the page writes.
+        view: the view on screen.
+        access: who is looking.
     """
     if access.link is not None:
         return
@@ -86,9 +101,18 @@ def keep_view(page: str, params: Iterable[str], view: ViewState, access: Access)
 
 
 def widget_view(current: ViewState, params: Iterable[str], access: Access) -> ViewState:
-    """The view this page's widgets (those for `params`) hold now; see `view_from_widgets`.
+    """The view this page's widgets hold now (see `view_state.view_from_widgets`).
 
-    A share link's view has no widgets; a locked viewer's tenant is never a widget's.
+    A share link's view has no widgets. A locked viewer's tenant never comes from a
+    widget.
+
+    Args:
+        current: the view before the widgets were read; it fills what no widget holds.
+        params: the URL parameters whose widgets are read.
+        access: who is looking.
+
+    Returns:
+        The view the widgets describe.
     """
     if access.link is not None:
         return current

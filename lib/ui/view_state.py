@@ -1,11 +1,13 @@
 """What a shared link says about the view: tenant, dates, top N, refresh, window and meal.
 
-The view lives in the page's URL query (`?tenant=Fizz&from=2025-01-01&to=2025-01-31&top=5
-&refresh=10` on the tenant view, `?window=1h&meal_choice=vegan` or `?date_from=...&date_to=...`
-on the dashboard, under the `top_airlines` endpoint's own parameter names) so that a link
-reopens the same view. A link is text anyone can edit, so
-every value is checked here: a bad one falls back to its default and becomes a
-`LinkProblem` the page shows, naming the parameter. Nothing here imports Streamlit.
+The view is kept in the page's URL query, so that a link opens the same view again:
+- the tenant view: `?tenant=Fizz&from=2025-01-01&to=2025-01-31&top=5&refresh=10`;
+- the dashboard: `?window=1h&meal_choice=vegan`, or `?date_from=...&date_to=...` for a
+  custom range (the `top_airlines` endpoint's own parameter names).
+
+Anyone can edit a link, so every value is checked here. A bad value falls back to its
+default and becomes a `LinkProblem`, which the page shows, naming the parameter.
+Nothing here imports Streamlit.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ ALL_MEALS = "All meals"  # the meal widget's choice for "no meal filter"
 
 @dataclass(frozen=True)
 class ViewState:
+    """Everything a page's link can set; each page reads only its own parameters."""
+
     tenant: str
     date_from: dt.date
     date_to: dt.date
@@ -112,8 +116,8 @@ class LinkProblem:
 
     @property
     def message(self) -> str:
-        # The value is the link's, so anyone's: shortened and without backticks it stays
-        # inside its code span, where markdown is not interpreted.
+        # Anyone can write the value into a link. Shortened and without backticks, it
+        # stays inside its code span, where markdown is not interpreted.
         shown = self.value.replace("`", "'").replace("\n", " ")
         if len(shown) > SHOWN_CHARS:
             shown = shown[:SHOWN_CHARS] + "…"
@@ -122,6 +126,7 @@ class LinkProblem:
 
 
 def default_view(today: dt.date, refresh_seconds: float) -> ViewState:
+    """The view with no link: the first airline, the last `DEFAULT_DAYS` days, all time."""
     return ViewState(tenant=DEFAULT_TENANT, date_from=today - dt.timedelta(days=DEFAULT_DAYS - 1),
                      date_to=today, top=DEFAULT_TOP, refresh_seconds=refresh_seconds)
 
@@ -139,6 +144,7 @@ def _single(value: Any) -> str:
 
 
 def _date(text: str) -> dt.date | None:
+    """A `YYYY-MM-DD` date the endpoints can take, or None."""
     if not ISO_DATE.fullmatch(text):
         return None
     try:
@@ -161,10 +167,12 @@ def _moment(text: str) -> dt.datetime | None:
 
 
 def _int(text: str) -> int | None:
+    """A whole number of at most nine digits, or None."""
     return int(text) if re.fullmatch(r"[+]?\d{1,9}", text) else None
 
 
 def _seconds(text: str) -> float | None:
+    """A plain decimal number of seconds, or None."""
     if not re.fullmatch(r"[+]?(\d{1,9}(\.\d*)?|\.\d+)", text):
         return None
     value = float(text)
@@ -175,8 +183,17 @@ def parse_view(query: Mapping[str, Any], params: Iterable[str], *, today: dt.dat
                default_refresh: float) -> tuple[ViewState, list[LinkProblem]]:
     """The view a link asks for, over the defaults, and what in it could not be used.
 
-    Only `params` are read (a page ignores the parameters of other pages); a key the link
-    does not have takes its default silently. Never raises.
+    Only `params` are read: a page ignores the parameters of other pages. A parameter
+    the link does not have takes its default without a problem. Never raises.
+
+    Args:
+        query: the link's parameters; a list value counts as its last item.
+        params: the parameters this page reads.
+        today: the UTC day the default date range ends on.
+        default_refresh: the refresh interval when the link gives none.
+
+    Returns:
+        The view, and one `LinkProblem` per value that could not be used.
     """
     params = set(params)
     default = default_view(today, default_refresh)
@@ -319,8 +336,8 @@ def _range_days(start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date]
 def view_from_widgets(values: Mapping[str, Any], current: ViewState) -> ViewState:
     """The view the widgets now show; anything a widget does not hold stays as `current`.
 
-    A date range being picked is one date long until its second click: the shown range
-    stays as it was until then.
+    While a date range is being picked, it holds one date until the second click. The
+    range shown stays as it was until then.
     """
     view = current
     if values.get(keys.WIDGET_TENANT) in TENANTS:

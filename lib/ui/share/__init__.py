@@ -1,12 +1,13 @@
 """Share links: a signed, expiring link that shows one tenant's page without a login.
 
-A link carries a JWT (HS256) signed with the `[share] secret` of the app's secrets: never
-the Tinybird signing token, never the login cookie's secret. It names the tenant, the
-page and the view, when it was made (`iat`), when it ends (`exp`), its own id (`jti`)
-and the id of the key that signed it (`kid` in the header). The key id lets the secret
-change: older keys stay accepted while they are listed in `[share.previous_keys]`.
+A link carries a JWT (HS256) signed with the `[share] secret` of the app's secrets. It is
+never signed with the Tinybird signing token or the login cookie's secret. The JWT names
+the tenant, the page and the view, when it was made (`iat`), when it ends (`exp`), its
+own id (`jti`), and the id of the key that signed it (`kid`, in the header). The key id
+lets the secret change: older keys are still accepted while `[share.previous_keys]`
+lists them.
 
-Revocation lives in the secrets too, because Streamlit Community Cloud keeps no files:
+Revocations are in the secrets too, because Streamlit Community Cloud keeps no files:
 `revoked` lists link ids, and `revoked_before` refuses every link made before a time.
 
 Nothing here imports Streamlit; `python -m lib.ui.share` is the command line.
@@ -80,6 +81,7 @@ class ShareGrant:
 
 
 def _utc_time(text: str, setting: str) -> dt.datetime:
+    """An ISO time as UTC (a time without a zone is taken as UTC). Raises `SettingsError`."""
     try:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError:
@@ -91,6 +93,7 @@ def _utc_time(text: str, setting: str) -> dt.datetime:
 
 
 def _checked_secret(value: Any, setting: str) -> str:
+    """`value` stripped, if it is a long enough text to sign with. Raises `SettingsError`."""
     if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_CHARS:
         raise SettingsError(setting, f"must be a random text of at least {MIN_SECRET_CHARS} "
                             "characters, e.g. the output of "
@@ -162,7 +165,22 @@ def parse_view(page: str, view: str) -> dict[str, str]:
 
 def sign_link_token(settings: ShareSettings, *, tenant: str, page: str, view: Mapping[str, str],
                     ttl_seconds: float, now: float | None = None) -> tuple[str, ShareGrant]:
-    """A signed token for one tenant's page, and what it grants. Raises `ShareLinkError`."""
+    """A signed token for one tenant's page, and what it grants.
+
+    Args:
+        settings: the `[share]` settings; their current key signs.
+        tenant: the airline the link shows.
+        page: the page the link opens, a key of `SHARED_PAGES`.
+        view: the page's view parameters, checked as `parse_view` does.
+        ttl_seconds: how long the link works, at most `MAX_TTL_SECONDS`.
+        now: the time of signing in Unix seconds; None means now.
+
+    Returns:
+        The token and the grant it carries.
+
+    Raises:
+        ShareLinkError: no secret is set, or a choice is not valid.
+    """
     if not settings.secret:
         raise ShareLinkError("[share] secret is not set in the app's secrets")
     if not tenant.strip():
@@ -182,10 +200,22 @@ def sign_link_token(settings: ShareSettings, *, tenant: str, page: str, view: Ma
 
 
 def link_url(base_url: str, token: str, grant: ShareGrant) -> str:
-    """The link people open: the app's root, the view, and the token.
+    """The link people open: the app's root address, the view, and the token.
 
-    The root, whatever the page: a link's holder gets that one page as the app's only
-    (and so default) page, which Streamlit serves at the root.
+    The link points at the root whatever the page. Someone who opens a link gets its one
+    page as the app's only page, so it is the default page, and Streamlit serves the
+    default page at the root.
+
+    Args:
+        base_url: the app's address, e.g. `https://top-airlines.streamlit.app`.
+        token: the signed token from `sign_link_token`.
+        grant: what the token grants; its view goes in the link.
+
+    Returns:
+        The link.
+
+    Raises:
+        ShareLinkError: `base_url` is not an http(s) address.
     """
     parts = urlsplit(base_url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -196,6 +226,7 @@ def link_url(base_url: str, token: str, grant: ShareGrant) -> str:
 
 
 def _expired_message(expired_at: float) -> str:
+    """What the person who opened an expired link reads."""
     when = dt.datetime.fromtimestamp(expired_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"This shared link expired on {when}. Ask whoever shared it for a new one."
 
@@ -203,7 +234,16 @@ def _expired_message(expired_at: float) -> str:
 def read_link_token(token: str, settings: ShareSettings, now: float | None = None) -> ShareGrant:
     """What a link's token grants, if it is genuine, unexpired and not revoked.
 
-    Raises `ShareLinkError` with a message for the person who opened the link.
+    Args:
+        token: the token from the link.
+        settings: the `[share]` settings: the keys accepted and the revocations.
+        now: the time in Unix seconds; None means now.
+
+    Returns:
+        What the link lets its holder see.
+
+    Raises:
+        ShareLinkError: with a message for the person who opened the link.
     """
     if not settings.enabled:
         raise ShareLinkError("This app does not accept shared links.")

@@ -2,7 +2,7 @@
 
 `create` signs a link with the `[share]` section of the app's secrets file and prints a
 few lines about it, then the link alone on the last line (so `| tail -n 1` gives it).
-`revoke` prints what to add to the secrets: revocation lives there, because Streamlit
+`revoke` prints what to add to the secrets: revocations are kept there, because Streamlit
 Community Cloud keeps no files.
 """
 
