@@ -32,9 +32,8 @@ sys.path.insert(0, str(ROOT))
 from lib.bookings.generator import BookingGenerator  # noqa: E402
 from lib.client.events import to_ndjson  # noqa: E402
 from lib.client.tokens import mint_jwt  # noqa: E402
+from lib.tinybird_local import LocalServer, seed_bookings  # noqa: E402
 from lib.tinybird_local.engine import pipe_sql  # noqa: E402
-from lib.tinybird_local.seeding import seed_bookings  # noqa: E402
-from lib.tinybird_local.server import LocalServer  # noqa: E402
 from lib.tinybird_local.workspace import load_workspace  # noqa: E402
 
 
