@@ -1,8 +1,8 @@
 """The tenant view, token inspector and endpoint explorer pages in AppTest, on a real server.
 
-As in test_app: every test points TINYBIRD_HOST at a Tinybird Local subprocess (one per
-module, seeded), .env files come from an empty dir, and the embedded server must never
-start in this process. Numbers on the pages are checked against `/v0/sql` counts.
+As in test_top_airlines: every test points TINYBIRD_HOST at a Tinybird Local subprocess
+(one per module, seeded), .env files come from an empty dir, and the embedded server must
+never start in this process. Numbers on the pages are checked against `/v0/sql` counts.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import requests
 
-from tests.server.test_deploy import BROKEN_PIPE, NEW_DATASOURCE, NEW_PIPE
+from tests.server.test_api_deploy import BROKEN_PIPE, NEW_DATASOURCE, NEW_PIPE
 from tests.support.clients import client_venv, run
 from tests.support.servers import PROJECT_DIR
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.server.test_cli import cli
+from tests.server.test_local_cli import cli
 from tests.support.servers import make_project
 
 SERVER_SEED_ROWS = 500

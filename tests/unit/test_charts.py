@@ -2,7 +2,7 @@
 
 The latency history is fed by a scripted client (a list of answers and failures): the
 point here is what the session keeps, not how the endpoint is read, which
-test_pipe_client and test_app cover against a real server.
+test_pipe_client and tests/app/test_top_airlines cover against a real server.
 """
 
 from __future__ import annotations
