@@ -81,12 +81,10 @@ async def events(request: Request) -> Response:
 def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     """Check and write a body; (successful rows, quarantined rows).
 
-    The body goes in pieces of about 1 MiB (`checked_body`), and the next piece is
-    checked while the engine writes the previous batch: chDB releases the GIL while it
-    writes, so the two overlap. At most one batch (a piece, encoded) waits for the writer,
-    so about two batches are alive at once, whatever the body holds. Lines that cannot be
-    events never become Python objects: the engine quarantines them from the piece's
-    bytes (`checked_batches`).
+    Good rows go to the engine in as few inserts as the body allows (`checked_body`).
+    Where the body mixes good and bad lines, the next batch is checked while the engine
+    writes the last one: chDB releases the GIL while it writes, so the two overlap, and
+    at most one batch waits for the writer.
     """
     checker = state.checkers[name]
     datasource = state.project.datasources[name]

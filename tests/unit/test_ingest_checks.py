@@ -1,10 +1,9 @@
 """The Events API's row checks, called directly: every column type, nulls and defaults,
-the quarantine reasons, and the generated quick check.
+the quarantine reasons, and the clean-rows reader.
 
-The quick check is code built as text per datasource and exec'd (it is measurably faster
-than the same tests written as loops, and it runs once per event). Generated code is
-easy to leave untested, so it is tested here on its own, and against its one promise:
-an event it passes is one the full check would have accepted unchanged.
+The clean-rows reader (`CleanRows`) reads the common, clean event without the full
+check. It is tested here on its own, and against its one promise: a line it takes is
+one the full check would have accepted, with the same values.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ import pytest
 from lib.tinybird_local.datafiles import Datasource, parse_datasource
 from lib.tinybird_local.ingest import (
     CheckedBatch,
+    CleanRows,
     RowChecker,
-    _quick_check,
     as_ndjson,
     checked_batches,
     encode,
@@ -32,7 +31,7 @@ def datasource(schema: str, name: str = "checks") -> Datasource:
     return parse_datasource(Path(f"{name}.datasource"), f"SCHEMA >\n    {schema}\n")
 
 
-# --- the quick check ----------------------------------------------------------------------
+# --- the clean-rows reader ---------------------------------------------------------------
 
 QUICK_SCHEMA = """`i8` Int8, `u8` UInt8, `i16` Int16, `u16` UInt16, `i32` Int32, `u32` UInt32,
     `i64` Int64, `u64` UInt64 `json:$.u64`, `s` String, `lc` LowCardinality(String),
@@ -47,7 +46,7 @@ CLEAN: dict[str, Any] = {
     "i64": -(2**40), "u64": 2**63, "s": "text", "lc": "", "ns": "maybe",
     "t": "2024-06-01 12:00:00", "t64": "2024-06-01T12:00:00.000Z",
 }
-# Values the quick check must refuse (the full check decides what they become).
+# Values the reader must refuse (the full check decides what they become).
 NOT_QUICK_INT = [1.0, "1", None, [], {}, "x"]
 NOT_QUICK_STR = [1, 1.5, True, None, [], {"a": 1}]
 NOT_QUICK_TIME = [
@@ -62,30 +61,50 @@ NOT_QUICK_TIME = [
 
 
 @pytest.fixture(scope="module")
-def quick():
-    check = _quick_check(datasource(QUICK_SCHEMA))
-    assert check is not None
-    return check
+def clean() -> CleanRows:
+    reader = CleanRows.for_datasource(datasource(QUICK_SCHEMA))
+    assert reader is not None
+    return reader
 
 
-def test_quick_check_exists_only_for_its_types():
+@pytest.fixture(scope="module")
+def quick(clean):
+    """Whether the reader takes an event, sent as one JSON line."""
+    def takes(event: dict[str, Any]) -> bool:
+        return clean.read(json.dumps(event).encode()) is not None
+    return takes
+
+
+def test_clean_rows_exist_only_for_their_types():
     for column in ["`f` Float64", "`b` Bool", "`d` Date", "`id` UUID", "`a` Array(Int8)",
                    "`big` Int128", "`e` Enum8('a' = 1)", "`fs` FixedString(2)"]:
-        assert _quick_check(datasource(f"`s` String, {column}")) is None, column
-    # A nested JSONPath reads the event differently: the RowChecker skips the quick check.
+        assert CleanRows.for_datasource(datasource(f"`s` String, {column}")) is None, column
+    assert CleanRows.for_datasource(datasource("`s` String `json:$.a.b`")) is None
+    # A nested JSONPath reads the event differently: the RowChecker has no clean rows.
     nested = RowChecker(datasource("`s` String `json:$.a.b`"))
     batch = CheckedBatch()
     nested.check_line(b'{"a": {"b": "x"}, "s": 1}', batch)
     assert batch.rows == [b'{"s":"x"}']
 
 
-def test_quick_check_passes_a_clean_event(quick):
+def test_clean_rows_take_a_clean_event(quick, clean):
     assert quick(CLEAN) is True
-    assert quick({**CLEAN, "extra": object()}) is True  # keys outside the schema are not read
+    assert quick({**CLEAN, "extra": {"deep": [1.5, None]}}) is True  # other keys are not read
+    # A column given twice counts for its last value, as in the full check.
+    twice = json.dumps(CLEAN)[:-1] + ', "i8": 1000}'
+    assert clean.read(twice.encode()) is None
+    for first in (1000, 3):  # out of range (the full check decides), in range
+        given_first = f'{{"i8": {first}, ' + json.dumps(CLEAN)[1:]
+        row = clean.read(given_first.encode())
+        assert row is None or json.loads(row)["i8"] == -5, row
+    assert clean.read(('{"i8": 3, ' + json.dumps(CLEAN)[1:]).encode()) is not None
+    for line in (b"", b" ", json.dumps(CLEAN).encode() + b" {}", b"[]", b"1",
+                 json.dumps(CLEAN).encode()[:-1], json.dumps({**CLEAN, "s": "\ud800"}).encode()):
+        assert clean.read(line) is None, line
 
 
 @pytest.mark.parametrize("column", sorted(INT_BOUNDS))
-def test_quick_check_integer_bounds_and_types(quick, column):
+def test_clean_rows_integer_bounds_and_types(quick, column):
     low, high = INT_BOUNDS[column]
     for ok in (low, high, True, False):
         assert quick({**CLEAN, column: ok}) is True, ok
@@ -95,14 +114,14 @@ def test_quick_check_integer_bounds_and_types(quick, column):
 
 
 @pytest.mark.parametrize("column", ["s", "lc", "ns"])
-def test_quick_check_strings(quick, column):
+def test_clean_rows_strings(quick, column):
     for bad in NOT_QUICK_STR:
         assert quick({**CLEAN, column: bad}) is False, bad
     assert quick({k: v for k, v in CLEAN.items() if k != column}) is False
 
 
 @pytest.mark.parametrize("column", ["t", "t64"])
-def test_quick_check_times(quick, column):
+def test_clean_rows_times(quick, column):
     for ok in ("2024-06-01 12:00:00", "2024-06-01T12:00:00", "2024-06-01T12:00:00Z",
                "2024-06-01T12:00:00.123456789Z", "1900-01-01 00:00:00",
                "2299-12-31T23:59:59.999Z"):
@@ -111,9 +130,9 @@ def test_quick_check_times(quick, column):
         assert quick({**CLEAN, column: bad}) is False, bad
 
 
-def test_an_event_the_quick_check_passes_is_one_the_full_check_keeps(quick):
-    """The quick check's promise, over every combination of tricky values: passing means
-    the full check accepts the event and writes the same values."""
+def test_an_event_the_clean_rows_take_is_one_the_full_check_keeps(clean):
+    """The reader's promise, over every combination of tricky values: taking a line
+    means the full check accepts the event and writes the same values."""
     checker = RowChecker(datasource(QUICK_SCHEMA))
     pools: dict[str, list[Any]] = {
         "u8": [0, 255, 256, True, 1.0, "1"],
@@ -126,14 +145,35 @@ def test_an_event_the_quick_check_passes_is_one_the_full_check_keeps(quick):
     passed = 0
     for values in itertools.product(*pools.values()):
         event = {**CLEAN, **dict(zip(pools, values, strict=True))}
-        if not quick(event):
+        row = clean.read(json.dumps(event).encode())
+        if row is None:
             continue
         passed += 1
         batch = CheckedBatch()
         checker.check_event(event, batch)
         assert batch.quarantined == [], event
-        assert batch.rows == [encode(event)], event
+        assert [json.loads(r) for r in batch.rows] == [json.loads(row)], event
     assert passed > 10
+
+
+def test_a_window_is_read_whole_only_when_every_line_is_clean(clean):
+    """Read whole, a window gives the rows that reading it line by line gives; a window
+    with any line that is not clean (blank, two objects, bad) goes line by line."""
+    checker = RowChecker(datasource(QUICK_SCHEMA))
+    assert checker.clean is not None
+    line = json.dumps(CLEAN).encode()
+    other = json.dumps({**CLEAN, "s": "other", "t": "2024-06-01T12:00:00"}).encode()
+    whole = clean.read_all([line, other, line])
+    assert whole is not None and whole.splitlines() == [clean.read(x) for x in (line, other, line)]
+    for window in ([line, b"", line], [line + b" " + line], [line, b'{"i8": "x"}']):
+        assert clean.read_all(window) is None, window
+    # Through checked_batches: the same rows both ways, and the odd lines quarantined.
+    mixed = b"\n".join([line, b"", line + b" " + line, other, b'{"i8": "x"}', b"1"])
+    batches = list(checked_batches(checker, mixed))
+    assert [json.loads(r) for b in batches for r in b.rows] == [
+        json.loads(r) for r in (clean.read(line), clean.read(other))]
+    assert sum(b.quarantined_count for b in batches) + sum(
+        b.rejected.count(b"\n") + 1 for b in batches if b.rejected) >= 3
 
 
 # --- the full check, column type by column type ----------------------------------------
@@ -168,8 +208,8 @@ def check(checker: RowChecker, event: Any) -> CheckedBatch:
     return batch
 
 
-def test_the_full_check_has_no_quick_path_for_this_schema(full):
-    assert _quick_check(full.datasource) is None
+def test_the_full_check_has_no_clean_rows_for_this_schema(full):
+    assert full.clean is None
 
 
 def test_a_clean_event_becomes_one_row_of_the_schema_columns(full):
