@@ -33,7 +33,7 @@ from lib.bookings.generator import BookingGenerator  # noqa: E402
 from lib.client.events import to_ndjson  # noqa: E402
 from lib.client.tokens import mint_jwt  # noqa: E402
 from lib.tinybird_local import LocalServer, seed_bookings  # noqa: E402
-from lib.tinybird_local.engine import pipe_sql  # noqa: E402
+from lib.tinybird_local.datafile_sql import pipe_sql  # noqa: E402
 from lib.tinybird_local.workspace import load_workspace  # noqa: E402
 
 

@@ -30,8 +30,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .datafile_sql import create_table_sql
 from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
-from .engine import EngineError, InsertResult, create_table_sql
+from .engine import EngineError, InsertResult
 from .errors import (
     AUTH_DOCS,
     DOCS,

@@ -49,11 +49,12 @@ from starlette.responses import Response
 
 from .api_datasources import load_created
 from .catalog import now_text
+from .datafile_sql import pipe_sql
 from .datafiles import DatafileError, Datasource, Project, load_project
-from .engine import EngineError, pipe_sql, quote_identifier
+from .engine import EngineError
 from .errors import DOCS, BadRequest, NotFound
 from .sql_guard import SQLGuard, SQLRefused, check_pipes
-from .sql_template import TemplateError
+from .sql_template import TemplateError, quote_identifier
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 from .workspace import ensure_workspace
 

@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import Grant, raise_for_rate
+from .datafile_sql import pipe_sql
 from .datafiles import IDENTIFIER, Pipe
-from .engine import pipe_sql
 from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, BadRequest, NotFound, no_access
 from .sql_access import compose
 from .sql_template import TemplateError, declared_params

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import chdb
 
+from .datafile_sql import NO_TIME_LIMIT, create_table_sql, pipe_sql
 from .datafiles import Datasource, Pipe, Project
 from .ingest import CheckedBatch, QuarantinedRow, encode
 from .quarantine import (
@@ -45,10 +46,9 @@ from .sift import (
     sift_sql,
     sift_tables,
 )
-from .sql_template import quote_identifier, quote_string, render_sql
+from .sql_template import quote_identifier, quote_string
 
 QUERY_TIMEOUT_SECONDS = 10
-NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
 BACKFILLS_TABLE = "`_tb_local_backfills`"
 # The pieces a sifted body goes to the engine in (`Engine.sift_lines`).
 SIFT_PIECE_BYTES = 1 << 19
@@ -123,39 +123,6 @@ def _text(value: Any) -> str | None:
 def _lines_in(data: bytes) -> int:
     """The rows `LineAsString` reads from `data`: one per line, the last one unended too."""
     return data.count(b"\n") + (not data.endswith(b"\n"))
-
-
-def create_table_sql(ds: Datasource) -> str:
-    columns = []
-    for c in ds.columns:
-        line = f"{quote_identifier(c.name)} {c.type}"
-        if c.default is not None:
-            line += f" DEFAULT {c.default}"
-        columns.append(line)
-    sql = f"CREATE TABLE IF NOT EXISTS {quote_identifier(ds.name)} (\n  " + ",\n  ".join(columns)
-    sql += f"\n) ENGINE = {ds.engine if '(' in ds.engine else ds.engine + '()'}"
-    if ds.partition_key:
-        sql += f"\nPARTITION BY {ds.partition_key}"
-    if ds.engine.endswith("MergeTree") or "MergeTree(" in ds.engine:
-        sql += f"\nORDER BY ({ds.sorting_key})" if ds.sorting_key else "\nORDER BY tuple()"
-    if ds.ttl:
-        sql += f"\nTTL {ds.ttl}"
-    if ds.engine_settings:
-        sql += f"\nSETTINGS {ds.engine_settings}"
-    return sql
-
-
-def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
-    """The SQL of one node with the nodes before it as CTEs, so a node can read them by name."""
-    nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
-    rendered = [(n.name, render_sql(n.sql, params).strip().rstrip(";")) for n in nodes]
-    *earlier, (_, final) = rendered
-    if not earlier:
-        return final
-    ctes = ",\n".join(f"{quote_identifier(name)} AS (\n{sql}\n)" for name, sql in earlier)
-    if re.match(r"(?is)^\s*WITH\s", final):
-        return f"WITH {ctes},\n" + re.sub(r"(?is)^\s*WITH\s", "", final, count=1)
-    return f"WITH {ctes}\n{final}"
 
 
 @dataclass

@@ -10,8 +10,10 @@ import random
 
 from lib.bookings.distributions import COLUMNS, seed_select_sql
 
+from .datafile_sql import NO_TIME_LIMIT
 from .datafiles import Datasource
-from .engine import NO_TIME_LIMIT, Engine, quote_identifier
+from .engine import Engine
+from .sql_template import quote_identifier
 
 
 class SeedError(ValueError):

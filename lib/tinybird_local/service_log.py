@@ -22,8 +22,9 @@ import threading
 import time
 from typing import Any, Mapping
 
-from .engine import Engine, EngineError, quote_identifier
+from .engine import Engine, EngineError
 from .sql_guard import SERVICE_DATABASE
+from .sql_template import quote_identifier
 
 log = logging.getLogger("tinybird_local")
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol
 
 from .auth import Grant
+from .datafile_sql import pipe_sql
 from .datafiles import Project
-from .engine import pipe_sql, quote_identifier
 from .errors import AUTH_DOCS, SQL_DOCS, TEMPLATE_DOCS, BadRequest, Forbidden
 from .quarantine import QUARANTINE_SUFFIX
 from .sql_guard import SERVICE_DATABASE, SERVICE_TABLES, SQLGuard, SQLRefused
-from .sql_template import TemplateError
+from .sql_template import TemplateError, quote_identifier
 
 
 class Resources(Protocol):

@@ -20,8 +20,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .datafile_sql import pipe_sql
 from .datafiles import DatafileError
-from .engine import BACKFILLS_TABLE, EngineError, pipe_sql
+from .engine import BACKFILLS_TABLE, EngineError
 from .quarantine import QUARANTINE_SUFFIX
 from .sql_template import TemplateError
 

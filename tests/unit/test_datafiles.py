@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from lib.tinybird_local.datafile_sql import create_table_sql, pipe_sql
 from lib.tinybird_local.datafiles import (
     DatafileError,
     load_project,
     parse_datasource,
     parse_pipe,
 )
-from lib.tinybird_local.engine import create_table_sql, pipe_sql
 from tests.support.servers import PROJECT_DIR
 
 

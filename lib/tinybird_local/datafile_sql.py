@@ -1,0 +1,60 @@
+"""The SQL that datafiles become: a data source's table, and a pipe's query.
+
+The schema, the endpoints, `/v0/sql` and the deploy checks all need the same text for
+the same datafile, so it is built here, in one place, and run by whoever needs it.
+Nothing here touches the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .datafiles import Datasource, Pipe
+from .sql_template import quote_identifier, render_sql
+
+# Lifts the endpoints' time limit for one statement: bulk loads and back-fills run long.
+NO_TIME_LIMIT = "SETTINGS max_execution_time = 0"
+
+
+def create_table_sql(ds: Datasource) -> str:
+    """The `CREATE TABLE IF NOT EXISTS` of a data source, from its datafile."""
+    columns = []
+    for c in ds.columns:
+        line = f"{quote_identifier(c.name)} {c.type}"
+        if c.default is not None:
+            line += f" DEFAULT {c.default}"
+        columns.append(line)
+    sql = f"CREATE TABLE IF NOT EXISTS {quote_identifier(ds.name)} (\n  " + ",\n  ".join(columns)
+    sql += f"\n) ENGINE = {ds.engine if '(' in ds.engine else ds.engine + '()'}"
+    if ds.partition_key:
+        sql += f"\nPARTITION BY {ds.partition_key}"
+    if ds.engine.endswith("MergeTree") or "MergeTree(" in ds.engine:
+        sql += f"\nORDER BY ({ds.sorting_key})" if ds.sorting_key else "\nORDER BY tuple()"
+    if ds.ttl:
+        sql += f"\nTTL {ds.ttl}"
+    if ds.engine_settings:
+        sql += f"\nSETTINGS {ds.engine_settings}"
+    return sql
+
+
+def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
+    """The SQL of one node with the nodes before it as CTEs, so a node can read them by name.
+
+    Args:
+        pipe: the pipe whose nodes are rendered.
+        params: the values of the templates' parameters.
+        node_index: the node to end with; the last one by default.
+
+    Returns:
+        One statement: the earlier nodes as `WITH` stages, then the chosen node.
+    """
+    nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
+    rendered = [(n.name, render_sql(n.sql, params).strip().rstrip(";")) for n in nodes]
+    *earlier, (_, final) = rendered
+    if not earlier:
+        return final
+    ctes = ",\n".join(f"{quote_identifier(name)} AS (\n{sql}\n)" for name, sql in earlier)
+    if re.match(r"(?is)^\s*WITH\s", final):
+        return f"WITH {ctes},\n" + re.sub(r"(?is)^\s*WITH\s", "", final, count=1)
+    return f"WITH {ctes}\n{final}"
