@@ -9,7 +9,7 @@ What Tinybird's clients send (read from their sources and `tb --debug`):
   body (`Content-Type: text/html` for CSV, `application/x-ndjson`), `dialect_delimiter`.
 - tinybird-sdk: a multipart field named `csv` whatever the format, `format` from the
   file's extension.
-Rows are checked as the Events API checks them (`ingest.RowChecker`): bad rows go to
+Rows are checked as the Events API checks them (`row_checks.RowChecker`): bad rows go to
 `{name}_quarantine` and the request still succeeds. Files are read whole, within
 `MAX_UPLOAD_BYTES`; importing from a `url` is refused (Tinybird Local has no fetcher).
 """
@@ -30,6 +30,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .batches import CheckedBatch, checked_body
 from .datafile_sql import create_table_sql
 from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
 from .engine import EngineError, InsertResult
@@ -44,7 +45,7 @@ from .errors import (
     no_access,
 )
 from .gzip_body import read_gzip
-from .ingest import CheckedBatch, RowChecker, checked_body
+from .row_checks import RowChecker
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
 DATASOURCES_DOCS = f"{DOCS}/api-reference/datasource-api"

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
+from .batches import checked_body
 from .engine import InsertResult
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError, BadRequest, Forbidden, PayloadTooLarge
 from .gzip_body import read_gzip
-from .ingest import checked_body
 from .seeding import SeedError, seed_bookings
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 

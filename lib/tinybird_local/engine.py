@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 import chdb
 
+from .batches import CheckedBatch
 from .datafile_sql import NO_TIME_LIMIT, create_table_sql, pipe_sql
 from .datafiles import Datasource, Pipe, Project
-from .ingest import CheckedBatch, QuarantinedRow, encode
 from .quarantine import (
     FILLED_COLUMNS,
     REPEAT,
@@ -36,6 +36,7 @@ from .quarantine import (
     view_name,
     view_sql,
 )
+from .row_checks import QuarantinedRow, encode
 from .sift import (
     KEPT,
     check_sql,
@@ -156,7 +157,7 @@ class Engine:
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
         self.execute("SET output_format_json_quote_denormals = 0")
-        # `ingest.encode` never writes half a UTF-16 pair (`"\ud800"`); should a bad escape
+        # `row_checks.encode` never writes half a UTF-16 pair (`"\ud800"`); should a bad escape
         # reach the engine anyway, it is kept rather than failing the whole insert.
         self.execute("SET input_format_json_throw_on_bad_escape_sequence = 0")
 

@@ -46,7 +46,7 @@ REPEAT = "repeat"
 # `log_comment` setting, the same for every row of one insert.
 FILLED_COLUMNS = ["`c__import_id` Nullable(String) DEFAULT getSetting('log_comment')",
                   "`insertion_date` DateTime DEFAULT now()"]
-# The lines that may be events, or are blank (`ingest._OBJECT_LINE`), in the engine's
+# The lines that may be events, or are blank (`batches._OBJECT_LINE`), in the engine's
 # regex dialect (re2): every other line is rejected whole.
 EVENT_OR_BLANK_LINE = "^[ \\t\\r]*(\\{.*\\}[ \\t\\r]*)?$"
 

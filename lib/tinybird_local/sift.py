@@ -39,14 +39,6 @@ import functools
 import re
 
 from .datafiles import Column, Datasource
-from .ingest import (
-    checker_for,
-    decimal_digits,
-    has_wide_integers,
-    is_flat,
-    string_value,
-    unwrap_type,
-)
 from .quarantine import (
     ERROR_AT,
     MISSING_AT,
@@ -54,6 +46,14 @@ from .quarantine import (
     REPEAT,
     compact_rows_name,
     rejected_rows_name,
+)
+from .row_checks import (
+    checker_for,
+    decimal_digits,
+    has_wide_integers,
+    is_flat,
+    string_value,
+    unwrap_type,
 )
 from .sql_template import quote_identifier, quote_string
 

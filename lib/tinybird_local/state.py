@@ -19,10 +19,10 @@ from .catalog import Catalog
 from .datafiles import Datasource, Project
 from .engine import Engine, EngineError
 from .errors import PIPE_DOCS, BadRequest, Timeout, no_access
-from .ingest import RowChecker
 from .limits import Limits
 from .quarantine import QUARANTINE_SUFFIX
 from .ratelimit import RateLimiter
+from .row_checks import RowChecker
 from .service_log import OpsLog, PipeStats, ServiceLog
 from .sql_guard import SQLGuard, SQLRefused
 from .workspace import Workspace

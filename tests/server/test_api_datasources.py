@@ -12,7 +12,7 @@ import json
 import pytest
 import requests
 
-from lib.tinybird_local.ingest import SIFT_MIN_BYTES
+from lib.tinybird_local.batches import SIFT_MIN_BYTES
 
 SERVER_SEED_ROWS, SERVER_SEED = 500, 11
 

@@ -8,7 +8,7 @@ import json
 import requests
 
 from lib.bookings.generator import BookingGenerator
-from lib.tinybird_local.ingest import SIFT_AFTER, SIFT_MIN_BYTES
+from lib.tinybird_local.batches import SIFT_AFTER, SIFT_MIN_BYTES
 
 TOTALS_DATASOURCE = """
 SCHEMA >

@@ -25,8 +25,9 @@ from lib.bookings.distributions import AIRLINES, EXTRA_BAGS, MEAL_CHOICES
 from lib.bookings.generator import BookingGenerator
 from lib.client.errors import OutcomeUnknown
 from lib.client.events import SendResult
+from lib.tinybird_local.batches import CheckedBatch
 from lib.tinybird_local.datafiles import parse_datasource
-from lib.tinybird_local.ingest import CheckedBatch, RowChecker
+from lib.tinybird_local.row_checks import RowChecker
 from tests.support.servers import PROJECT_DIR, ROOT
 
 EVENTS_DATASOURCE = PROJECT_DIR / "datasources" / "events.datasource"

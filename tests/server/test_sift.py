@@ -1,7 +1,7 @@
 """The engine's checks in the sift store exactly what the Python checks store.
 
 When a body is mostly bad lines the engine checks the rest of it itself (`sift`): a
-restatement in SQL of part of `ingest.RowChecker`. Random events, written into a real
+restatement in SQL of part of `row_checks.RowChecker`. Random events, written into a real
 engine both ways, must leave the same rows and the same quarantine, reasons included;
 and the engine must have done its share, or the comparison proves nothing.
 """

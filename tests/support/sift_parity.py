@@ -18,19 +18,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lib.tinybird_local import batches as batches_module
 from lib.tinybird_local import engine as engine_module
-from lib.tinybird_local import ingest as ingest_module
+from lib.tinybird_local.batches import SIFT_AFTER, WINDOW_BYTES, checked_body
 from lib.tinybird_local.datafiles import load_project
 from lib.tinybird_local.engine import Engine
-from lib.tinybird_local.ingest import SIFT_AFTER, WINDOW_BYTES, RowChecker, checked_body
+from lib.tinybird_local.row_checks import RowChecker
 
 
 def main() -> None:
     given = json.load(sys.stdin)
     # Small bodies, sifted in small pieces: the sift's thresholds are for speed only.
     engine_module.SIFT_PIECE_BYTES = given["piece_bytes"]
-    ingest_module.SIFT_MIN_BYTES = 0
-    ingest_module.SIFT_PROBE_BYTES = given.get("probe_bytes", ingest_module.SIFT_PROBE_BYTES)
+    batches_module.SIFT_MIN_BYTES = 0
+    batches_module.SIFT_PROBE_BYTES = given.get("probe_bytes", batches_module.SIFT_PROBE_BYTES)
     with tempfile.TemporaryDirectory() as folder:
         project_dir = Path(folder) / "project"
         (project_dir / "datasources").mkdir(parents=True)

@@ -16,15 +16,9 @@ from typing import Any
 
 import pytest
 
+from lib.tinybird_local.batches import CheckedBatch, as_ndjson, checked_batches
 from lib.tinybird_local.datafiles import Datasource, parse_datasource
-from lib.tinybird_local.ingest import (
-    CheckedBatch,
-    CleanRows,
-    RowChecker,
-    as_ndjson,
-    checked_batches,
-    encode,
-)
+from lib.tinybird_local.row_checks import CleanRows, RowChecker, encode
 
 
 def datasource(schema: str, name: str = "checks") -> Datasource:

@@ -1,9 +1,9 @@
-"""Check Events API rows against a datasource schema before they reach the engine.
+"""Check events against a data source's schema before they reach the engine.
 
 Tinybird accepts the good rows of a request and puts each bad one in
 `{datasource}_quarantine` with its original values and the reason, and the request
 still succeeds. To do the same we must know which row is bad and why, so each row is
-checked here, column by column, and only rows that fit are sent on as JSONEachRow.
+checked here, column by column, and what it becomes is added to a `batches.CheckedBatch`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ import operator
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import msgspec
 import orjson
 
 from .datafiles import Column, Datasource
 from .quarantine import ERROR_AT, MISSING_AT, ORIGINAL, missing_reason
+
+if TYPE_CHECKING:
+    from .batches import CheckedBatch
 
 _MISSING = object()
 _ORIGINAL_KEY = b'{"' + ORIGINAL.encode() + b'":'
@@ -62,126 +65,11 @@ _NULL_ITEM = Bad("has a null item")
 
 @dataclass
 class QuarantinedRow:
+    """A row that goes to the quarantine whole, in Tinybird's form."""
+
     values: dict[str, str | None]  # the original values, as text
     error_columns: list[str]
     errors: list[str]
-
-
-@dataclass
-class Outcome:
-    """What checking one line added to a batch (`CheckedBatch.outcome_since`)."""
-
-    rows: bytes
-    row_count: int
-    compact: bytes
-    compact_count: int
-    broken: bytes
-    broken_count: int
-    quarantined: list[QuarantinedRow]
-    bare: bytes | None
-
-
-@dataclass
-class CheckedBatch:
-    """One batch of checked lines, as the engine takes them.
-
-    Encoded rows are appended to one growing buffer, never kept as objects of their own:
-    orjson returns each encoding in a buffer of 1 KiB or more cut down to size, and
-    keeping tens of thousands of those alive grows the heap by a page every few rows
-    (page faults cost about 3 µs a row here, more than the checks). Each encoding is
-    copied into the buffer and freed, so the next one reuses its memory.
-    """
-
-    # The checked events, encoded, one JSON line each. Encoding what was checked, never
-    # the raw line, matters: with a key given twice the parser keeps the last value and
-    # the engine the first, so the raw line could carry a value that was never checked.
-    ndjson: bytearray = field(default_factory=bytearray)
-    row_count: int = 0
-    quarantined: list[QuarantinedRow] = field(default_factory=list)
-    # Lines that cannot be events (not blank, and not `{...}`), left in the body's bytes
-    # for the engine to find and quarantine in one statement: `rejected` is the window
-    # they are in (the engine skips its other lines, and says how many it kept).
-    rejected: bytes = b""
-    # Lines shaped like objects that are not JSON, as sent, one per line: the engine
-    # keeps them with the rejected lines.
-    broken: bytearray = field(default_factory=bytearray)
-    broken_count: int = 0
-    # Lines the engine has already quarantined for this batch (`checked_batches`' sift).
-    sifted_count: int = 0
-    # Quarantined rows of a flat datasource that lack required columns, one JSON line
-    # each, in the quarantine's compact storage form (see `quarantine`): the present
-    # columns' values as text, the missing columns' positions, and the other errors'
-    # positions and texts. A tiny object that lacks a dozen columns stays a few dozen
-    # bytes, not 1 KB of reasons.
-    compact: bytearray = field(default_factory=bytearray)
-    compact_count: int = 0
-    # Compact rows of events that hold none of the datasource's columns (`{}`): such rows
-    # are all alike (no values, the same reasons), so each is kept once, with how many.
-    bare: dict[bytes, int] = field(default_factory=dict)
-    bare_count: int = 0
-    _last_bare: bytes = b""
-
-    def add_row(self, encoded: bytes) -> None:
-        self.ndjson += encoded
-        self.ndjson += b"\n"
-        self.row_count += 1
-
-    def add_rows(self, rows: bytes, count: int) -> None:
-        """Add `count` encoded rows, each ended by a newline."""
-        self.ndjson += rows
-        self.row_count += count
-
-    def add_compact(self, *parts: bytes) -> None:
-        for part in parts:
-            self.compact += part
-        self.compact += b"\n"
-        self.compact_count += 1
-
-    def add_bare(self, row: bytes) -> None:
-        self.bare[row] = self.bare.get(row, 0) + 1
-        self.bare_count += 1
-        self._last_bare = row
-
-    def sizes(self) -> tuple[int, ...]:
-        """Where the batch stands, for `outcome_since`."""
-        return (len(self.ndjson), self.row_count, len(self.compact), self.compact_count,
-                len(self.broken), self.broken_count, len(self.quarantined), self.bare_count)
-
-    def outcome_since(self, sizes: tuple[int, ...]) -> Outcome:
-        """What was added to the batch since it stood at `sizes` (one line's check)."""
-        rows, row_count, compact, compact_count, broken, broken_count, quarantined, bare = sizes
-        return Outcome(bytes(self.ndjson[rows:]), self.row_count - row_count,
-                       bytes(self.compact[compact:]), self.compact_count - compact_count,
-                       bytes(self.broken[broken:]), self.broken_count - broken_count,
-                       self.quarantined[quarantined:],
-                       self._last_bare if self.bare_count > bare else None)
-
-    def add_outcome(self, outcome: Outcome) -> None:
-        """Add again what checking a line added (the same line, sent again)."""
-        self.ndjson += outcome.rows
-        self.row_count += outcome.row_count
-        self.compact += outcome.compact
-        self.compact_count += outcome.compact_count
-        self.broken += outcome.broken
-        self.broken_count += outcome.broken_count
-        self.quarantined += outcome.quarantined
-        if outcome.bare is not None:
-            self.add_bare(outcome.bare)
-
-    def add_broken(self, line: bytes) -> None:
-        self.broken += line
-        self.broken += b"\n"
-        self.broken_count += 1
-
-    @property
-    def rows(self) -> list[bytes]:
-        """The encoded rows one by one (an encoded row holds no raw newline)."""
-        return bytes(self.ndjson).splitlines()
-
-    @property
-    def quarantined_count(self) -> int:
-        return (len(self.quarantined) + self.compact_count + self.bare_count
-                + self.broken_count + self.sifted_count)
 
 
 def encode(value: Any) -> bytes:
@@ -189,7 +77,7 @@ def encode(value: Any) -> bytes:
     json for what orjson still refuses (integers over 64 bits).
 
     Python reads `"\\ud800"` into a text that is not valid Unicode. Written as an escape,
-    the engine either refused the whole insert or kept it in ways that depend on what
+    the engine either refuses the whole insert or keeps it in ways that depend on what
     follows it; U+FFFD, the replacement character, is what the engine itself makes of
     invalid text.
     """
@@ -232,8 +120,8 @@ _LONGEST_INTEGER = 80
 @functools.cache
 def decimal_digits() -> list[tuple[str, int]]:
     """The decimal digits of every script (what re's \\d and int() read) with their
-    values, listed when first needed: the scan takes about 30 ms. (No script's digits lie
-    past the first two planes.)"""
+    values, listed when first needed, not at import: the scan is slow. (No script's
+    digits lie past the first two planes.)"""
     return [(chr(c), value) for c in range(0x20000)
             if (value := unicodedata.decimal(chr(c), -1)) >= 0]
 
@@ -438,6 +326,13 @@ class CleanRows:
     """
 
     def __init__(self, row_type: type, times: list[str], wide: list[str]):
+        """Read lines into `row_type` and check what its types cannot say.
+
+        Args:
+            row_type: the msgspec struct of a clean event, a field per column.
+            times: the fields of date and time columns, whose form is checked.
+            wide: the fields of UInt64 columns, checked against its upper bound.
+        """
         self._decode: Callable[[bytes | str], Any] = msgspec.json.Decoder(row_type).decode
         self._encoder = msgspec.json.Encoder()
         self._times = [operator.attrgetter(name) for name in times]
@@ -713,7 +608,13 @@ class RowChecker:
             batch.add_row(encode(row))
 
     def reject(self, text: str, reason: str, batch: CheckedBatch) -> None:
-        """Quarantine a whole row that cannot be read (a CSV line with too many fields)."""
+        """Quarantine a whole row that cannot be read (a CSV line with too many fields).
+
+        Args:
+            text: the row as sent, kept in the first column.
+            reason: why it cannot be read.
+            batch: the batch the quarantined row goes to.
+        """
         batch.quarantined.append(self._whole_row_error(text, reason))
 
     def _whole_row_error(self, text: str, reason: str) -> QuarantinedRow:
@@ -723,208 +624,3 @@ class RowChecker:
         values[first] = text[:65536]
         return QuarantinedRow(values, ["__row__"], [reason])
 
-
-# A line the Python checks read is shaped like an object: `{...}`, blanks around it. Any
-# other non-blank line cannot be an event (a lone `{`, a line cut short, `1`); the engine
-# quarantines those itself, with the same test (`quarantine.EVENT_OR_BLANK_LINE`), so
-# neither side touches the other's lines and a flood of them costs no Python per line.
-_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
-# A line the sift gave back: lines end with a newline only (a line may hold a \r).
-_KEPT_LINE = re.compile(rb"[^\n]+")
-_REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)")
-WINDOW_BYTES = 1 << 20
-# Rows quarantined whole in one batch: bounds their Python objects.
-BATCH_ROWS = 5000
-# Rows of any kind in one batch: bounds the engine's memory for one insert (about 0.5 KB
-# a row while it parses them, whatever their size: 333k `{}` lines took 180 MB).
-BATCH_MAX_ROWS = 100_000
-# Bad lines of a piece after which its other lines are sifted by the engine first (see
-# `checked_batches`).
-SIFT_AFTER = 100
-# The least of a body worth sifting (`checked_body`): 1 MiB of tiny lines costs Python
-# about 0.2 s, twice what a sift costs before it reads a line.
-SIFT_MIN_BYTES = 1 << 20
-# How much of a body is sifted first, to see whether the engine can check its lines
-# (`checked_body`).
-SIFT_PROBE_BYTES = 1 << 20
-# Quarantines the lines of a body (as sent) between two offsets that cannot be events or
-# that the engine checks and finds bad; returns the others, one per line, and how many it
-# quarantined (`Engine.sift_lines`, bound to a datasource and an import id).
-Sift = Callable[[bytes, int, int], tuple[bytes, int]]
-# The same for the rest of one piece, from an offset in it (`checked_batches`); None if
-# it declines to.
-SiftRest = Callable[[int], tuple[bytes, int] | None]
-
-
-def as_ndjson(body: bytes) -> bytes:
-    """The body as NDJSON: a body that is one pretty-printed JSON object becomes one
-    line; a JSON array, one line per item; anything else stays as it is."""
-    stripped = body.strip()
-    # json gives up on values nested past the interpreter's depth (RecursionError): such
-    # a body stays as it is, and its lines are checked one by one.
-    if stripped.startswith(b"{") and b"\n" in stripped:
-        try:
-            json.loads(stripped)
-            # Inside valid JSON a raw newline can only be whitespace between tokens.
-            return stripped.replace(b"\n", b" ").replace(b"\r", b" ")
-        except (ValueError, RecursionError):
-            pass
-    elif stripped.startswith(b"["):
-        try:
-            events = json.loads(stripped)
-            if isinstance(events, list):
-                return b"\n".join(json.dumps(e).encode() for e in events)
-        except (ValueError, RecursionError):
-            pass
-    return body
-
-
-def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
-                 size: int = WINDOW_BYTES) -> Iterator[CheckedBatch]:
-    """Check a whole body (`_checked_pieces`); runs of batches that hold good rows only
-    go out as one batch, of up to `BATCH_MAX_ROWS` rows.
-
-    Each insert costs the engine the same fixed work whatever its size, so a body of
-    good rows is written in one insert, not one per piece.
-    """
-    joined: CheckedBatch | None = None
-    for batch in _checked_pieces(checker, body, sift, size):
-        if batch.quarantined_count or batch.rejected:
-            if joined is not None:
-                yield joined
-                joined = None
-            yield batch
-        elif joined is None:
-            joined = batch
-        elif joined.row_count + batch.row_count > BATCH_MAX_ROWS:
-            yield joined
-            joined = batch
-        else:
-            joined.add_rows(bytes(batch.ndjson), batch.row_count)
-    if joined is not None:
-        yield joined
-
-
-def _checked_pieces(checker: RowChecker, body: bytes, sift: Sift | None,
-                    size: int) -> Iterator[CheckedBatch]:
-    """Check a whole body (`as_ndjson`), in pieces of about `size` bytes, each cut
-    after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
-    piece's rows exist as Python objects at a time.
-
-    Once a piece asks for a sift, the engine sifts the next `SIFT_PROBE_BYTES` of the
-    body, and then the rest of it in one call if it quarantined at least as many lines
-    as it gave back: the engine takes about 0.1 s to set up its views and checks for
-    each call, so a call per 1 MiB piece would cost a 10 MB flood a second. A body of
-    lines only Python checks is not sifted past the probe (the sift would only add its
-    cost to theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few
-    hundred lines would cost a hundred times what checking them costs.
-    """
-    ndjson = as_ndjson(body)
-    start = 0
-    may_sift = sift is not None
-    while start < len(ndjson):
-        end = ndjson.find(b"\n", start + size)
-        end = len(ndjson) if end < 0 else end
-        sifted_to = 0  # where the sift stopped, if it ran
-
-        def sift_rest(offset: int, start: int = start, end: int = end
-                      ) -> tuple[bytes, int] | None:
-            nonlocal sifted_to, may_sift
-            begin = start + offset
-            if sift is None or not may_sift or len(ndjson) - begin < SIFT_MIN_BYTES:
-                return None
-            may_sift = False
-            # The probe takes in the rest of the piece at least.
-            probe_end = ndjson.find(b"\n", max(begin + SIFT_PROBE_BYTES, end))
-            sifted_to = len(ndjson) if probe_end < 0 else probe_end + 1
-            # The body as it is: no copy of it.
-            kept, quarantined = sift(ndjson, begin, sifted_to)
-            if sifted_to < len(ndjson) and quarantined >= kept.count(b"\n"):
-                more_kept, more = sift(ndjson, sifted_to, len(ndjson))
-                kept, quarantined = kept + more_kept, quarantined + more
-                sifted_to = len(ndjson)
-            return kept, quarantined
-
-        yield from checked_batches(checker, ndjson[start:end], sift=sift_rest)
-        # After a sift, the body goes on where it stopped (the kept lines stood for the
-        # rest of the piece, and past it).
-        start = sifted_to if sifted_to else end + 1
-
-
-def _clean_rows(clean: CleanRows, window: bytes, max_rows: int) -> tuple[bytes, int] | None:
-    """A window whose every line is a clean event, as rows and their count; else None."""
-    # A window of bad lines is not split into a list of millions of lines to learn it.
-    first = window.find(b"\n")
-    if clean.read(window if first < 0 else window[:first]) is None:
-        return None
-    lines = window.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    if not lines or len(lines) > max_rows:
-        return None
-    rows = clean.read_all(lines)
-    return None if rows is None else (rows, len(lines))
-
-
-def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
-                    max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None
-                    ) -> Iterator[CheckedBatch]:
-    """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
-    whole (those are Python objects until written) or holds over `max_rows` rows. The
-    other lines are left to the engine (with the last batch), so they never become Python
-    objects, not even to be counted. Few large batches matter: each insert costs the
-    engine about 15 ms of its own, whatever its size.
-
-    Checking a line costs Python 1-3 µs however small it is, so a piece that has shown
-    `SIFT_AFTER` bad lines (not JSON, or events that lack a required column) hands the
-    rest to `sift`: the engine quarantines, in bulk, the lines that are not JSON and those
-    it can check itself (see `sift`), and gives back the others.
-    """
-    batch = CheckedBatch()
-    if checker.clean is not None:
-        clean = _clean_rows(checker.clean, window, max_rows)
-        if clean is not None:
-            batch.add_rows(*clean)
-            yield batch
-            return
-    read = len(window)  # the part of the window the rejected-lines view is to read
-    bad = checked = 0
-    # Each object line, and where it ends in the window.
-    lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
-    # The last line checked and, once it came a second time, what checking it added: the
-    # sift gives each line back as many times as it came, one after the other, and a
-    # line sent again gets the same outcome. (The first time it comes again it is
-    # checked again, to learn that: a flood of lines all different pays nothing for it.)
-    previous: bytes | None = None
-    outcome: Outcome | None = None
-    while (item := next(lines, None)) is not None:
-        line, end = item
-        checked += 1
-        before = batch.broken_count + batch.compact_count + batch.bare_count
-        if line != previous:
-            checker.check_line(line, batch)
-            previous, outcome = line, None
-        elif outcome is None:
-            sizes = batch.sizes()
-            checker.check_line(line, batch)
-            outcome = batch.outcome_since(sizes)
-        else:
-            batch.add_outcome(outcome)
-        if batch.broken_count + batch.compact_count + batch.bare_count > before:
-            bad += 1
-            if bad == SIFT_AFTER and sift is not None and end < len(window):
-                # The rest of the window goes as sent: the engine finds its lines that
-                # cannot be events too.
-                sifted = sift(end)
-                if sifted is not None:
-                    read = end
-                    batch.sifted_count += sifted[1]
-                    # One line each, read as needed: there may be a body's worth.
-                    lines = ((kept.group(), -1) for kept in _KEPT_LINE.finditer(sifted[0]))
-        if len(batch.quarantined) >= rows or checked >= max_rows:
-            yield batch
-            batch, checked = CheckedBatch(), 0
-    if _REJECTED_LINE.search(window, 0, read):
-        batch.rejected = window[:read]
-    if batch.row_count or batch.quarantined_count or batch.rejected:
-        yield batch

@@ -1,0 +1,361 @@
+"""Cut a body of events into checked batches, each written in one insert.
+
+A body is checked in pieces cut after a newline, so only one piece's rows are Python
+objects at a time. When a piece shows many bad lines, the rest of the body goes to the
+engine's sift (`sift`), which quarantines in bulk what it can check. Runs of good rows
+are joined, since each insert costs the engine the same fixed work whatever its size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .row_checks import CleanRows, QuarantinedRow, RowChecker
+
+
+@dataclass
+class Outcome:
+    """What checking one line added to a batch (`CheckedBatch.outcome_since`)."""
+
+    rows: bytes
+    row_count: int
+    compact: bytes
+    compact_count: int
+    broken: bytes
+    broken_count: int
+    quarantined: list[QuarantinedRow]
+    bare: bytes | None
+
+
+@dataclass
+class CheckedBatch:
+    """One batch of checked lines, as the engine takes them.
+
+    Encoded rows are appended to one growing buffer, never kept as objects of their own:
+    orjson returns each encoding in a buffer larger than it, cut down to size, and
+    keeping tens of thousands of those alive grows the heap by a page every few rows,
+    whose page faults cost more than the checks. Each encoding is copied into the buffer
+    and freed, so the next one reuses its memory.
+    """
+
+    # The checked events, encoded, one JSON line each. Encoding what was checked, never
+    # the raw line, matters: with a key given twice the parser keeps the last value and
+    # the engine the first, so the raw line could carry a value that was never checked.
+    ndjson: bytearray = field(default_factory=bytearray)
+    row_count: int = 0
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+    # Lines that cannot be events (not blank, and not `{...}`), left in the body's bytes
+    # for the engine to find and quarantine in one statement: `rejected` is the window
+    # they are in (the engine skips its other lines, and says how many it kept).
+    rejected: bytes = b""
+    # Lines shaped like objects that are not JSON, as sent, one per line: the engine
+    # keeps them with the rejected lines.
+    broken: bytearray = field(default_factory=bytearray)
+    broken_count: int = 0
+    # Lines the engine has already quarantined for this batch (`checked_batches`' sift).
+    sifted_count: int = 0
+    # Quarantined rows of a flat datasource that lack required columns, one JSON line
+    # each, in the quarantine's compact storage form (see `quarantine`): the present
+    # columns' values as text, the missing columns' positions, and the other errors'
+    # positions and texts. A tiny object that lacks a dozen columns stays small, not a
+    # dozen reasons long.
+    compact: bytearray = field(default_factory=bytearray)
+    compact_count: int = 0
+    # Compact rows of events that hold none of the datasource's columns (`{}`): such rows
+    # are all alike (no values, the same reasons), so each is kept once, with how many.
+    bare: dict[bytes, int] = field(default_factory=dict)
+    bare_count: int = 0
+    _last_bare: bytes = b""
+
+    def add_row(self, encoded: bytes) -> None:
+        self.ndjson += encoded
+        self.ndjson += b"\n"
+        self.row_count += 1
+
+    def add_rows(self, rows: bytes, count: int) -> None:
+        """Add `count` encoded rows, each ended by a newline."""
+        self.ndjson += rows
+        self.row_count += count
+
+    def add_compact(self, *parts: bytes) -> None:
+        for part in parts:
+            self.compact += part
+        self.compact += b"\n"
+        self.compact_count += 1
+
+    def add_bare(self, row: bytes) -> None:
+        self.bare[row] = self.bare.get(row, 0) + 1
+        self.bare_count += 1
+        self._last_bare = row
+
+    def sizes(self) -> tuple[int, ...]:
+        """Where the batch stands, for `outcome_since`."""
+        return (len(self.ndjson), self.row_count, len(self.compact), self.compact_count,
+                len(self.broken), self.broken_count, len(self.quarantined), self.bare_count)
+
+    def outcome_since(self, sizes: tuple[int, ...]) -> Outcome:
+        """What was added to the batch since it stood at `sizes` (one line's check)."""
+        rows, row_count, compact, compact_count, broken, broken_count, quarantined, bare = sizes
+        return Outcome(bytes(self.ndjson[rows:]), self.row_count - row_count,
+                       bytes(self.compact[compact:]), self.compact_count - compact_count,
+                       bytes(self.broken[broken:]), self.broken_count - broken_count,
+                       self.quarantined[quarantined:],
+                       self._last_bare if self.bare_count > bare else None)
+
+    def add_outcome(self, outcome: Outcome) -> None:
+        """Add again what checking a line added (the same line, sent again)."""
+        self.ndjson += outcome.rows
+        self.row_count += outcome.row_count
+        self.compact += outcome.compact
+        self.compact_count += outcome.compact_count
+        self.broken += outcome.broken
+        self.broken_count += outcome.broken_count
+        self.quarantined += outcome.quarantined
+        if outcome.bare is not None:
+            self.add_bare(outcome.bare)
+
+    def add_broken(self, line: bytes) -> None:
+        self.broken += line
+        self.broken += b"\n"
+        self.broken_count += 1
+
+    @property
+    def rows(self) -> list[bytes]:
+        """The encoded rows one by one (an encoded row holds no raw newline)."""
+        return bytes(self.ndjson).splitlines()
+
+    @property
+    def quarantined_count(self) -> int:
+        return (len(self.quarantined) + self.compact_count + self.bare_count
+                + self.broken_count + self.sifted_count)
+
+
+# A line the Python checks read is shaped like an object: `{...}`, blanks around it. Any
+# other non-blank line cannot be an event (a lone `{`, a line cut short, `1`); the engine
+# quarantines those itself, with the same test (`quarantine.EVENT_OR_BLANK_LINE`), so
+# neither side touches the other's lines and a flood of them costs no Python per line.
+_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
+# A line the sift gave back: lines end with a newline only (a line may hold a \r).
+_KEPT_LINE = re.compile(rb"[^\n]+")
+# A line that is neither blank nor shaped like an object: the engine quarantines it.
+_REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)")
+# The pieces a body is checked in (`checked_body`).
+WINDOW_BYTES = 1 << 20
+# Rows quarantined whole in one batch: bounds their Python objects.
+BATCH_ROWS = 5000
+# Rows of any kind in one batch: bounds the engine's memory for one insert, which grows
+# with the rows it parses, however small each row is.
+BATCH_MAX_ROWS = 100_000
+# Bad lines of a piece after which its other lines are sifted by the engine first (see
+# `checked_batches`).
+SIFT_AFTER = 100
+# The least of a body worth sifting (`checked_body`): below it, what a sift costs before
+# it reads a line outweighs what Python spends checking the lines.
+SIFT_MIN_BYTES = 1 << 20
+# How much of a body is sifted first, to see whether the engine can check its lines
+# (`checked_body`).
+SIFT_PROBE_BYTES = 1 << 20
+# Quarantines the lines of a body (as sent) between two offsets that cannot be events or
+# that the engine checks and finds bad; returns the others, one per line, and how many it
+# quarantined (`batch_writes.sift_lines`, bound to an engine, a datasource and an import
+# id).
+Sift = Callable[[bytes, int, int], tuple[bytes, int]]
+# The same for the rest of one piece, from an offset in it (`checked_batches`); None if
+# it declines to.
+SiftRest = Callable[[int], tuple[bytes, int] | None]
+
+
+def as_ndjson(body: bytes) -> bytes:
+    """The body as NDJSON: a body that is one pretty-printed JSON object becomes one
+    line; a JSON array, one line per item; anything else stays as it is."""
+    stripped = body.strip()
+    # json gives up on values nested past the interpreter's depth (RecursionError): such
+    # a body stays as it is, and its lines are checked one by one.
+    if stripped.startswith(b"{") and b"\n" in stripped:
+        try:
+            json.loads(stripped)
+            # Inside valid JSON a raw newline can only be whitespace between tokens.
+            return stripped.replace(b"\n", b" ").replace(b"\r", b" ")
+        except (ValueError, RecursionError):
+            pass
+    elif stripped.startswith(b"["):
+        try:
+            events = json.loads(stripped)
+            if isinstance(events, list):
+                return b"\n".join(json.dumps(e).encode() for e in events)
+        except (ValueError, RecursionError):
+            pass
+    return body
+
+
+def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
+                 size: int = WINDOW_BYTES) -> Iterator[CheckedBatch]:
+    """Check a whole body (`_checked_pieces`); runs of batches that hold good rows only
+    go out as one batch, of up to `BATCH_MAX_ROWS` rows.
+
+    Each insert costs the engine the same fixed work whatever its size, so a body of
+    good rows is written in one insert, not one per piece.
+
+    Args:
+        checker: the checks of the data source the body is for.
+        body: the body as sent (NDJSON, or one JSON object or array).
+        sift: hands part of the body to the engine's sift; None to check every line here.
+        size: the bytes of a piece, cut after a newline.
+
+    Yields:
+        The batches to write, one insert each.
+    """
+    joined: CheckedBatch | None = None
+    for batch in _checked_pieces(checker, body, sift, size):
+        if batch.quarantined_count or batch.rejected:
+            if joined is not None:
+                yield joined
+                joined = None
+            yield batch
+        elif joined is None:
+            joined = batch
+        elif joined.row_count + batch.row_count > BATCH_MAX_ROWS:
+            yield joined
+            joined = batch
+        else:
+            joined.add_rows(bytes(batch.ndjson), batch.row_count)
+    if joined is not None:
+        yield joined
+
+
+def _checked_pieces(checker: RowChecker, body: bytes, sift: Sift | None,
+                    size: int) -> Iterator[CheckedBatch]:
+    """Check a whole body (`as_ndjson`), in pieces of about `size` bytes, each cut
+    after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
+    piece's rows exist as Python objects at a time.
+
+    Once a piece asks for a sift, the engine sifts the next `SIFT_PROBE_BYTES` of the
+    body, and then the rest of it in one call if it quarantined at least as many lines
+    as it gave back: each call costs the engine the same work to set up its views and
+    checks, so a call per piece would add up over a large flood. A body of lines only
+    Python checks is not sifted past the probe (the sift would only add its cost to
+    theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few hundred
+    lines costs far more than checking them.
+    """
+    ndjson = as_ndjson(body)
+    start = 0
+    may_sift = sift is not None
+    while start < len(ndjson):
+        end = ndjson.find(b"\n", start + size)
+        end = len(ndjson) if end < 0 else end
+        sifted_to = 0  # where the sift stopped, if it ran
+
+        def sift_rest(offset: int, start: int = start, end: int = end
+                      ) -> tuple[bytes, int] | None:
+            nonlocal sifted_to, may_sift
+            begin = start + offset
+            if sift is None or not may_sift or len(ndjson) - begin < SIFT_MIN_BYTES:
+                return None
+            may_sift = False
+            # The probe takes in the rest of the piece at least.
+            probe_end = ndjson.find(b"\n", max(begin + SIFT_PROBE_BYTES, end))
+            sifted_to = len(ndjson) if probe_end < 0 else probe_end + 1
+            # The body as it is: no copy of it.
+            kept, quarantined = sift(ndjson, begin, sifted_to)
+            if sifted_to < len(ndjson) and quarantined >= kept.count(b"\n"):
+                more_kept, more = sift(ndjson, sifted_to, len(ndjson))
+                kept, quarantined = kept + more_kept, quarantined + more
+                sifted_to = len(ndjson)
+            return kept, quarantined
+
+        yield from checked_batches(checker, ndjson[start:end], sift=sift_rest)
+        # After a sift, the body goes on where it stopped (the kept lines stood for the
+        # rest of the piece, and past it).
+        start = sifted_to if sifted_to else end + 1
+
+
+def _clean_rows(clean: CleanRows, window: bytes, max_rows: int) -> tuple[bytes, int] | None:
+    """A window whose every line is a clean event, as rows and their count; else None."""
+    # A window of bad lines is not split into a list of millions of lines to learn it.
+    first = window.find(b"\n")
+    if clean.read(window if first < 0 else window[:first]) is None:
+        return None
+    lines = window.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    if not lines or len(lines) > max_rows:
+        return None
+    rows = clean.read_all(lines)
+    return None if rows is None else (rows, len(lines))
+
+
+def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
+                    max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None
+                    ) -> Iterator[CheckedBatch]:
+    """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
+    whole (those are Python objects until written) or holds over `max_rows` rows. The
+    lines that cannot be events are left to the engine (with the last batch), so they
+    never become Python objects, not even to be counted. Few large batches matter: each
+    insert costs the engine the same fixed work of its own, whatever its size.
+
+    Checking a line costs Python the same however small it is, so a piece that has shown
+    `SIFT_AFTER` bad lines (not JSON, or events that lack a required column) hands the
+    rest to `sift`: the engine quarantines, in bulk, the lines that are not JSON and those
+    it can check itself (see `sift`), and gives back the others.
+
+    Args:
+        checker: the checks of the data source the piece is for.
+        window: the piece: whole lines of NDJSON.
+        rows: the rows quarantined whole after which a batch goes out.
+        max_rows: the lines checked after which a batch goes out.
+        sift: hands the rest of the piece, from an offset in it, to the engine's sift.
+
+    Yields:
+        The batches of the piece, each as it fills.
+    """
+    batch = CheckedBatch()
+    if checker.clean is not None:
+        clean = _clean_rows(checker.clean, window, max_rows)
+        if clean is not None:
+            batch.add_rows(*clean)
+            yield batch
+            return
+    read = len(window)  # the part of the window the rejected-lines view is to read
+    bad = checked = 0
+    # Each object line, and where it ends in the window.
+    lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
+    # The last line checked and, once it came a second time, what checking it added: the
+    # sift gives each line back as many times as it came, one after the other, and a
+    # line sent again gets the same outcome. (The first time it comes again it is
+    # checked again, to learn that: a flood of lines all different pays nothing for it.)
+    previous: bytes | None = None
+    outcome: Outcome | None = None
+    while (item := next(lines, None)) is not None:
+        line, end = item
+        checked += 1
+        before = batch.broken_count + batch.compact_count + batch.bare_count
+        if line != previous:
+            checker.check_line(line, batch)
+            previous, outcome = line, None
+        elif outcome is None:
+            sizes = batch.sizes()
+            checker.check_line(line, batch)
+            outcome = batch.outcome_since(sizes)
+        else:
+            batch.add_outcome(outcome)
+        if batch.broken_count + batch.compact_count + batch.bare_count > before:
+            bad += 1
+            if bad == SIFT_AFTER and sift is not None and end < len(window):
+                # The rest of the window goes as sent: the engine finds its lines that
+                # cannot be events too.
+                sifted = sift(end)
+                if sifted is not None:
+                    read = end
+                    batch.sifted_count += sifted[1]
+                    # One line each, read as needed: there may be a body's worth.
+                    lines = ((kept.group(), -1) for kept in _KEPT_LINE.finditer(sifted[0]))
+        if len(batch.quarantined) >= rows or checked >= max_rows:
+            yield batch
+            batch, checked = CheckedBatch(), 0
+    if _REJECTED_LINE.search(window, 0, read):
+        batch.rejected = window[:read]
+    if batch.row_count or batch.quarantined_count or batch.rejected:
+        yield batch
