@@ -39,6 +39,7 @@ from lib.bookings.generator import BookingGenerator  # noqa: E402
 from lib.client.events import to_ndjson  # noqa: E402
 from lib.tinybird_local.datafiles import load_project  # noqa: E402
 from lib.tinybird_local.engine import Engine  # noqa: E402
+from lib.tinybird_local.schema import apply_project  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -99,7 +100,7 @@ class EngineAlone:
 
     def __init__(self, data_dir: Path):
         self.engine = Engine(data_dir)
-        self.engine.apply_project(load_project(ROOT / "tinybird"))
+        apply_project(self.engine, load_project(ROOT / "tinybird"))
 
     def send(self, bodies: list[bytes]) -> tuple[float, float]:
         cpu = time.process_time()

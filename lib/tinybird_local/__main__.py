@@ -31,6 +31,7 @@ from .limits import (
     QUERY_TIMEOUT_ENV,
     Limits,
 )
+from .schema import apply_project
 from .seeding import SeedError, seed_bookings
 from .server import (
     DEFAULT_HOST,
@@ -130,7 +131,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         engine = Engine(data_dir)
         try:
             check_pipes(engine, project)
-            engine.apply_project(project)
+            apply_project(engine, project)
             inserted = seed_bookings(engine, ds, args.rows, seed=args.seed)
         finally:
             engine.close()

@@ -46,6 +46,7 @@ from .errors import (
 )
 from .gzip_body import read_gzip
 from .row_checks import RowChecker
+from .schema import create_datasource, replace_from, staging_table
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
 DATASOURCES_DOCS = f"{DOCS}/api-reference/datasource-api"
@@ -284,7 +285,7 @@ def _create(state: LocalState, name: str, params: dict[str, str]) -> Datasource:
     except DatafileError as exc:
         raise BadRequest(f"Invalid schema: {exc.reason}", DATASOURCES_DOCS) from None
     try:
-        state.engine.create_datasource(ds)
+        create_datasource(state.engine, ds)
     except EngineError as exc:
         raise BadRequest(f"[Error] {exc.message}", DATASOURCES_DOCS) from None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,10 +312,10 @@ def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter:
     else:
         batches = _csv_batches(checker, data, delimiter, counts)
     if mode == "replace":
-        staging = state.engine.staging_table(ds)
+        staging = staging_table(state.engine, ds)
         try:
             result = _write(state, ds, batches, import_id, staging)
-            state.engine.replace_from(ds, staging, state.project)
+            replace_from(state.engine, ds, staging, state.project)
         finally:
             state.engine.drop_table(staging)
         state.catalog.touch_datasource(ds.name)

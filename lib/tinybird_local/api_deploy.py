@@ -53,6 +53,7 @@ from .datafile_sql import pipe_sql
 from .datafiles import DatafileError, Datasource, Project, load_project
 from .engine import EngineError
 from .errors import DOCS, BadRequest, NotFound
+from .schema import apply_project
 from .sql_guard import SQLGuard, SQLRefused, check_pipes
 from .sql_template import TemplateError, quote_identifier
 from .state import LocalState, grant_for, json_response, require_admin, state_of
@@ -268,7 +269,7 @@ def _promote(state: LocalState, records: list[Deployment], deployment: Deploymen
     project, _ = _validate(state, staged)  # again: the served project may have changed since
     old_pipes = dict(state.project.pipes)
     try:
-        state.engine.apply_project(project)
+        apply_project(state.engine, project)
         for name, pipe in old_pipes.items():
             new = project.pipes.get(name)
             if pipe.type == "materialized" and (new is None or new.type != "materialized"):

@@ -9,7 +9,6 @@ while queries share it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -17,24 +16,18 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import chdb
 
 from .batches import CheckedBatch
-from .datafile_sql import NO_TIME_LIMIT, create_table_sql, pipe_sql
-from .datafiles import Datasource, Pipe, Project
+from .datafiles import Datasource
 from .quarantine import (
-    FILLED_COLUMNS,
     REPEAT,
     compact_rows_name,
     rejected_lines_names,
-    rejected_lines_sql,
     rejected_rows_name,
     storage_name,
-    storage_sql,
-    view_name,
-    view_sql,
 )
 from .row_checks import QuarantinedRow, encode
 from .sift import (
@@ -44,13 +37,11 @@ from .sift import (
     objects_sql,
     read_sql,
     sift_names,
-    sift_sql,
     sift_tables,
 )
 from .sql_template import quote_identifier, quote_string
 
 QUERY_TIMEOUT_SECONDS = 10
-BACKFILLS_TABLE = "`_tb_local_backfills`"
 # The pieces a sifted body goes to the engine in (`Engine.sift_lines`).
 SIFT_PIECE_BYTES = 1 << 19
 # Present in the data dir from the moment an Engine opens it until it closes cleanly.
@@ -150,6 +141,7 @@ class Engine:
         self._closed = False
         # Found at open: the last engine on this data dir never closed (kill -9, a crash,
         # power loss), so a source may hold rows its materialized targets never got.
+        # `schema.apply_project` rebuilds the targets, then sets it to False.
         self._marker = self.data_dir / OPEN_MARKER
         self.recovering = self._marker.exists()
         self._marker.touch()
@@ -165,6 +157,19 @@ class Engine:
     def execute(self, sql: str) -> None:
         with self._lock.exclusive():
             self._run(sql, "CSV")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Callable[[str], None]]:
+        """Hold the engine alone for several statements; yields the function that runs one.
+
+        No query or insert runs between them, so none sees the tables half changed. Run
+        them only through what it yields: `execute` would wait for this very hold.
+        """
+        def run(sql: str) -> None:
+            self._run(sql, "CSV")
+
+        with self._lock.exclusive():
+            yield run
 
     def query(self, sql: str, fmt: str = "JSON") -> bytes:
         """Run a read query; the engine's own output bytes (`FORMAT JSON` etc.)."""
@@ -207,6 +212,7 @@ class Engine:
                                "TabSeparatedRaw").decode()
         return formatted, self.query(f"EXPLAIN AST {sql}", "TabSeparatedRaw").decode()
 
+    # -- table facts ---------------------------------------------------------------------
     def table_exists(self, name: str) -> bool:
         escaped = name.replace("\\", "\\\\").replace("'", "\\'")
         return self.scalar(
@@ -217,173 +223,11 @@ class Engine:
     def row_count(self, table: str) -> int:
         return int(self.scalar(f"SELECT count() FROM {quote_identifier(table)}"))
 
-    # -- schema -------------------------------------------------------------------------
-    def apply_project(self, project: Project) -> None:
-        """Create what the datafiles describe; existing tables and their rows are kept."""
-        for ds in project.datasources.values():
-            self.execute(create_table_sql(ds))
-            self._ensure_quarantine(ds)
-        self.execute(f"CREATE TABLE IF NOT EXISTS {BACKFILLS_TABLE} (view String, sql_hash String, "
-                     "done DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY view")
-        materialized = [p for p in project.pipes.values() if p.type == "materialized"]
-        feeders: dict[str, int] = {}
-        for pipe in materialized:
-            feeders[pipe.target_datasource or ""] = feeders.get(pipe.target_datasource or "", 0) + 1
-        for pipe in materialized:
-            self._ensure_materialized_view(pipe, sole_feeder=feeders[pipe.target_datasource or ""]
-                                           == 1)
-        if self.recovering and materialized:
-            self._rebuild_materialized(materialized)
-        self.recovering = False
-
-    def _ensure_quarantine(self, ds: Datasource) -> None:
-        """The quarantine's storage tables, the view clients read, and the rejected-lines
-        view (see `quarantine`); made again at every start, so the views are current.
-
-        A data dir of an earlier version has `{ds}_quarantine` as a table of Tinybird's
-        form: it becomes the storage table of whole rows as it is, with the defaults.
-        """
-        # Made by an earlier version, which expanded compact rows as they were written.
-        compact = f"_tb_local_{ds.name}_compact_quarantine"
-        self.execute(f"DROP VIEW IF EXISTS {quote_identifier(compact + '__mv')}")
-        self.execute(f"DROP TABLE IF EXISTS {quote_identifier(compact)}")
-        view, storage = view_name(ds), storage_name(ds)
-        kinds = dict(json.loads(self.query(
-            "SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND "
-            f"name IN ({quote_string(view)}, {quote_string(storage)})", "JSONCompact"))["data"])
-        if kinds.get(view, "View") != "View" and storage not in kinds:
-            self.execute(f"RENAME TABLE {quote_identifier(view)} TO {quote_identifier(storage)}")
-        for statement in storage_sql(ds):
-            self.execute(statement)
-        for column in FILLED_COLUMNS:
-            self.execute(f"ALTER TABLE {quote_identifier(storage)} MODIFY COLUMN {column}")
-        for statement in rejected_lines_sql(ds) + sift_sql(ds):
-            self.execute(statement)
-        self.execute(view_sql(ds))
-
-    def _rebuild_materialized(self, materialized: list[Pipe]) -> None:
-        """After an unclean stop, make every materialized target agree with its sources.
-
-        Why it is needed: an INSERT into a source writes the source's part and then each
-        view's part into its target; every part is committed on its own (the engine has no
-        transaction across tables), so a kill -9 between the two leaves rows in the source
-        that the target never counted. Which inserts were cut short is not recorded
-        anywhere, and the totals cannot be compared with their source in general.
-
-        Why this is correct: the data dir holds a marker from the moment an engine opens
-        it until `close()` has finished, and a clean close waits for every insert (each
-        holds the exclusive lock), so no marker means every INSERT that started also
-        finished into every target. A marker found at open means anything may be cut
-        short, so every target is emptied and recomputed from its source, as the first
-        back-fill did: target = view(source as it is now on disk), so each row in the
-        source, and so each acknowledged row (an INSERT returns only once all its parts
-        are committed), is counted exactly once. The marker is removed only by a clean
-        close, so a crash during this rebuild is repaired again at the next start.
-
-        A target fed from another target (a chain) is refilled by the engine itself: the
-        views are in place, so inserting into the first target cascades down; only views
-        on a table that is not a target are run here, or the chain would count twice.
-        """
-        targets = {pipe.target_datasource or "" for pipe in materialized}
-        triggers: dict[str, str] = {}  # view -> the table whose inserts it follows
-        listing = json.loads(self.query(
-            "SELECT name, dependencies_table FROM system.tables "
-            "WHERE database = currentDatabase()", "JSON"))["data"]
-        for row in listing:
-            for view in row["dependencies_table"]:
-                triggers[view] = row["name"]
-        with self._lock.exclusive():
-            for target in sorted(targets):
-                self._run(f"TRUNCATE TABLE {quote_identifier(target)}", "CSV")
-            for pipe in materialized:
-                if triggers.get(f"{pipe.name}__mv") in targets:
-                    continue  # refilled by the cascade from its own source target
-                self._run(f"INSERT INTO {quote_identifier(pipe.target_datasource or '')}\n"
-                          f"{pipe_sql(pipe, {})}\n{NO_TIME_LIMIT}", "CSV")
-
-    def _ensure_materialized_view(self, pipe: Pipe, sole_feeder: bool) -> None:
-        """The view exists with the datafile's SQL and its target was back-filled once.
-
-        The back-fill is recorded in the engine itself; a start that finds the view but no
-        record (a crash in between, or changed SQL) empties the target and fills it again,
-        so the totals are never counted twice nor left short. (A target fed by several
-        views is not emptied: there a changed view's back-fill adds to what is there.)
-        """
-        view = quote_identifier(f"{pipe.name}__mv")
-        select = pipe_sql(pipe, {})
-        target = quote_identifier(pipe.target_datasource or "")
-        name = quote_string(f"{pipe.name}__mv")
-        sql_hash = hashlib.sha256(select.encode()).hexdigest()
-        recorded = self.scalar(f"SELECT sql_hash FROM {BACKFILLS_TABLE} FINAL WHERE view = {name}")
-        exists = self.table_exists(f"{pipe.name}__mv")
-        if exists and recorded == sql_hash:
-            return
-        with self._lock.exclusive():
-            if exists:
-                self._run(f"DROP VIEW {view}", "CSV")
-            self._run(f"CREATE MATERIALIZED VIEW {view} TO {target} AS\n{select}", "CSV")
-            if sole_feeder:
-                self._run(f"TRUNCATE TABLE {target}", "CSV")
-            # Back-fill once, as Tinybird does when a materialized pipe is pushed.
-            self._run(f"INSERT INTO {target}\n{select}\n{NO_TIME_LIMIT}", "CSV")
-        self.execute(f"INSERT INTO {BACKFILLS_TABLE} (view, sql_hash) "
-                     f"VALUES ({name}, '{sql_hash}')")
-
-    # -- the Data Sources API -------------------------------------------------------------
-    def create_datasource(self, ds: Datasource) -> None:
-        """The tables of a data source created at run time (`POST /v0/datasources`)."""
-        self.execute(create_table_sql(ds))
-        self._ensure_quarantine(ds)
-
     def truncate(self, name: str) -> None:
         self.execute(f"TRUNCATE TABLE {quote_identifier(name)}")
 
-    def staging_table(self, ds: Datasource) -> str:
-        """An empty table shaped like `ds` with no views on it, for a replace to fill."""
-        staging = f"_tb_local_{ds.name}_replace_{uuid.uuid4().hex[:12]}"
-        self.execute(f"CREATE TABLE {quote_identifier(staging)} AS {quote_identifier(ds.name)}")
-        return staging
-
     def drop_table(self, name: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
-
-    def replace_from(self, ds: Datasource, staging: str, project: Project) -> None:
-        """Make `ds` hold exactly the rows of `staging`, and its materialized targets agree.
-
-        One exclusive hold of the engine, so no query sees the source or a target half
-        replaced: the source and every target downstream of it are emptied, the staged
-        rows go into the source (its views fill the targets, in cascade), and a view that
-        feeds one of those targets from elsewhere is run again over its own source, as at
-        its first back-fill. Then the staging table is dropped.
-        """
-        triggers = self._view_sources()
-        materialized = [p for p in project.pipes.values() if p.type == "materialized"]
-        downstream: set[str] = set()
-        frontier = {ds.name}
-        while frontier:
-            found = {p.target_datasource or "" for p in materialized
-                     if triggers.get(f"{p.name}__mv") in frontier} - downstream
-            downstream |= found
-            frontier = found
-        with self._lock.exclusive():
-            for table in [ds.name, *sorted(downstream)]:
-                self._run(f"TRUNCATE TABLE {quote_identifier(table)}", "CSV")
-            self._run(f"INSERT INTO {quote_identifier(ds.name)} SELECT * FROM "
-                      f"{quote_identifier(staging)}\n{NO_TIME_LIMIT}", "CSV")
-            for pipe in materialized:
-                source = triggers.get(f"{pipe.name}__mv")
-                if pipe.target_datasource in downstream and source != ds.name \
-                        and source not in downstream:
-                    self._run(f"INSERT INTO {quote_identifier(pipe.target_datasource or '')}\n"
-                              f"{pipe_sql(pipe, {})}\n{NO_TIME_LIMIT}", "CSV")
-            self._run(f"DROP TABLE IF EXISTS {quote_identifier(staging)}", "CSV")
-
-    def _view_sources(self) -> dict[str, str]:
-        """Each materialized view's source: the table whose inserts it follows."""
-        listing = json.loads(self.query(
-            "SELECT name, dependencies_table FROM system.tables "
-            "WHERE database = currentDatabase()", "JSON"))["data"]
-        return {view: row["name"] for row in listing for view in row["dependencies_table"]}
 
     def total_bytes(self, table: str) -> int:
         return int(self.scalar(

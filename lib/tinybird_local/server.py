@@ -24,6 +24,7 @@ from .app import create_app
 from .datafiles import DatafileError, load_project
 from .engine import Engine
 from .limits import Limits
+from .schema import apply_project
 from .sql_guard import check_pipes
 from .state import LocalState
 from .workspace import Workspace, ensure_workspace
@@ -72,7 +73,7 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
     engine = Engine(data, query_timeout=limits.query_timeout)
     try:
         check_pipes(engine, project)
-        engine.apply_project(project)
+        apply_project(engine, project)
         return LocalState(project=project, workspace=workspace, engine=engine, limits=limits)
     except Exception:
         engine.close()

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from .datafile_sql import pipe_sql
 from .datafiles import DatafileError
-from .engine import BACKFILLS_TABLE, EngineError
+from .engine import EngineError
 from .quarantine import QUARANTINE_SUFFIX
+from .schema import BACKFILLS_TABLE
 from .sql_template import TemplateError
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ from lib.tinybird_local.batches import SIFT_AFTER, WINDOW_BYTES, checked_body
 from lib.tinybird_local.datafiles import load_project
 from lib.tinybird_local.engine import Engine
 from lib.tinybird_local.row_checks import RowChecker
+from lib.tinybird_local.schema import apply_project
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
         project = load_project(project_dir)
         engine = Engine(Path(folder) / "data")
         try:
-            engine.apply_project(project)
+            apply_project(engine, project)
             body = b"\n".join([b"{}"] * SIFT_AFTER + [line.encode() for line in given["lines"]])
             sifted = {"calls": 0, "quarantined": 0}
 
