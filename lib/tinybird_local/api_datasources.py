@@ -30,10 +30,11 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .batch_writes import InsertResult, insert_batch, sift_lines
 from .batches import CheckedBatch, checked_body
 from .datafile_sql import create_table_sql
 from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
-from .engine import EngineError, InsertResult
+from .engine import EngineError
 from .errors import (
     AUTH_DOCS,
     DOCS,
@@ -305,7 +306,7 @@ def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter:
     checker = state.checkers[ds.name]
     counts = {"invalid": 0}
     import_id = str(uuid.uuid4())
-    sift = partial(state.engine.sift_lines, ds, import_id)
+    sift = partial(sift_lines, state.engine, ds, import_id)
     batches: Iterable[CheckedBatch]
     if fmt == "ndjson":
         batches = checked_body(checker, data, sift=sift)
@@ -349,7 +350,7 @@ def _write(state: LocalState, ds: Datasource, batches: Iterable[CheckedBatch],
                 done = pending.result()
                 successful += done.successful_rows
                 quarantined += done.quarantined_rows
-            pending = writer.submit(state.engine.insert_batch, ds, batch, import_id, table)
+            pending = writer.submit(insert_batch, state.engine, ds, batch, import_id, table)
         if pending is not None:
             done = pending.result()
             successful += done.successful_rows

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
+from .batch_writes import InsertResult, insert_batch, sift_lines
 from .batches import checked_body
-from .engine import InsertResult
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError, BadRequest, Forbidden, PayloadTooLarge
 from .gzip_body import read_gzip
 from .seeding import SeedError, seed_bookings
@@ -89,7 +89,7 @@ def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
     import_id = str(uuid.uuid4())
-    sift = partial(state.engine.sift_lines, datasource, import_id)
+    sift = partial(sift_lines, state.engine, datasource, import_id)
     successful = quarantined = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
         pending: Future[InsertResult] | None = None
@@ -98,7 +98,7 @@ def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
                 result = pending.result()
                 successful, quarantined = (successful + result.successful_rows,
                                            quarantined + result.quarantined_rows)
-            pending = writer.submit(state.engine.insert_batch, datasource, batch, import_id)
+            pending = writer.submit(insert_batch, state.engine, datasource, batch, import_id)
         if pending is not None:
             result = pending.result()
             successful, quarantined = (successful + result.successful_rows,

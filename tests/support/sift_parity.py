@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lib.tinybird_local import batch_writes
 from lib.tinybird_local import batches as batches_module
-from lib.tinybird_local import engine as engine_module
 from lib.tinybird_local.batches import SIFT_AFTER, WINDOW_BYTES, checked_body
 from lib.tinybird_local.datafiles import load_project
 from lib.tinybird_local.engine import Engine
@@ -30,7 +30,7 @@ from lib.tinybird_local.schema import apply_project
 def main() -> None:
     given = json.load(sys.stdin)
     # Small bodies, sifted in small pieces: the sift's thresholds are for speed only.
-    engine_module.SIFT_PIECE_BYTES = given["piece_bytes"]
+    batch_writes.SIFT_PIECE_BYTES = given["piece_bytes"]
     batches_module.SIFT_MIN_BYTES = 0
     batches_module.SIFT_PROBE_BYTES = given.get("probe_bytes", batches_module.SIFT_PROBE_BYTES)
     with tempfile.TemporaryDirectory() as folder:
@@ -51,7 +51,8 @@ def main() -> None:
                 import_id = f"import-{name}"
 
                 def count_sift(lines: bytes, start: int, end: int) -> tuple[bytes, int]:
-                    kept, quarantined = engine.sift_lines(ds, import_id, lines, start, end)
+                    kept, quarantined = batch_writes.sift_lines(engine, ds, import_id, lines,
+                                                                start, end)
                     sifted["calls"] += 1
                     sifted["quarantined"] += quarantined
                     return kept, quarantined
@@ -60,7 +61,7 @@ def main() -> None:
                 for batch in checked_body(RowChecker(ds), body,
                                           sift=count_sift if sift else None,
                                           size=given.get("window_bytes", WINDOW_BYTES)):
-                    result = engine.insert_batch(ds, batch, import_id)
+                    result = batch_writes.insert_batch(engine, ds, batch, import_id)
                     counts[0] += result.successful_rows
                     counts[1] += result.quarantined_rows
                 return counts
