@@ -104,7 +104,7 @@ class Engine:
         self._marker = self.data_dir / OPEN_MARKER
         self.recovering = self._marker.exists()
         self._marker.touch()
-        # Tinybird stops endpoint queries after 10 s (408); bulk loads lift it per statement.
+        # Tinybird stops endpoint queries at a time limit (408); bulk loads lift it per statement.
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
         self.execute("SET output_format_json_quote_denormals = 0")

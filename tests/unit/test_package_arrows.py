@@ -1,4 +1,5 @@
-"""The packages of `lib/` import one way (docs/architecture.md draws the arrows).
+"""The packages of `lib/` import one way (docs/architecture.md draws the arrows), and
+inside Tinybird Local only `engine` touches chDB, its connection and its lock.
 
 Read from the source with `ast`, so a lazy import inside a function counts too.
 """
@@ -132,3 +133,33 @@ def test_pages_import_from_lib_only_the_ui():
                and not (module == "lib.ui" or module.startswith("lib.ui.")
                         or (module == "lib" and name == "ui"))]
     assert outside == []
+
+
+TINYBIRD_LOCAL = LIB / "tinybird_local"
+
+
+def test_only_the_engine_module_talks_to_chdb():
+    talkers = sorted(path.name for path in TINYBIRD_LOCAL.glob("*.py")
+                     if any(module.split(".")[0] == "chdb"
+                            for module, _ in imported_names(path)))
+    assert talkers == ["engine.py"]
+
+
+def test_no_module_reaches_into_the_engine():
+    """The lock and the connection stay inside `Engine`: others use its public methods
+    (`Engine.exclusive` for several statements under one hold)."""
+    reached = [f"{path.name}:{node.lineno} .{node.attr}"
+               for path in TINYBIRD_LOCAL.glob("*.py") if path.name != "engine.py"
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+               and not node.attr.startswith("__")
+               and ((isinstance(node.value, ast.Name) and node.value.id == "engine")
+                    or (isinstance(node.value, ast.Attribute) and node.value.attr == "engine"))]
+    assert reached == []
+
+
+@pytest.mark.parametrize("module", ["row_checks", "batches", "datafile_sql"])
+def test_checks_batching_and_datafile_sql_run_without_the_engine(module):
+    loaded = {m for name, imported in imported_names(TINYBIRD_LOCAL / f"{module}.py")
+              for m in lib_modules_named(name, imported)}
+    assert not loaded & {"chdb", "lib.tinybird_local.engine"}, sorted(loaded)
