@@ -55,7 +55,7 @@ from .engine import EngineError
 from .errors import DOCS, BadRequest, NotFound
 from .schema import apply_project
 from .sql_guard import SQLGuard, SQLRefused, check_pipes
-from .sql_template import TemplateError, quote_identifier
+from .sql_template import TemplateError
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 from .workspace import ensure_workspace
 
@@ -267,13 +267,9 @@ def _promote(state: LocalState, records: list[Deployment], deployment: Deploymen
     data_dir = state.engine.data_dir
     staged = data_dir / STAGED_DIR / deployment.id
     project, _ = _validate(state, staged)  # again: the served project may have changed since
-    old_pipes = dict(state.project.pipes)
     try:
+        # This also drops the views of materialized pipes the project no longer has.
         apply_project(state.engine, project)
-        for name, pipe in old_pipes.items():
-            new = project.pipes.get(name)
-            if pipe.type == "materialized" and (new is None or new.type != "materialized"):
-                state.engine.execute(f"DROP VIEW IF EXISTS {quote_identifier(name + '__mv')}")
     except EngineError as exc:
         raise DeployRefused([{"error": f"[Error] {exc.message}"}]) from None
     deployed = data_dir / DEPLOYED_DIR

@@ -141,7 +141,10 @@ class Engine:
             result = self._result(sql, fmt)
             if result is None:
                 return b"", 0, 0
-            return result.bytes(), int(result.rows_read()), int(result.bytes_read())
+            # `rows_read()` counts the rows of the answer; the storage figures are what
+            # the engine read, which is what Tinybird reports.
+            return (result.bytes(), int(result.storage_rows_read()),
+                    int(result.storage_bytes_read()))
 
     def _run(self, sql: str, fmt: str) -> bytes:
         result = self._result(sql, fmt)

@@ -39,6 +39,7 @@ def apply_project(engine: Engine, project: Project) -> None:
     engine.execute(f"CREATE TABLE IF NOT EXISTS {BACKFILLS_TABLE} (view String, sql_hash String, "
                    "done DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY view")
     materialized = _materialized_pipes(project)
+    _drop_views_of_removed_pipes(engine, materialized)
     feeders: dict[str, int] = {}
     for pipe in materialized:
         feeders[pipe.target_datasource or ""] = feeders.get(pipe.target_datasource or "", 0) + 1
@@ -98,6 +99,22 @@ def replace_from(engine: Engine, ds: Datasource, staging: str, project: Project)
                     and source not in downstream:
                 execute(_refill_sql(pipe))
         execute(f"DROP TABLE IF EXISTS {quote_identifier(staging)}")
+
+
+def _drop_views_of_removed_pipes(engine: Engine, materialized: list[Pipe]) -> None:
+    """Drop the view of a materialized pipe the project no longer has.
+
+    Left in place, it would go on adding to its target on every insert. Our own views
+    (`_tb_local_...`) are not a pipe's and are kept.
+    """
+    wanted = {f"{pipe.name}__mv" for pipe in materialized}
+    views = json.loads(engine.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND "
+        "engine = 'MaterializedView' AND endsWith(name, '__mv') AND "
+        "NOT startsWith(name, '_tb_local_')", "JSON"))["data"]
+    for row in views:
+        if row["name"] not in wanted:
+            engine.execute(f"DROP VIEW IF EXISTS {quote_identifier(row['name'])}")
 
 
 def _materialized_pipes(project: Project) -> list[Pipe]:

@@ -72,3 +72,35 @@ def test_endpoint_reads_far_fewer_rows_than_events(server):
     response = requests.get(f"{server.url}/v0/pipes/top_airlines.json",
                             params={"token": server.jwt()}, timeout=30)
     assert response.json()["statistics"]["rows_read"] < 1000
+
+
+def test_rows_read_counts_the_rows_the_engine_read(server):
+    """`statistics.rows_read`, and `read_rows` in `tinybird.pipe_stats_rt`, are what the
+    engine read from storage, as on Tinybird: an endpoint that counts one airline's
+    bookings reads at least that many rows."""
+    seed(server, 20_000)
+    airline, bookings = max(raw_counts(server).items(), key=lambda item: item[1])
+    response = requests.get(f"{server.url}/v0/pipes/airline_top_routes.json",
+                            params={"token": server.jwt("airline_top_routes", name="rows_probe"),
+                                    "airline": airline}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["statistics"]["rows_read"] >= bookings
+    logged = server.sql("SELECT read_rows, read_bytes FROM tinybird.pipe_stats_rt "
+                        "WHERE token_name = 'rows_probe'")["data"]
+    assert len(logged) == 1 and int(logged[0]["read_rows"]) >= bookings, logged
+    assert int(logged[0]["read_bytes"]) > int(logged[0]["read_rows"]), logged
+
+
+def test_a_removed_materialized_pipe_stops_feeding_its_target(server_factory, tmp_path):
+    """A start with a project that no longer has a materialized pipe drops its view:
+    rows inserted afterwards are not added to the totals it used to feed."""
+    first = server_factory(data_dir=tmp_path / "data")
+    seed(first, 1000)
+    first.stop()
+    without = make_project(tmp_path / "without")
+    (without / "pipes" / "airline_bookings_totals_mv.pipe").unlink()
+    second = server_factory(project_dir=without, data_dir=tmp_path / "data")
+    seed(second, 500)
+    totals = second.sql("SELECT sum(bookings) AS n FROM airline_bookings_totals")
+    assert int(totals["data"][0]["n"]) == 1000
+    assert second.count("events") == 1500
