@@ -1,8 +1,8 @@
 """`top_airlines` with a time window and a meal: exactly the filtered count(), from aggregates.
 
-The endpoint sums whole hours from `airline_meal_hours`, whole minutes at the window's
-edges from `airline_meal_minutes` and only the partial minutes from `events`; each case
-compares it with a plain count() over `events` with the same filters.
+The endpoint sums the whole hours of the window from `airline_meal_buckets`, then whole
+minutes and single seconds at its edges; each case compares it with a plain count()
+over `events` with the same filters.
 """
 
 from __future__ import annotations
