@@ -16,8 +16,9 @@ It prints for each body the server's CPU seconds (utime + stime from /proc/PID/s
 the wall time of the request and the server's peak RSS growth (VmHWM after, less VmRSS
 before; the high-water mark is reset first where the kernel allows it, via
 /proc/PID/clear_refs): the median CPU and wall time of `--repeat` sends and the largest
-peak; then the invalid/valid ratios, against
-the median of every send of valid rows (this VM's speed drifts during a run).
+peak; the server's CPU for the first read of the quarantine after each send, which first
+writes the reasons of the lines the engine kept unchecked; then the invalid/valid ratios,
+against the median of every send of valid rows (this VM's speed drifts during a run).
 
 Part 2 runs 8 concurrent senders with `wait=true`, kills the server with SIGKILL while
 they send, restarts it on the same data dir, and prints `count()` of events against the
@@ -128,8 +129,15 @@ def measure(pid: int, url: str, headers: dict, body: bytes) -> dict:
     wall = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu_before
     peak = status_kb(pid, "VmHWM") - rss_before
+    # The first read of the quarantine after the body: it first writes the reasons of
+    # the lines the engine kept unchecked (`batch_writes.settle`).
+    cpu_before, started = cpu_seconds(pid), time.perf_counter()
+    read = requests.get(f"{url}/v0/sql", params={"q": "SELECT count() FROM events_quarantine"},
+                        headers=headers, timeout=600)
+    assert read.status_code == 200, read.text
     return {"status": response.status_code, "answer": response.json(), "cpu": cpu,
-            "wall": wall, "peak_mb": peak / 1024}
+            "wall": wall, "peak_mb": peak / 1024, "read_cpu": cpu_seconds(pid) - cpu_before,
+            "read_wall": time.perf_counter() - started}
 
 
 def distinct_tiny_objects(target: int, form: bytes = b'{"age":"x%d"}') -> bytes:
@@ -199,12 +207,14 @@ def ingest_costs(mb: float, repeat: int) -> None:
                 result = {"status": runs[-1]["status"], "answer": runs[-1]["answer"],
                           "cpu": statistics.median(r["cpu"] for r in runs),
                           "wall": statistics.median(r["wall"] for r in runs),
-                          "peak_mb": max(r["peak_mb"] for r in runs)}
+                          "peak_mb": max(r["peak_mb"] for r in runs),
+                          "read_cpu": statistics.median(r["read_cpu"] for r in runs)}
                 results[kind] = result
                 print(f"{kind:>15}: {len(body) / 1e6:5.1f} MB, {len(body.splitlines()):7d} lines"
                       f" -> {result['status']} {result['answer']}; server CPU "
                       f"{result['cpu']:6.2f} s, wall {result['wall']:6.2f} s, peak RSS growth "
-                      f"{result['peak_mb']:6.1f} MB", flush=True)
+                      f"{result['peak_mb']:6.1f} MB; first quarantine read CPU "
+                      f"{result['read_cpu']:5.2f} s", flush=True)
             # The baseline: every send of valid rows, first and last (this VM's speed
             # drifts during a run).
             valid = {key: statistics.median([*valid_runs["valid"][key],

@@ -19,19 +19,17 @@ from .engine import Engine, EngineError
 from .quarantine import (
     REPEAT,
     compact_rows_name,
-    rejected_lines_names,
     rejected_rows_name,
     storage_name,
 )
-from .row_checks import QuarantinedRow, encode
+from .row_checks import QuarantinedRow, RowChecker, encode
 from .sift import (
-    KEPT,
-    check_sql,
-    flush_sql,
-    objects_sql,
-    read_sql,
+    keep_sql,
+    kept_sql,
+    quarantined_sql,
+    rejected_sql,
     sift_names,
-    sift_tables,
+    unchecked_rows_name,
 )
 from .sql_template import quote_identifier, quote_string
 
@@ -99,14 +97,18 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
         engine.insert_raw(f"INSERT INTO {quote_identifier(rejected_rows_name(datasource))} "
                           f"(line) SETTINGS log_comment = {quote_string(import_id)}",
                           "LineAsString", bytes(batch.broken))
-    return InsertResult(inserted, len(quarantined) + batch.compact_count + batch.bare_count
-                        + batch.broken_count + batch.sifted_count + rejected, import_id)
+    if batch.repeated_broken:
+        engine.insert_raw(f"INSERT INTO {quote_identifier(rejected_rows_name(datasource))} "
+                          f"(line, {REPEAT}) SETTINGS log_comment = {quote_string(import_id)}",
+                          "RowBinary", _row_binary(batch.repeated_broken))
+    return InsertResult(inserted, batch.quarantined_count + len(quarantined)
+                        - len(batch.quarantined) + rejected, import_id)
 
 
 def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, start: int = 0,
                end: int | None = None) -> tuple[bytes, int]:
-    """Quarantine the lines of a body that cannot be events or are not JSON, and those the
-    engine checks and finds bad (see `sift`).
+    """Quarantine the lines of a body that cannot be events or surely lack a column
+    (see `sift`); give back the others for the Python checks.
 
     The body goes in pieces cut after a newline: the engine's memory follows the
     lines of one insert (it groups them). Each statement holds the engine on its own,
@@ -121,11 +123,10 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
         end: where they end: after a newline, or at the end of the body if None.
 
     Returns:
-        The object lines left for the Python checks, one per line, and how many lines
-        were quarantined.
+        The lines left for the Python checks, one per line, and how many lines were
+        quarantined.
     """
-    sift, sifted = (quote_identifier(n) for n in sift_names(ds))
-    checked = False
+    sift = quote_identifier(sift_names(ds)[0])
     with _SIFT_LOCK:
         try:
             stop = len(lines) if end is None else end
@@ -134,33 +135,98 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
                 cut = stop if cut < 0 else cut + 1
                 engine.insert_raw(f"INSERT INTO {sift}", "LineAsString", lines[start:cut])
                 start = cut
-            for statement in read_sql(ds, import_id):
+            for statement in keep_sql(ds, import_id):
                 engine.execute(statement)
-            # The check is slow to plan: it is not run for a body without JSON objects.
-            if int(engine.query(objects_sql(ds), "TSV")):
-                checked = True
-                engine.execute(check_sql(ds, import_id))
-            quarantined = int(engine.query(
-                f"SELECT sumIf({REPEAT}, outcome != {KEPT}) FROM {sifted}", "TSV"))
-            kept = engine.query(f"SELECT line FROM {sifted} ARRAY JOIN range({REPEAT}) "
-                                f"WHERE outcome = {KEPT}", "TabSeparatedRaw")
+            quarantined = int(engine.scalar(quarantined_sql(ds)) or 0)
+            kept = engine.query(kept_sql(ds), "TabSeparatedRaw")
         finally:
-            if checked:
-                engine.execute(flush_sql(ds))
-            for table in sift_tables(ds):
-                engine.truncate(table)
+            engine.truncate(sift_names(ds)[1])
     return kept, quarantined
+
+
+def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
+    """Check the lines the sift left unchecked, and write their quarantine rows.
+
+    Run before the quarantine is read. Each import's lines are checked as they would
+    have been when they came, and written with that import's id and time. Returns how
+    many distinct lines were settled.
+    """
+    unchecked = quote_identifier(unchecked_rows_name(ds))
+    settled = 0
+    with _SIFT_LOCK:
+        waiting = json.loads(engine.query(
+            f"SELECT c__import_id, toString(insertion_date) AS at, count() AS n "
+            f"FROM {unchecked} GROUP BY c__import_id, at ORDER BY at", "JSON"))["data"]
+        for group in waiting:
+            rows = _lines_and_counts(engine.query(
+                f"SELECT line, {REPEAT} FROM {unchecked} WHERE c__import_id = "
+                f"{quote_string(group['c__import_id'])} AND toString(insertion_date) = "
+                f"{quote_string(group['at'])}", "RowBinary"))
+            batch = _settled_batch(checker, rows)
+            insert_batch(engine, ds, batch, f"{group['c__import_id']}\t{group['at']}")
+            settled += len(rows)
+        engine.truncate(unchecked_rows_name(ds))
+    return settled
+
+
+def _lines_and_counts(data: bytes) -> list[tuple[bytes, int]]:
+    """Rows of (String, UInt32) in the engine's RowBinary: lines as sent, byte for byte."""
+    rows, at = [], 0
+    while at < len(data):
+        size, shift = 0, 0
+        while True:  # the length, as a LEB128 varint
+            byte = data[at]
+            at += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        line = data[at:at + size]
+        rows.append((line, int.from_bytes(data[at + size:at + size + 4], "little")))
+        at += size + 4
+    return rows
+
+
+def _row_binary(rows: list[tuple[bytes, int]]) -> bytes:
+    """The same rows written in RowBinary."""
+    out = bytearray()
+    for line, count in rows:
+        size = len(line)
+        while size >= 0x80:
+            out.append((size & 0x7F) | 0x80)
+            size >>= 7
+        out.append(size)
+        out += line
+        out += count.to_bytes(4, "little")
+    return bytes(out)
+
+
+def _settled_batch(checker: RowChecker, rows: list[tuple[bytes, int]]) -> CheckedBatch:
+    """The unchecked lines, checked; a line that came many times is written once, with
+    how many times it came where the quarantine keeps that count."""
+    batch = CheckedBatch()
+    for line, repeat in rows:
+        if repeat == 1:
+            checker.check_line(line, batch)
+            continue
+        one = CheckedBatch()
+        checker.check_line(line, one)
+        batch.add_rows(bytes(one.ndjson) * repeat, one.row_count * repeat)
+        batch.quarantined += one.quarantined * repeat
+        for compact in bytes(one.compact).splitlines():
+            batch.add_compact(compact[:-1], b',"%s":%d}' % (REPEAT.encode(), repeat))
+        for bare, count in one.bare.items():
+            batch.bare[bare] = batch.bare.get(bare, 0) + count * repeat
+            batch.bare_count += count * repeat
+        if one.broken_count:
+            batch.repeated_broken.append((bytes(one.broken).rstrip(b"\n"), repeat))
+    return batch
 
 
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))
-
-
-def _lines_in(data: bytes) -> int:
-    """The rows `LineAsString` reads from `data`: one per line, the last one unended too."""
-    return data.count(b"\n") + (not data.endswith(b"\n"))
 
 
 def _insert_ndjson(engine: Engine, table: str, payload: bytes) -> None:
@@ -185,13 +251,16 @@ def _quarantine_rows(engine: Engine, ds: Datasource, rows: list[QuarantinedRow],
 
 
 def _quarantine_lines(engine: Engine, ds: Datasource, window: bytes, import_id: str) -> int:
-    """Hand a piece of the body to the rejected-lines view; how many it quarantined.
+    """Quarantine the lines of a piece of the body that cannot be events; how many.
 
-    The engine counts them: the insert writes one row per line of the piece into the
-    Null table and one per rejected line into the quarantine, so no Python runs per
-    line, not even to count.
+    The piece goes through the sift's tables, which group alike lines; only its rejected
+    lines are kept (the Python checks read the others), so no Python runs per line.
     """
-    lines, _ = rejected_lines_names(ds)
-    statement = (f"INSERT INTO {quote_identifier(lines)} "
-                 f"SETTINGS log_comment = {quote_string(import_id)}")
-    return engine.insert_raw(statement, "LineAsString", window) - _lines_in(window)
+    sift = quote_identifier(sift_names(ds)[0])
+    with _SIFT_LOCK:
+        try:
+            engine.insert_raw(f"INSERT INTO {sift}", "LineAsString", window)
+            engine.execute(keep_sql(ds, import_id)[0])
+            return int(engine.scalar(rejected_sql(ds)) or 0)
+        finally:
+            engine.truncate(sift_names(ds)[1])

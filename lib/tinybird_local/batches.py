@@ -55,6 +55,8 @@ class CheckedBatch:
     # keeps them with the rejected lines.
     broken: bytearray = field(default_factory=bytearray)
     broken_count: int = 0
+    # Broken lines that came many times (`batch_writes.settle`), with how many times.
+    repeated_broken: list[tuple[bytes, int]] = field(default_factory=list)
     # Lines the engine has already quarantined for this batch (`checked_batches`' sift).
     sifted_count: int = 0
     # Quarantined rows of a flat datasource that lack required columns, one JSON line
@@ -130,7 +132,8 @@ class CheckedBatch:
     @property
     def quarantined_count(self) -> int:
         return (len(self.quarantined) + self.compact_count + self.bare_count
-                + self.broken_count + self.sifted_count)
+                + self.broken_count + self.sifted_count
+                + sum(count for _, count in self.repeated_broken))
 
 
 # A line the Python checks read is shaped like an object: `{...}`, blanks around it. Any
@@ -266,7 +269,18 @@ def _checked_pieces(checker: RowChecker, body: bytes, sift: Sift | None,
                 sifted_to = len(ndjson)
             return kept, quarantined
 
-        yield from checked_batches(checker, ndjson[start:end], sift=sift_rest)
+        rejected = False
+        for batch in checked_batches(checker, ndjson[start:end], sift=sift_rest):
+            rejected = rejected or bool(batch.rejected)
+            yield batch
+        rest = sift_rest(end + 1 - start) if rejected and not sifted_to else None
+        if rest is not None:
+            # The piece held lines that cannot be events: the rest of the body may be a
+            # flood of them, which the engine keeps grouped.
+            kept, quarantined = rest
+            yield from checked_batches(checker, kept)
+            if quarantined:
+                yield CheckedBatch(sifted_count=quarantined)
         # After a sift, the body goes on where it stopped (the kept lines stood for the
         # rest of the piece, and past it).
         start = sifted_to if sifted_to else end + 1

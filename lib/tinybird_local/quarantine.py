@@ -21,8 +21,11 @@ back, paying only for the rows read:
   they stand for (`repeat`).
 - `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
   import id, time, and `repeat` too), written by the engine from the body's bytes
-  (`rejected_lines_sql`, `sift`), and the lines shaped like objects that the Python
+  (`sift`), and the lines shaped like objects that the Python
   checks could not parse. Their value and reason are made when read.
+- `_tb_local_{ds}_unchecked_rows` (made by `sift`) holds lines the engine found surely
+  bad without saying why; `batch_writes.settle` moves them into the tables above
+  before the quarantine is read.
 
 This module only says what to create; `Engine` runs it.
 """
@@ -43,9 +46,13 @@ ERROR_AT = "error_at"
 # with none of the columns) are written once.
 REPEAT = "repeat"
 # Filled by the engine, so no row carries them: the import id is the insert's
-# `log_comment` setting, the same for every row of one insert.
-FILLED_COLUMNS = ["`c__import_id` Nullable(String) DEFAULT getSetting('log_comment')",
-                  "`insertion_date` DateTime DEFAULT now()"]
+# `log_comment` setting, the same for every row of one insert. A write of rows that
+# arrived earlier (`batch_writes.settle`) gives their time after a tab.
+IMPORT_ID = "splitByChar('\\t', getSetting('log_comment'))[1]"
+INSERTED_AT = ("if(position(getSetting('log_comment'), '\\t') > 0, "
+               "toDateTime(splitByChar('\\t', getSetting('log_comment'))[2]), now())")
+FILLED_COLUMNS = [f"`c__import_id` Nullable(String) DEFAULT {IMPORT_ID}",
+                  f"`insertion_date` DateTime DEFAULT {INSERTED_AT}"]
 # The lines that may be events, or are blank (`batches._OBJECT_LINE`), in the engine's
 # regex dialect (re2): every other line is rejected whole.
 EVENT_OR_BLANK_LINE = "^[ \\t\\r]*(\\{.*\\}[ \\t\\r]*)?$"
@@ -58,11 +65,6 @@ def view_name(ds: Datasource) -> str:
 
 def storage_name(ds: Datasource) -> str:
     return f"_tb_local_{ds.name}_quarantine_rows"
-
-
-def rejected_lines_names(ds: Datasource) -> tuple[str, str]:
-    """The Null table that takes pieces of a body line by line, and its view."""
-    return (f"_tb_local_{ds.name}_rejected_lines", f"_tb_local_{ds.name}_rejected_lines__mv")
 
 
 def rejected_rows_name(ds: Datasource) -> str:
@@ -127,29 +129,23 @@ def view_sql(ds: Datasource) -> str:
         f"FROM {quote_identifier(rejected_rows_name(ds))} ARRAY JOIN range({REPEAT}) AS copy")
 
 
-def rejected_lines_sql(ds: Datasource) -> list[str]:
-    """The table of rejected lines, and a Null table whose view fills it.
+def rejected_rows_sql(ds: Datasource) -> list[str]:
+    """The table of rejected lines, kept as sent, with how many times each came.
 
-    A line that is not blank and not shaped like an object (`{...}`) cannot be an event,
-    so it is quarantined whole, and that needs no Python per line: a piece of the body goes in
-    as it is (`LineAsString`, one row per line, nothing to escape) with the import id as
-    the insert's `log_comment`, and the view keeps those lines in one statement, as sent:
-    their value and reason are made when read, so a flood of them costs the engine three
-    columns a line. The view is made again at every start (a Null table stores
-    nothing), so its SQL is always current.
+    Their value and reason are made when read. The Null table and view that earlier
+    versions filled it through are dropped.
     """
-    lines, view = (quote_identifier(n) for n in rejected_lines_names(ds))
     rows = quote_identifier(rejected_rows_name(ds))
+    old_lines, old_view = (quote_identifier(f"_tb_local_{ds.name}_rejected_lines{end}")
+                           for end in ("", "__mv"))
     return [
         f"CREATE TABLE IF NOT EXISTS {rows} (line String, "
-        "c__import_id String DEFAULT getSetting('log_comment'), "
-        f"insertion_date DateTime DEFAULT now(), {REPEAT} UInt32 DEFAULT 1) "
+        f"c__import_id String DEFAULT {IMPORT_ID}, "
+        f"insertion_date DateTime DEFAULT {INSERTED_AT}, {REPEAT} UInt32 DEFAULT 1) "
         "ENGINE = MergeTree() ORDER BY insertion_date",
         f"ALTER TABLE {rows} ADD COLUMN IF NOT EXISTS {REPEAT} UInt32 DEFAULT 1",
-        f"DROP VIEW IF EXISTS {view}",
-        f"DROP TABLE IF EXISTS {lines}",
-        f"CREATE TABLE {lines} (line String) ENGINE = Null",
-        f"CREATE MATERIALIZED VIEW {view} TO {rows} AS\n"
-        "SELECT line, getSetting('log_comment') AS c__import_id, now() AS insertion_date\n"
-        f"FROM {lines} WHERE NOT match(line, {quote_string(EVENT_OR_BLANK_LINE)})",
+        f"ALTER TABLE {rows} MODIFY COLUMN c__import_id String DEFAULT {IMPORT_ID}",
+        f"ALTER TABLE {rows} MODIFY COLUMN insertion_date DateTime DEFAULT {INSERTED_AT}",
+        f"DROP VIEW IF EXISTS {old_view}",
+        f"DROP TABLE IF EXISTS {old_lines}",
     ]

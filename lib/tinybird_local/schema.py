@@ -18,7 +18,8 @@ from .datafiles import Datasource, Pipe, Project
 from .engine import Engine
 from .quarantine import (
     FILLED_COLUMNS,
-    rejected_lines_sql,
+    compact_rows_name,
+    rejected_rows_sql,
     storage_name,
     storage_sql,
     view_name,
@@ -155,9 +156,10 @@ def _ensure_quarantine(engine: Engine, ds: Datasource) -> None:
         engine.execute(f"RENAME TABLE {quote_identifier(view)} TO {quote_identifier(storage)}")
     for statement in storage_sql(ds):
         engine.execute(statement)
-    for column in FILLED_COLUMNS:
-        engine.execute(f"ALTER TABLE {quote_identifier(storage)} MODIFY COLUMN {column}")
-    for statement in rejected_lines_sql(ds) + sift_sql(ds):
+    for table in (storage, compact_rows_name(ds)):
+        for column in FILLED_COLUMNS:
+            engine.execute(f"ALTER TABLE {quote_identifier(table)} MODIFY COLUMN {column}")
+    for statement in rejected_rows_sql(ds) + sift_sql(ds):
         engine.execute(statement)
     engine.execute(view_sql(ds))
 

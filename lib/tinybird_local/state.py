@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .auth import Grant, VerifiedJWTs, authenticate, token_from_request
+from .batch_writes import settle
 from .catalog import Catalog
 from .datafiles import Datasource, Project
 from .engine import Engine, EngineError
@@ -171,7 +172,8 @@ async def run_query_stats(state: LocalState, sql: str,
         The JSON bytes, the rows read and the bytes read.
     """
     try:
-        await run_in_threadpool(state.guard.check, sql)
+        tables = await run_in_threadpool(state.guard.check, sql)
+        await run_in_threadpool(_settle_quarantines, state, tables)
         return await run_in_threadpool(state.engine.query_stats, sql, "JSON")
     except SQLRefused as exc:
         headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
@@ -181,3 +183,14 @@ async def run_query_stats(state: LocalState, sql: str,
             raise Timeout(f"[Error] Timeout exceeded: {exc.message}", PIPE_DOCS) from None
         raise BadRequest(f"[Error] {exc.message}", PIPE_DOCS,
                          headers={"X-DB-Exception-Code": str(exc.code)}) from None
+
+
+def _settle_quarantines(state: LocalState, tables: tuple[str, ...]) -> None:
+    """Before a quarantine is read, the lines the sift left unchecked get their rows."""
+    for name in tables:
+        table = name.rpartition(".")[2]
+        if table.endswith(QUARANTINE_SUFFIX):
+            datasource = table[: -len(QUARANTINE_SUFFIX)]
+            if datasource in state.checkers:
+                settle(state.engine, state.checkers[datasource].datasource,
+                       state.checkers[datasource])

@@ -58,11 +58,13 @@ def test_rows_of_a_data_dir_from_before_the_compact_storage_read_the_same(server
         c.query("CREATE TABLE old AS _tb_local_events_quarantine_rows")
         c.query("INSERT INTO old ({expand}) SELECT {expand} FROM events_quarantine")
         c.query("DROP VIEW events_quarantine")
-        c.query("DROP VIEW _tb_local_events_rejected_lines__mv")
+        c.query("DROP VIEW IF EXISTS _tb_local_events_rejected_lines__mv")
         for table in ("rejected_rows", "compact_rows", "quarantine_rows"):
             c.query(f"DROP TABLE _tb_local_events_{{table}}")
         c.query("RENAME TABLE old TO events_quarantine")
         # ... fed by views that wrote into it.
+        c.query("CREATE TABLE IF NOT EXISTS _tb_local_events_rejected_lines (line String) "
+                "ENGINE = Null")
         c.query("CREATE MATERIALIZED VIEW _tb_local_events_rejected_lines__mv TO "
                 "events_quarantine AS SELECT line AS age FROM _tb_local_events_rejected_lines")
         c.query("CREATE TABLE _tb_local_events_compact_quarantine (age String) ENGINE = Null")

@@ -69,6 +69,9 @@ def main() -> None:
             out: dict[str, Any] = {}
             for name, sift in (("by_python", False), ("by_engine", True)):
                 counts = write(name, sift)
+                # What a read of the quarantine through the API does first.
+                ds = project.datasources[name]
+                batch_writes.settle(engine, ds, RowChecker(ds))
                 columns = ", ".join(f"`{c.name}`" for c in project.datasources[name].columns)
                 out[name] = {
                     "counts": counts,
