@@ -207,10 +207,10 @@ def _settled_batch(checker: RowChecker, rows: list[tuple[bytes, int]]) -> Checke
     batch = CheckedBatch()
     for line, repeat in rows:
         if repeat == 1:
-            checker.check_line(line, batch)
+            checker.check_line(line, batch, clean=False)
             continue
         one = CheckedBatch()
-        checker.check_line(line, one)
+        checker.check_line(line, one, clean=False)
         batch.add_rows(bytes(one.ndjson) * repeat, one.row_count * repeat)
         batch.quarantined += one.quarantined * repeat
         for compact in bytes(one.compact).splitlines():

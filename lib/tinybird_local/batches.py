@@ -2,8 +2,8 @@
 
 A body is checked in pieces cut after a newline, so only one piece's rows are Python
 objects at a time. When a piece shows many bad lines, the rest of the body goes to the
-engine's sift (`sift`), which quarantines in bulk what it can check. Runs of good rows
-are joined, since each insert costs the engine the same fixed work whatever its size.
+engine's sift (`sift`), which quarantines in bulk the lines it can tell are bad. Runs
+of good rows are joined, since each insert costs the engine the same fixed work.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ class CheckedBatch:
 
 # A line the Python checks read is shaped like an object: `{...}`, blanks around it. Any
 # other non-blank line cannot be an event (a lone `{`, a line cut short, `1`); the engine
-# quarantines those itself, with the same test (`quarantine.EVENT_OR_BLANK_LINE`), so
-# neither side touches the other's lines and a flood of them costs no Python per line.
+# keeps those itself, with the same test (`quarantine.EVENT_OR_BLANK_LINE`), so neither
+# side touches the other's lines and a flood of them costs no Python per line.
 _OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
 # A line the sift gave back: lines end with a newline only (a line may hold a \r).
 _KEPT_LINE = re.compile(rb"[^\n]+")
@@ -162,7 +162,7 @@ SIFT_MIN_BYTES = 1 << 20
 # (`checked_body`).
 SIFT_PROBE_BYTES = 1 << 20
 # Quarantines the lines of a body (as sent) between two offsets that cannot be events or
-# that the engine checks and finds bad; returns the others, one per line, and how many it
+# that surely lack a column; returns the others, one per line, and how many it
 # quarantined (`batch_writes.sift_lines`, bound to an engine, a datasource and an import
 # id).
 Sift = Callable[[bytes, int, int], tuple[bytes, int]]
@@ -235,12 +235,12 @@ def _checked_pieces(checker: RowChecker, body: bytes, sift: Sift | None,
     after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
     piece's rows exist as Python objects at a time.
 
-    Once a piece asks for a sift, the engine sifts the next `SIFT_PROBE_BYTES` of the
-    body, and then the rest of it in one call if it quarantined at least as many lines
-    as it gave back: each call costs the engine the same work to set up its views and
-    checks, so a call per piece would add up over a large flood. A body of lines only
-    Python checks is not sifted past the probe (the sift would only add its cost to
-    theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few hundred
+    Once a piece asks for a sift (many bad lines, or lines that cannot be events), the
+    engine sifts the next `SIFT_PROBE_BYTES` of the body, and then the rest of it in one
+    call if it quarantined at least as many lines as it gave back: each call costs the
+    engine a few statements, so a call per piece would add up over a large flood. A body
+    of lines only Python checks is not sifted past the probe (the sift would only add its
+    cost to theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few hundred
     lines costs far more than checking them.
     """
     ndjson = as_ndjson(body)
@@ -332,7 +332,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
             batch.add_rows(*clean)
             yield batch
             return
-    read = len(window)  # the part of the window the rejected-lines view is to read
+    read = len(window)  # the part of the window whose rejected lines are to be kept
     bad = checked = 0
     # Each object line, and where it ends in the window.
     lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))

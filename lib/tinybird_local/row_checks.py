@@ -479,8 +479,10 @@ class RowChecker:
         self._loads: Callable[[bytes | str], Any] = (
             json.loads if has_wide_integers(datasource) else orjson.loads)
 
-    def check_line(self, line: bytes | str, batch: CheckedBatch) -> None:
-        if self.clean is not None:
+    def check_line(self, line: bytes | str, batch: CheckedBatch, clean: bool = True) -> None:
+        """Check one line into `batch`; `clean=False` skips the clean-rows reader, for a
+        line known to lack a column."""
+        if clean and self.clean is not None:
             row = self.clean.read(line)
             if row is not None:
                 batch.add_row(row)
