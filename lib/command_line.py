@@ -1,8 +1,9 @@
 """How this project's command lines fail: one line on stderr, a known exit code, no traceback.
 
 Shared by `python -m lib.bookings` and `python -m lib.tinybird_local`, so a script that
-calls either can tell a usage mistake (2) from a failure (1) and from Ctrl-C (130). A
-leaf with no imports of its own: Tinybird Local may use it and still be lifted out.
+calls either can tell a usage mistake (2) from a failure (1) and from Ctrl-C (130). It
+imports nothing of the project, so Tinybird Local can use it and still move to a
+project of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ class UsageError(CLIError):
 
 def report(error: BaseException, stderr: TextIO | None = None,
            exit_code: int = EXIT_ERROR) -> int:
-    """Print `error: <message>` and return the exit code the command should end with."""
+    """Print `error: <message>` and return the exit code the command should end with.
+
+    Args:
+        error: what went wrong; a `CLIError` carries its own exit code.
+        stderr: where to print, standard error if None.
+        exit_code: the code for any other error.
+
+    Returns:
+        The exit code.
+    """
     print(f"error: {error}", file=stderr or sys.stderr, flush=True)
     return error.exit_code if isinstance(error, CLIError) else exit_code

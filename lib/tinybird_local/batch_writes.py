@@ -148,8 +148,15 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
     """Check the lines the sift left unchecked, and write their quarantine rows.
 
     Run before the quarantine is read. Each import's lines are checked as they would
-    have been when they came, and written with that import's id and time. Returns how
-    many distinct lines were settled.
+    have been when they came, and written with that import's id and time.
+
+    Args:
+        engine: the engine to read and write.
+        ds: the data source whose lines are settled.
+        checker: the data source's row checker.
+
+    Returns:
+        How many distinct lines were settled.
     """
     unchecked = quote_identifier(unchecked_rows_name(ds))
     settled = 0

@@ -3,31 +3,28 @@
 Tinybird keeps each bad row in `{datasource}_quarantine`: its original values as text,
 `c__error_column` and `c__error` (one entry per bad column, in column order),
 `c__import_id` and `insertion_date`. Written in that form, a tiny object that lacks
-eleven columns carries eleven reasons of about 80 bytes each, so 10 MB of `{"age":"x"}`
-lines would make the engine write 1.1 GB of text (about 4 s of CPU, against 0.7 s for
-10 MB of good bookings), and each of 5 million `1` lines a row of a dozen columns:
-anyone with an append token could make the server work for it.
+eleven columns would carry eleven long reasons, and each line of a flood a row of a
+dozen columns: anyone with an append token could make the server write far more than
+they sent.
 
 So what is written is small, and `{ds}_quarantine` is a view that puts Tinybird's form
 back, paying only for the rows read:
 - `_tb_local_{ds}_quarantine_rows` holds rows checked in Python that lack no column,
-  whole, in Tinybird's form (and the rows of a data dir of an earlier version).
+  whole, in Tinybird's form (and the rows of data dirs that stored everything so).
 - `_tb_local_{ds}_compact_rows` holds the rows that lack a required column: the present
-  columns' values in one array by position (a row of a dozen nullable columns cost the
-  engine twice the time and memory), the missing columns' positions only (their reason,
-  "missing value for column ...", is the same for every row), and the row's other
-  reasons with their positions. Rows that are all alike (events that hold none of the
-  columns, or lines the engine's sift found many times) are written once, with how many
-  they stand for (`repeat`).
+  columns' values in one array by position, the missing columns' positions only (their
+  reason, "missing value for column ...", is the same for every row), and the row's
+  other reasons with their positions. Rows that are all alike are written once, with
+  how many they stand for (`repeat`).
 - `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
-  import id, time, and `repeat` too), written by the engine from the body's bytes
-  (`sift`), and the lines shaped like objects that the Python
-  checks could not parse. Their value and reason are made when read.
+  import id, time, and `repeat`), kept by the engine from the body's bytes (`sift`),
+  and the lines shaped like objects that the Python checks could not parse. Their value
+  and reason are made when read.
 - `_tb_local_{ds}_unchecked_rows` (made by `sift`) holds lines the engine found surely
   bad without saying why; `batch_writes.settle` moves them into the tables above
   before the quarantine is read.
 
-This module only says what to create; `Engine` runs it.
+This module only says what to create; `schema` and `batch_writes` run it.
 """
 
 from __future__ import annotations
@@ -104,7 +101,7 @@ def view_sql(ds: Datasource) -> str:
                             for i, c in enumerate(ds.columns, 1))
     positions = f"arrayConcat({MISSING_AT}, {ERROR_AT})"
     # Both arrays are sorted by position with lambdas that read only their arguments:
-    # a lambda that reads another column of the row is far slower (11 s for 833k rows).
+    # a lambda that reads another column of the row is far slower.
     messages = f"arrayConcat(arrayMap(i -> {reasons}[i], {MISSING_AT}), c__error)"
     first, *others = (quote_identifier(c.name) for c in ds.columns)
     nulls = "".join(f"  CAST(NULL, 'Nullable(String)') AS {name},\n" for name in others)

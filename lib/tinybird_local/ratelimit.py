@@ -39,6 +39,16 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def check(self, key: str, rate: float, period: float = 1.0) -> RateDecision:
+        """Count one request under `key`, and say whether it may go on.
+
+        Args:
+            key: what the limit counts (workspace, pipe and JWT name).
+            rate: requests allowed per `period`; the burst is as many.
+            period: the period in seconds.
+
+        Returns:
+            Whether the request is allowed, with the headers to send either way.
+        """
         burst = max(int(rate), 1)
         interval = period / rate
         tolerance = interval * burst

@@ -480,8 +480,13 @@ class RowChecker:
             json.loads if has_wide_integers(datasource) else orjson.loads)
 
     def check_line(self, line: bytes | str, batch: CheckedBatch, clean: bool = True) -> None:
-        """Check one line into `batch`; `clean=False` skips the clean-rows reader, for a
-        line known to lack a column."""
+        """Check one line into `batch`.
+
+        Args:
+            line: the line as sent.
+            batch: where the row, or its quarantine row, goes.
+            clean: False to skip the clean-rows reader, for a line known to lack a column.
+        """
         if clean and self.clean is not None:
             row = self.clean.read(line)
             if row is not None:

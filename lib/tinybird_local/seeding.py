@@ -1,7 +1,7 @@
 """Bulk-load generated bookings straight into the engine, for `seed` and the demo.
 
 The rows are made by `lib.bookings.distributions.seed_select_sql` inside ClickHouse, so a
-million bookings take seconds and share the distributions of the streamed ones.
+seed of any size is one statement, and shares the distributions of the streamed rows.
 """
 
 from __future__ import annotations
@@ -22,7 +22,18 @@ class SeedError(ValueError):
 
 def seed_bookings(engine: Engine, datasource: Datasource, rows: int, days: int = 30,
                   seed: int | None = None) -> int:
-    """Insert `rows` bookings into `datasource`; returns how many were inserted."""
+    """Insert generated bookings into `datasource`.
+
+    Args:
+        engine: the engine to write into.
+        datasource: a data source with the booking columns.
+        rows: how many bookings.
+        days: the bookings' times spread over this many days up to now.
+        seed: the generator's seed; random if None.
+
+    Returns:
+        How many were inserted.
+    """
     if rows < 0:
         raise SeedError("rows must be zero or more")
     missing = [c for c in COLUMNS if datasource.column(c) is None]
