@@ -172,7 +172,8 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
             batch = _settled_batch(checker, rows)
             insert_batch(engine, ds, batch, f"{group['c__import_id']}\t{group['at']}")
             settled += len(rows)
-        engine.truncate(unchecked_rows_name(ds))
+        if waiting:  # a truncate takes the engine whole: none when nothing waited
+            engine.truncate(unchecked_rows_name(ds))
     return settled
 
 
