@@ -30,6 +30,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .auth import Grant
 from .batch_writes import InsertResult, insert_batch, sift_lines
 from .batches import CheckedBatch, checked_body
 from .datafile_sql import create_table_sql
@@ -149,6 +150,13 @@ async def post_datasources(request: Request) -> Response:
     """`POST /v0/datasources`: mode=create (from `schema`), append or replace (a file)."""
     state = state_of(request)
     grant = grant_for(request, state)
+    params, data, filename = await read_request(request)
+    return json_response(await import_request(state, grant, params, data, filename))
+
+
+async def read_request(request: Request) -> tuple[dict[str, str], bytes | None, str]:
+    """The parameters (query, then form fields), the file and its name, from any of the
+    ways clients send them: a multipart field, or the raw body."""
     params: dict[str, str] = dict(request.query_params)
     data: bytes | None = None
     filename = ""
@@ -171,6 +179,23 @@ async def post_datasources(request: Request) -> Response:
             data = body
             if "ndjson" in content_type or "jsonl" in content_type:
                 params.setdefault("format", "ndjson")
+    return params, data, filename
+
+
+async def import_request(state: LocalState, grant: Grant, params: dict[str, str],
+                         data: bytes | None, filename: str) -> dict[str, Any]:
+    """Create, append or replace as `params` say, after every check; the answer's body.
+
+    Args:
+        state: the server's state.
+        grant: who asks.
+        params: the request's parameters (`name`, `mode`, `format`, ...).
+        data: the file, or None when the request sent none.
+        filename: the file's name, when it came in a multipart field.
+
+    Returns:
+        The body Tinybird answers: the data source, or the import's counts and blocks.
+    """
     mode = params.get("mode", "create").lower()
     name = params.get("name", "")
     if params.get("url"):
@@ -196,7 +221,7 @@ async def post_datasources(request: Request) -> Response:
         ds = await run_in_threadpool(_create, state, name, params)
         state.ops_log.record("create", ds.name)
         if data is None:
-            return json_response({"datasource": datasource_json(state, ds)})
+            return {"datasource": datasource_json(state, ds)}
     else:
         ds = _find(state, name)
         if not grant.can_append(ds.name):
@@ -223,7 +248,7 @@ async def post_datasources(request: Request) -> Response:
     state.ops_log.record(operation, ds.name, rows=result["blocks"][0]["process_return"][0]["lines"],
                          quarantined=result["quarantine_rows"], import_id=result["import_id"],
                          elapsed=time.perf_counter() - started)
-    return json_response(result)
+    return result
 
 
 async def _read_upload(upload: UploadFile) -> bytes:

@@ -38,6 +38,7 @@ from .api_deploy import (
     set_live,
 )
 from .api_events import events, seed
+from .api_jobs import get_job, list_jobs, v1_import
 from .api_pipes import list_pipes, pipe_data, pipe_info
 from .api_query import sql_query
 from .api_tokens import (
@@ -184,7 +185,14 @@ class ResourceName(Convertor[str]):
         return value
 
 
+class ImportMode(ResourceName):
+    """The mode a v1 import names in its path: append or replace."""
+
+    regex = "append|replace"
+
+
 register_url_convertor("resource", ResourceName())
+register_url_convertor("import_mode", ImportMode())
 
 
 def create_app(state: LocalState) -> Starlette:
@@ -200,6 +208,11 @@ def create_app(state: LocalState) -> Starlette:
         Route("/v0/datasources/{name:resource}", get_datasource),
         Route("/v0/datasources/{name:resource}/truncate", truncate_datasource,
               methods=["POST"]),
+        # The Forward CLI's imports (api_jobs.py), then the jobs it polls.
+        Route("/v1/datasources/{name:resource}/{mode:import_mode}", v1_import,
+              methods=["POST"]),
+        Route("/v0/jobs", list_jobs),
+        Route("/v0/jobs/{job_id}", get_job),
         Route("/v0/workspace", workspace_info),
         Route("/v1/workspace", workspace_info),
         Route("/v0/regions", regions),

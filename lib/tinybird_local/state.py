@@ -1,7 +1,7 @@
 """What a running Tinybird Local holds, and the steps every handler shares.
 
 There is one `LocalState` per server: the datafiles, the workspace, the engine, the rate
-limiter and a row checker per data source. Handlers reach it as
+limiter, a row checker per data source and the recent import jobs. Handlers reach it as
 `request.app.state.local` (see `state_of`).
 """
 
@@ -20,6 +20,7 @@ from .catalog import Catalog
 from .datafiles import Datasource, Project
 from .engine import Engine, EngineError
 from .errors import PIPE_DOCS, BadRequest, Timeout, no_access
+from .jobs import Jobs
 from .limits import Limits
 from .quarantine import QUARANTINE_SUFFIX
 from .ratelimit import RateLimiter
@@ -40,6 +41,7 @@ class LocalState:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     checkers: dict[str, RowChecker] = field(default_factory=dict)
     verified_jwts: VerifiedJWTs = field(default_factory=VerifiedJWTs)
+    jobs: Jobs = field(default_factory=Jobs)
     guard: SQLGuard = field(init=False)
     catalog: Catalog = field(init=False)
     service_log: ServiceLog = field(init=False)
