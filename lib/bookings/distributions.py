@@ -70,7 +70,7 @@ def _weighted_pick_sql(weights: dict, random_expr: str) -> str:
             f"{_sql_list(bounds)})]")
 
 
-def seed_select_sql(rows: int, days: int = 30, seed: int = 0) -> str:
+def seed_select_sql(rows: int, days: float = 30, seed: int = 0) -> str:
     """A SELECT that generates bookings inside ClickHouse.
 
     The rows are made by the engine, so none of them passes through Python. Each random
@@ -79,7 +79,8 @@ def seed_select_sql(rows: int, days: int = 30, seed: int = 0) -> str:
 
     Args:
         rows: how many bookings.
-        days: the timestamps are spread over the last this many days.
+        days: the timestamps are spread over the last this many days (a fraction of a
+            day for a few seconds, as a live stream wants).
         seed: the same seed gives the same bookings (timestamps aside).
 
     Returns:
@@ -88,6 +89,7 @@ def seed_select_sql(rows: int, days: int = 30, seed: int = 0) -> str:
     def r(salt: int) -> str:
         return f"cityHash64(number, {seed}, {salt})"
 
+    span_ms = max(1, round(days * 86_400_000))
     first, last = _sql_list(FIRST_NAMES), _sql_list(LAST_NAMES)
     cities = _sql_list(CITIES)
     n_cities = len(CITIES)
@@ -108,7 +110,7 @@ SELECT
     toInt32({PASSPORT_RANGE[0]} + {r(9)} % {PASSPORT_RANGE[1] - PASSPORT_RANGE[0] + 1})
         AS passport_number,
     toUInt8({r(10)} % 2) AS priority_boarding,
-    now64(3, 'UTC') - toIntervalMillisecond({r(11)} % {days * 86400 * 1000}) AS timestamp,
+    now64(3, 'UTC') - toIntervalMillisecond({r(11)} % {span_ms}) AS timestamp,
     toString(generateUUIDv4(number)) AS transaction_id
 FROM (
     SELECT number,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -42,10 +43,13 @@ from .server import (
     served_project_dir,
 )
 from .sql_guard import check_pipes
+from .stream import BookingStream
 from .workspace import ensure_workspace, load_workspace
 
 DEFAULT_PROJECT_DIR = "tinybird"
 DEFAULT_DATA_DIR = ".tinybird-local"
+# The data source `serve --stream` fills: the bookings of the guide's project.
+STREAM_DATASOURCE = "events"
 
 
 def _running_host(data_dir: Path) -> str | None:
@@ -71,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     server = LocalServer(args.project_dir, args.data_dir, host=args.host, port=args.port,
                          limits=limits)
+    stream = _stream_for(server, args.stream) if args.stream is not None else None
     # uvicorn catches SIGINT/SIGTERM while it serves, finishes the requests in progress,
     # then raises the signal again for the handlers that were there before. Those do
     # nothing, so a clean shutdown (engine flushed and closed) exits 0.
@@ -78,9 +83,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: None)
     print(f"Tinybird Local listening on {server.url} "
           f"(workspace {server.workspace.workspace_id}, data in {args.data_dir})", flush=True)
-    server.serve_forever()
+    if stream is not None:
+        stream.start()
+        print(f"Streaming {args.stream:g} bookings a second into "
+              f"{stream.datasource.name}", flush=True)
+    server.serve_forever(before_close=stream.stop if stream is not None else None)
     print("Tinybird Local stopped", flush=True)
     return 0
+
+
+def _stream_for(server: LocalServer, rows_per_second: float) -> BookingStream:
+    """The stream `serve --stream` asks for, into `events`; the server is closed if the
+    project cannot take it."""
+    events = server.state.project.datasources.get(STREAM_DATASOURCE)
+    try:
+        if events is None:
+            raise CLIError(f"--stream needs a data source named '{STREAM_DATASOURCE}' in "
+                           "the project, with the booking columns")
+        return BookingStream(server.state.engine, events, rows_per_second)
+    except (CLIError, SeedError):
+        server.close()
+        raise
+
+
+def _rows_per_second(text: str) -> float:
+    """`--stream`'s value: a number of rows a second, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows a second") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} rows a second: it must be more than 0")
+    return value
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -192,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--events-rps", type=float, metavar="N",
         help=f"Events API requests per second per Data Source, then a 429 (default: "
              f"${EVENTS_RPS_ENV}, else {DEFAULT_EVENTS_RPS:g})")
+    serve.add_argument(
+        "--stream", type=_rows_per_second, metavar="ROWS_PER_SECOND",
+        help=f"keep adding this many generated bookings a second to '{STREAM_DATASOURCE}', "
+             "as the dashboard's embedded server does (default: none)")
     serve.set_defaults(func=cmd_serve)
 
     info = sub.add_parser("info", help="print host, workspace id and tokens as JSON")

@@ -20,7 +20,7 @@ class SeedError(ValueError):
     pass
 
 
-def seed_bookings(engine: Engine, datasource: Datasource, rows: int, days: int = 30,
+def seed_bookings(engine: Engine, datasource: Datasource, rows: int, days: float = 30,
                   seed: int | None = None) -> int:
     """Insert generated bookings into `datasource`.
 

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 
@@ -131,13 +132,22 @@ class LocalServer:
     def _write_server_file(self) -> None:
         (self.data_dir / SERVER_FILE).write_text(json.dumps({"host": self.url, "pid": os.getpid()}))
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until SIGINT/SIGTERM, then flush and close the engine."""
+    def serve_forever(self, before_close: Callable[[], None] | None = None) -> None:
+        """Serve in this thread until SIGINT/SIGTERM, then flush and close the engine.
+
+        Args:
+            before_close: called once serving has stopped and before the engine closes,
+                to stop what writes to it (`serve --stream`).
+        """
         self._write_server_file()
         try:
             self._server.run(sockets=[self._socket])
         finally:
-            self.close()
+            try:
+                if before_close is not None:
+                    before_close()
+            finally:
+                self.close()
 
     def start_in_thread(self, timeout: float = 30.0) -> LocalServer:
         """Serve in a daemon thread; return once it accepts requests."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 import jwt
@@ -155,23 +156,31 @@ def test_tinybird_local_imports_only_its_plain_data_leaves():
     assert outside <= {"lib.bookings", "lib.bookings.distributions", "lib.command_line"}
 
 
-@contextmanager
-def serving(data_dir, *args, env=None):
-    """`serve` with extra options (conftest's start_server takes none); yields its URL."""
+def start_serve(data_dir, *args, env=None) -> tuple[subprocess.Popen, str]:
+    """`serve` with extra options (conftest's start_server takes none), and its URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "lib.tinybird_local", "serve", "--project-dir", str(PROJECT_DIR),
          "--data-dir", str(data_dir), "--port", "0", *map(str, args)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})})
+    line = "x"
+    while line and "listening on" not in line:
+        line = process.stdout.readline()
+    if "listening on" not in line:
+        process.kill()
+        raise AssertionError(f"serve did not start: {process.communicate(timeout=30)}")
+    return process, line.split("listening on ", 1)[1].split()[0]
+
+
+@contextmanager
+def serving(data_dir, *args, env=None):
+    """`serve` with extra options, killed at the end; yields its URL."""
+    process, url = start_serve(data_dir, *args, env=env)
     try:
-        line = "x"
-        while line and "listening on" not in line:
-            line = process.stdout.readline()
-        assert "listening on" in line, "serve did not start"
-        yield line.split("listening on ", 1)[1].split()[0]
+        yield url
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        process.communicate(timeout=30)
 
 
 def post_events(url, data_dir, size):
@@ -225,7 +234,7 @@ def help_entries(command: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("command, options", [
     ("serve", {"--project-dir", "--data-dir", "--host", "--port", "--query-timeout",
-               "--max-events-bytes", "--events-rps"}),
+               "--max-events-bytes", "--events-rps", "--stream"}),
     ("info", {"--project-dir", "--data-dir"}),
     ("seed", {"--project-dir", "--data-dir", "--rows", "--host", "--datasource", "--seed"}),
     ("jwt", {"--project-dir", "--data-dir", "--pipe", "--ttl", "--name", "--rps",
@@ -238,3 +247,68 @@ def test_every_option_has_help_with_its_default(command, options):
         text = " ".join(entries[option].split())
         assert len(text) > 20, f"{command} {option} has no help"
         assert "(default:" in text or "required" in text, f"{command} {option}: {text}"
+
+
+def events_count(url: str, data_dir) -> int:
+    response = requests.get(f"{url}/v0/sql", timeout=30,
+                            params={"q": "SELECT count() AS n FROM events FORMAT JSON"},
+                            headers={"Authorization":
+                                     f"Bearer {load_workspace(data_dir).admin_token}"})
+    assert response.status_code == 200, response.text
+    return int(response.json()["data"][0]["n"])
+
+
+def test_serve_stream_keeps_new_bookings_flowing_until_stopped(tmp_path):
+    process, url = start_serve(tmp_path / "d", "--stream", 50)
+    try:
+        assert "Streaming 50 bookings a second into events" in process.stdout.readline()
+        counts = [events_count(url, tmp_path / "d")]
+        deadline = time.monotonic() + 30
+        # Three batches at least: the stream goes on, it is not one seed.
+        while counts[-1] < 150 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            counts.append(events_count(url, tmp_path / "d"))
+        assert counts[-1] >= 150, counts
+        assert counts == sorted(counts)
+        token = load_workspace(tmp_path / "d").admin_token
+        recent = requests.get(f"{url}/v0/sql", headers={"Authorization": f"Bearer {token}"},
+                              params={"q": "SELECT count() AS n FROM events WHERE timestamp "
+                                           "< now64(3) - INTERVAL 1 MINUTE FORMAT JSON"},
+                              timeout=30).json()["data"][0]["n"]
+        assert int(recent) == 0
+        top = requests.get(f"{url}/v0/pipes/top_airlines.json", timeout=30,
+                           headers={"Authorization": f"Bearer {token}"}).json()["data"]
+        assert sum(row["bookings"] for row in top) >= 150
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "skipped" not in err
+
+
+@pytest.mark.parametrize("value, words", [
+    ("0", "must be more than 0"), ("-5", "must be more than 0"),
+    ("lots", "'lots' is not a number"), ("nan", "must be more than 0"),
+])
+def test_serve_stream_refuses_a_pace_that_is_not_a_positive_number(tmp_path, value, words):
+    result = cli("serve", "--data-dir", tmp_path / "d", "--port", 0, "--stream", value)
+    assert result.returncode == 2
+    assert "argument --stream" in result.stderr and words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("datafile, words", [
+    ("events.datasource", "'events' has no booking column(s)"),
+    ("clicks.datasource", "--stream needs a data source named 'events'"),
+])
+def test_serve_stream_needs_an_events_datasource_with_booking_columns(tmp_path, datafile,
+                                                                       words):
+    project = tmp_path / "project"
+    (project / "datasources").mkdir(parents=True)
+    (project / "datasources" / datafile).write_text("SCHEMA >\n    `n` Int32\n")
+    result = cli("serve", "--project-dir", project, "--data-dir", tmp_path / "d",
+                 "--port", 0, "--stream", 5)
+    assert result.returncode == 1
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "d" / "server.json").exists()
