@@ -53,6 +53,7 @@ from .datafile_sql import pipe_sql
 from .datafiles import DatafileError, Datasource, Project, load_project
 from .engine import EngineError
 from .errors import DOCS, BadRequest, NotFound
+from .pipe_reads import PipeReadError, with_pipe_reads
 from .schema import apply_project
 from .sql_guard import SQLGuard, SQLRefused, check_pipes
 from .sql_template import TemplateError
@@ -225,7 +226,8 @@ def _validate(state: LocalState, staged: Path) -> tuple[Project, Deployment]:
 
 
 def _unknown_tables(state: LocalState, project: Project, staged: Path) -> list[dict[str, str]]:
-    """One error per pipe with a node that reads a table the project does not have.
+    """One error per pipe with a node that reads a table the project does not have, or
+    pipes that read each other in a cycle.
 
     Such a table is a bare name that is neither a data source nor a CTE of the node's
     query. The guard lets it through, and the engine would fail at run time; a
@@ -237,10 +239,14 @@ def _unknown_tables(state: LocalState, project: Project, staged: Path) -> list[d
     for pipe in project.pipes.values():
         for index, node in enumerate(pipe.nodes):
             try:
-                sql = pipe_sql(pipe, {}, index)
+                sql = with_pipe_reads(guard.check, project, pipe, pipe_sql(pipe, {}, index), {})
                 tables = guard.check(sql)
             except (TemplateError, SQLRefused):
                 continue
+            except PipeReadError as exc:
+                errors.append({"filename": Path(pipe.path).relative_to(staged).as_posix(),
+                               "error": f"line {node.line}: node '{node.name}': {exc}"})
+                break
             for table in tables:
                 if "." in table or table in project.datasources:
                     continue

@@ -32,7 +32,9 @@ from .auth import Grant, raise_for_rate
 from .datafile_sql import pipe_sql
 from .datafiles import IDENTIFIER, Pipe
 from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, BadRequest, NotFound, no_access
+from .pipe_reads import PipeReadError, may_read_pipes, with_pipe_reads
 from .sql_access import compose
+from .sql_guard import SQLRefused
 from .sql_template import TemplateError, declared_params
 from .state import (
     LocalState,
@@ -141,10 +143,7 @@ async def pipe_data(request: Request) -> Response:
         shown_params = dict(params)
         # The JWT's fixed params always win over what the request says.
         params.update({k: str(v) for k, v in grant.fixed_params(pipe.name).items()})
-        try:
-            sql = pipe_sql(pipe, params)
-        except TemplateError as exc:
-            raise BadRequest(str(exc), TEMPLATE_DOCS) from None
+        sql = await _endpoint_sql(state, pipe, params)
         if q is not None:
             shown_params["q"] = q
             sql = await _over_result(state, grant, sql, q)
@@ -171,6 +170,20 @@ async def pipe_data(request: Request) -> Response:
         "X-Tb-Warning": "[]",
     }
     return Response(body, media_type=CONTENT_TYPES[fmt], headers=headers)
+
+
+async def _endpoint_sql(state: LocalState, pipe: Pipe, params: dict[str, str]) -> str:
+    """The pipe rendered with the request's parameters, with the pipes it reads."""
+    try:
+        sql = pipe_sql(pipe, params)
+        if may_read_pipes(state.project, pipe, sql):
+            sql = await run_in_threadpool(with_pipe_reads, state.guard.check, state.project,
+                                          pipe, sql, params)
+    except TemplateError as exc:
+        raise BadRequest(str(exc), TEMPLATE_DOCS) from None
+    except (PipeReadError, SQLRefused) as exc:
+        raise BadRequest(str(exc), PIPE_DOCS) from None
+    return sql
 
 
 def _node_id(pipe_id: str, node: str) -> str:

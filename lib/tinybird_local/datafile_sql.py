@@ -52,9 +52,17 @@ def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
     nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
     rendered = [(n.name, render_sql(n.sql, params).strip().rstrip(";")) for n in nodes]
     *earlier, (_, final) = rendered
-    if not earlier:
-        return final
-    ctes = ",\n".join(f"{quote_identifier(name)} AS (\n{sql}\n)" for name, sql in earlier)
-    if re.match(r"(?is)^\s*WITH\s", final):
-        return f"WITH {ctes},\n" + re.sub(r"(?is)^\s*WITH\s", "", final, count=1)
-    return f"WITH {ctes}\n{final}"
+    return with_ctes(earlier, final)
+
+
+def with_ctes(ctes: list[tuple[str, str]], sql: str) -> str:
+    """`sql` with `ctes` ((name, query) pairs) as `WITH` stages before its own, if any.
+
+    A stage may read the stages before it, and `sql` may read all of them.
+    """
+    if not ctes:
+        return sql
+    stages = ",\n".join(f"{quote_identifier(name)} AS (\n{body}\n)" for name, body in ctes)
+    if re.match(r"(?is)^\s*WITH\s", sql):
+        return f"WITH {stages},\n" + re.sub(r"(?is)^\s*WITH\s", "", sql, count=1)
+    return f"WITH {stages}\n{sql}"

@@ -26,6 +26,7 @@ from .auth import Grant
 from .datafile_sql import pipe_sql
 from .datafiles import Project
 from .errors import AUTH_DOCS, SQL_DOCS, TEMPLATE_DOCS, BadRequest, Forbidden
+from .pipe_reads import PipeReadError, with_pipe_reads
 from .quarantine import QUARANTINE_SUFFIX
 from .sql_guard import SERVICE_DATABASE, SERVICE_TABLES, SQLGuard, SQLRefused
 from .sql_template import TemplateError, quote_identifier
@@ -129,7 +130,8 @@ def compose(state: Resources, grant: Grant, sql: str,
 
 
 def render_pipe(state: Resources, pipe_name: str, params: Mapping[str, object]) -> str:
-    """The pipe's SQL, its earlier nodes as CTEs, rendered with `params`.
+    """The pipe's SQL, its earlier nodes and the pipes it reads as CTEs, rendered with
+    `params`.
 
     Args:
         state: the running server's datafiles.
@@ -140,9 +142,15 @@ def render_pipe(state: Resources, pipe_name: str, params: Mapping[str, object]) 
         The SQL.
 
     Raises:
-        BadRequest: the template refused the parameters.
+        BadRequest: the template refused the parameters, or the pipes it reads cannot
+            be served (a cycle).
     """
+    pipe = state.project.pipes[pipe_name]
+    values = {k: str(v) for k, v in params.items()}
     try:
-        return pipe_sql(state.project.pipes[pipe_name], {k: str(v) for k, v in params.items()})
+        return with_pipe_reads(state.guard.check, state.project, pipe,
+                               pipe_sql(pipe, values), values)
     except TemplateError as exc:
         raise BadRequest(str(exc), TEMPLATE_DOCS) from None
+    except (PipeReadError, SQLRefused) as exc:
+        raise BadRequest(str(exc), SQL_DOCS) from None

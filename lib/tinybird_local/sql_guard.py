@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from .datafile_sql import pipe_sql
 from .datafiles import DatafileError
 from .engine import EngineError
+from .pipe_reads import PipeReadError, with_pipe_reads
 from .quarantine import QUARANTINE_SUFFIX
 from .schema import BACKFILLS_TABLE
 from .sql_template import TemplateError
@@ -272,18 +273,18 @@ def _parse_message(exc: EngineError) -> str:
 def check_pipes(engine: Engine, project: Project) -> None:
     """Every pipe node's SQL passes the guard, or start-up stops at `file:line: reason`.
 
-    Each node is checked as it runs (with the nodes before it as CTEs), so the first
-    refused node is the one to blame. A templated node that cannot render without
+    Each node is checked as it runs (with the nodes before it and the pipes it reads as
+    CTEs), so the first refused node is the one to blame, and pipes that read each other
+    in a cycle stop start-up too. A templated node that cannot render without
     request parameters is checked on each request instead.
     """
     guard = SQLGuard(engine, project)
     for pipe in project.pipes.values():
         for index, node in enumerate(pipe.nodes):
             try:
-                sql = pipe_sql(pipe, {}, index)
+                sql = with_pipe_reads(guard.check, project, pipe, pipe_sql(pipe, {}, index), {})
+                guard.check(sql)
             except TemplateError:
                 continue
-            try:
-                guard.check(sql)
-            except SQLRefused as exc:
-                raise DatafileError(pipe.path, node.line, exc.message) from None
+            except (SQLRefused, PipeReadError) as exc:
+                raise DatafileError(pipe.path, node.line, str(exc)) from None
