@@ -9,21 +9,18 @@ What Tinybird's clients send (read from their sources and `tb --debug`):
   body (`Content-Type: text/html` for CSV, `application/x-ndjson`), `dialect_delimiter`.
 - tinybird-sdk: a multipart field named `csv` whatever the format, `format` from the
   file's extension.
-Rows are checked as the Events API checks them (`row_checks.RowChecker`): bad rows go to
-`{name}_quarantine` and the request still succeeds. Files are read whole, within
-`MAX_UPLOAD_BYTES`; importing from a `url` is refused (Tinybird Local has no fetcher).
+- the Forward CLI: the raw body of `POST /v1/datasources/NAME/append|replace` (api_jobs.py).
+How a file becomes rows is `imports`' job: CSV, NDJSON or Parquet, each row checked as the
+Events API checks it. Files are read whole, within `MAX_UPLOAD_BYTES`; importing from a
+`url` is refused (Tinybird Local fetches nothing from the network).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -31,15 +28,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import Grant
-from .batch_writes import InsertResult, insert_batch, sift_lines
-from .batches import CheckedBatch, checked_body
 from .datafile_sql import create_table_sql
 from .datafiles import IDENTIFIER, DatafileError, Datasource, parse_datasource
 from .engine import EngineError
 from .errors import (
     AUTH_DOCS,
     DOCS,
-    APIError,
     BadRequest,
     Forbidden,
     NotFound,
@@ -47,16 +41,16 @@ from .errors import (
     no_access,
 )
 from .gzip_body import read_gzip
-from .row_checks import RowChecker
-from .schema import create_datasource, replace_from, staging_table
+from .imports import BadFile, Imported, import_file, parquet_as_ndjson
+from .schema import create_datasource
+from .sql_guard import SQLRefused
 from .state import LocalState, grant_for, json_response, require_admin, state_of
 
 DATASOURCES_DOCS = f"{DOCS}/api-reference/datasource-api"
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
-FORMATS = ("csv", "ndjson")
+FORMATS = ("csv", "ndjson", "parquet")
 # Where data sources created through the API keep their datafile, in the data dir.
 CREATED_DIR = "datasources"
-BATCH_ROWS = 5000
 
 
 # -- describing --------------------------------------------------------------------------
@@ -179,12 +173,18 @@ async def read_request(request: Request) -> tuple[dict[str, str], bytes | None, 
             data = body
             if "ndjson" in content_type or "jsonl" in content_type:
                 params.setdefault("format", "ndjson")
+            elif "parquet" in content_type:
+                params.setdefault("format", "parquet")
     return params, data, filename
 
 
 async def import_request(state: LocalState, grant: Grant, params: dict[str, str],
                          data: bytes | None, filename: str) -> dict[str, Any]:
     """Create, append or replace as `params` say, after every check; the answer's body.
+
+    Everything that can be refused is checked before anything is written: the
+    parameters, the token, the file (a Parquet file is read whole first) and the
+    replace condition. So a refused request changes nothing.
 
     Args:
         state: the server's state.
@@ -196,12 +196,54 @@ async def import_request(state: LocalState, grant: Grant, params: dict[str, str]
     Returns:
         The body Tinybird answers: the data source, or the import's counts and blocks.
     """
+    mode, name, fmt, delimiter, condition = _import_params(params)
+    ds = None
+    if mode == "create":
+        require_admin(grant)
+    else:
+        ds = _find(state, name)
+        if not grant.can_append(ds.name):
+            raise Forbidden("The token you have provided doesn't have access to this "
+                            f"resource: it lacks APPEND on Data Source '{ds.name}'",
+                            AUTH_DOCS)
+        if data is None:
+            raise BadRequest("No data to import: send a CSV, NDJSON or Parquet file in a "
+                             "multipart field (csv, ndjson or parquet) or as the request "
+                             "body", DATASOURCES_DOCS)
+    if data is not None:
+        data = await run_in_threadpool(_readable, state, data, filename, fmt)
+        fmt = "csv" if fmt == "csv" else "ndjson"  # a Parquet file's rows are NDJSON now
+    if ds is not None and condition:
+        await run_in_threadpool(_check_condition, state, ds, condition)
+    if ds is None:
+        ds = await run_in_threadpool(_create, state, name, params)
+        state.ops_log.record("create", ds.name)
+        if data is None:
+            return {"datasource": datasource_json(state, ds)}
+    assert data is not None
+    started = time.perf_counter()
+    try:
+        result = await run_in_threadpool(import_file, state, ds, data, fmt, delimiter, mode,
+                                         condition)
+    except EngineError as exc:
+        state.ops_log.record(mode, ds.name, error=exc.message,
+                             elapsed=time.perf_counter() - started)
+        raise BadRequest(f"[Error] {exc.message}", DATASOURCES_DOCS) from None
+    state.ops_log.record(mode, ds.name, rows=result.successful_rows,
+                         quarantined=result.quarantined_rows, import_id=result.import_id,
+                         elapsed=time.perf_counter() - started)
+    return _import_body(state, ds, result, len(data))
+
+
+def _import_params(params: dict[str, str]) -> tuple[str, str, str, str, str]:
+    """The mode, name, format, CSV delimiter and replace condition, each checked."""
     mode = params.get("mode", "create").lower()
     name = params.get("name", "")
     if params.get("url"):
-        raise BadRequest("Importing from a URL is not supported by Tinybird Local: send "
-                         "the file itself, in a multipart field (csv or ndjson) or as the "
-                         "request body", DATASOURCES_DOCS)
+        raise BadRequest("Importing from a URL is not supported by Tinybird Local, which "
+                         "fetches nothing from the network: send the file itself, in a "
+                         "multipart field (csv, ndjson or parquet) or as the request body",
+                         DATASOURCES_DOCS)
     if mode not in ("create", "append", "replace"):
         raise BadRequest(f"Invalid mode '{mode[:40]}': it must be create, append or "
                          "replace", DATASOURCES_DOCS)
@@ -210,45 +252,57 @@ async def import_request(state: LocalState, grant: Grant, params: dict[str, str]
                          DATASOURCES_DOCS)
     fmt = params.get("format", "csv").lower()
     if fmt not in FORMATS:
-        raise BadRequest(f"Format '{fmt[:40]}' is not supported by Tinybird Local: it must "
-                         "be csv or ndjson", DATASOURCES_DOCS)
-    if params.get("replace_condition"):
-        raise BadRequest("Replacing with a condition (replace_condition) is not supported "
-                         "by Tinybird Local: replace the whole Data Source",
-                         DATASOURCES_DOCS)
-    if mode == "create":
-        require_admin(grant)
-        ds = await run_in_threadpool(_create, state, name, params)
-        state.ops_log.record("create", ds.name)
-        if data is None:
-            return {"datasource": datasource_json(state, ds)}
-    else:
-        ds = _find(state, name)
-        if not grant.can_append(ds.name):
-            raise Forbidden("The token you have provided doesn't have access to this "
-                            f"resource: it lacks APPEND on Data Source '{ds.name}'",
-                            AUTH_DOCS)
-        if data is None:
-            raise BadRequest("No data to import: send a CSV or NDJSON file in a multipart "
-                             "field (csv or ndjson) or as the request body",
-                             DATASOURCES_DOCS)
-    if data[:2] == b"\x1f\x8b" or filename.endswith(".gz"):
-        data = await run_in_threadpool(read_gzip, data, MAX_UPLOAD_BYTES)
+        raise BadRequest(f"Format '{fmt[:40]}' is not supported: it must be csv, ndjson "
+                         "or parquet", DATASOURCES_DOCS)
     delimiter = params.get("dialect_delimiter") or ","
     if len(delimiter) != 1:
         raise BadRequest("dialect_delimiter must be one character", DATASOURCES_DOCS)
-    started = time.perf_counter()
-    operation = "replace" if mode == "replace" else "append"
+    condition = params.get("replace_condition", "").strip()
+    if condition and mode != "replace":
+        raise BadRequest("replace_condition applies to mode=replace only",
+                         DATASOURCES_DOCS)
+    return mode, name, fmt, delimiter, condition
+
+
+def _readable(state: LocalState, data: bytes, filename: str, fmt: str) -> bytes:
+    """The file as the row checks read it: gunzipped, and a Parquet file's rows as NDJSON."""
+    if data[:2] == b"\x1f\x8b" or filename.endswith(".gz"):
+        data = read_gzip(data, MAX_UPLOAD_BYTES)
+    if fmt != "parquet":
+        return data
     try:
-        result = await run_in_threadpool(_import, state, ds, data, fmt, delimiter, mode)
-    except APIError as exc:
-        state.ops_log.record(operation, ds.name, error=exc.message,
-                             elapsed=time.perf_counter() - started)
-        raise
-    state.ops_log.record(operation, ds.name, rows=result["blocks"][0]["process_return"][0]["lines"],
-                         quarantined=result["quarantine_rows"], import_id=result["import_id"],
-                         elapsed=time.perf_counter() - started)
-    return result
+        return parquet_as_ndjson(state.engine, data, str(uuid.uuid4()))
+    except BadFile as exc:
+        raise BadRequest(str(exc), DATASOURCES_DOCS) from None
+
+
+def _check_condition(state: LocalState, ds: Datasource, condition: str) -> None:
+    """A 400 naming `replace_condition` unless the guard lets it run over `ds` alone."""
+    try:
+        state.guard.check_condition(ds.name, condition)
+    except SQLRefused as exc:
+        raise BadRequest(f"Invalid replace_condition: {exc.message}", DATASOURCES_DOCS,
+                         headers={"X-DB-Exception-Code": str(exc.code)} if exc.code
+                         else None) from None
+
+
+def _import_body(state: LocalState, ds: Datasource, result: Imported,
+                 size: int) -> dict[str, Any]:
+    """An import as Tinybird answers it: its ids, counts and one block."""
+    return {
+        "id": result.import_id,
+        "import_id": result.import_id,
+        "job_id": result.import_id,
+        "status": "done",
+        "datasource": datasource_json(state, ds),
+        "quarantine_rows": result.quarantined_rows,
+        "invalid_lines": result.invalid_lines,
+        "error": False,
+        "blocks": [{"block_id": result.import_id, "process_return": [{
+            "lines": result.successful_rows, "parser": "tinybird_local",
+            "quarantine": result.quarantined_rows, "invalid_lines": result.invalid_lines,
+            "empty_lines": 0, "bytes": size}]}],
+    }
 
 
 async def _read_upload(upload: UploadFile) -> bytes:
@@ -279,6 +333,8 @@ def _extension_format(filename: str, default: str) -> str:
         return "ndjson"
     if name.endswith(".csv"):
         return "csv"
+    if name.endswith(".parquet"):
+        return "parquet"
     return default
 
 
@@ -324,113 +380,3 @@ def load_created(data_dir: Path) -> list[Datasource]:
     """The data sources created through the API, from their datafiles in the data dir."""
     folder = Path(data_dir) / CREATED_DIR
     return [parse_datasource(p) for p in sorted(folder.glob("*.datasource"))]
-
-
-def _import(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimiter: str,
-            mode: str) -> dict[str, Any]:
-    checker = state.checkers[ds.name]
-    counts = {"invalid": 0}
-    import_id = str(uuid.uuid4())
-    sift = partial(sift_lines, state.engine, ds, import_id)
-    batches: Iterable[CheckedBatch]
-    if fmt == "ndjson":
-        batches = checked_body(checker, data, sift=sift)
-    else:
-        batches = _csv_batches(checker, data, delimiter, counts)
-    if mode == "replace":
-        staging = staging_table(state.engine, ds)
-        try:
-            result = _write(state, ds, batches, import_id, staging)
-            replace_from(state.engine, ds, staging, state.project)
-        finally:
-            state.engine.drop_table(staging)
-        state.catalog.touch_datasource(ds.name)
-    else:
-        result = _write(state, ds, batches, import_id, None)
-    invalid = counts["invalid"]
-    return {
-        "id": import_id,
-        "import_id": import_id,
-        "job_id": import_id,
-        "status": "done",
-        "datasource": datasource_json(state, ds),
-        "quarantine_rows": result.quarantined_rows,
-        "invalid_lines": invalid,
-        "error": False,
-        "blocks": [{"block_id": import_id, "process_return": [{
-            "lines": result.successful_rows, "parser": "tinybird_local",
-            "quarantine": result.quarantined_rows, "invalid_lines": invalid,
-            "empty_lines": 0, "bytes": len(data)}]}],
-    }
-
-
-def _write(state: LocalState, ds: Datasource, batches: Iterable[CheckedBatch],
-           import_id: str, table: str | None) -> InsertResult:
-    """Each batch written as the next one is checked, as the Events API does."""
-    successful = quarantined = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datasources-writer") as writer:
-        pending: Future[InsertResult] | None = None
-        for batch in batches:
-            if pending is not None:
-                done = pending.result()
-                successful += done.successful_rows
-                quarantined += done.quarantined_rows
-            pending = writer.submit(insert_batch, state.engine, ds, batch, import_id, table)
-        if pending is not None:
-            done = pending.result()
-            successful += done.successful_rows
-            quarantined += done.quarantined_rows
-    return InsertResult(successful, quarantined, import_id)
-
-
-def _csv_batches(checker: RowChecker, data: bytes, delimiter: str,
-                 counts: dict[str, int]) -> Iterator[CheckedBatch]:
-    """CSV rows as events: by the header's names when the first row names columns,
-    else by position. A row with more fields than columns is quarantined whole."""
-    ds = checker.datasource
-    text = data.decode("utf-8-sig", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    names = [c.name for c in ds.columns]
-    order = names
-    batch = CheckedBatch()
-    first = True
-    for fields in reader:
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
-        if first:
-            first = False
-            header = [f.strip() for f in fields]
-            if set(header) <= set(names) and len(set(header)) == len(header):
-                order = header
-                continue
-        if len(fields) > len(order):
-            counts["invalid"] += 1
-            checker.reject(delimiter.join(fields), f"the row has {len(fields)} fields, "
-                           f"the Data Source {len(order)} columns", batch)
-        else:
-            checker.check_event(_event(ds, order, fields), batch)
-        if batch.row_count + batch.quarantined_count >= BATCH_ROWS:
-            yield batch
-            batch = CheckedBatch()
-    if batch.row_count or batch.quarantined_count:
-        yield batch
-
-
-def _event(ds: Datasource, order: list[str], fields: list[str]) -> dict[str, Any]:
-    """One CSV row as the JSON event the row checker reads (values at their JSON paths).
-
-    An empty field of a column that is not a String is left out, so the column's DEFAULT
-    (or NULL) applies, as ClickHouse reads an empty CSV field."""
-    event: dict[str, Any] = {}
-    for name, value in zip(order, fields, strict=False):
-        column = ds.column(name)
-        if column is None:
-            continue
-        if value == "" and "String" not in column.type:
-            continue
-        keys = column.json_keys
-        target = event
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        target[keys[-1]] = value
-    return event

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Callable
 
 from .datafile_sql import NO_TIME_LIMIT, create_table_sql, pipe_sql
 from .datafiles import Datasource, Pipe, Project
@@ -65,7 +66,8 @@ def staging_table(engine: Engine, ds: Datasource) -> str:
     return staging
 
 
-def replace_from(engine: Engine, ds: Datasource, staging: str, project: Project) -> None:
+def replace_from(engine: Engine, ds: Datasource, staging: str, project: Project,
+                 condition: str | None = None) -> None:
     """Make `ds` hold exactly the rows of `staging`, and its materialized targets agree.
 
     One exclusive hold of the engine, so no query sees the source or a target half
@@ -74,11 +76,18 @@ def replace_from(engine: Engine, ds: Datasource, staging: str, project: Project)
     feeds one of those targets from elsewhere is run again over its own source, as at
     its first back-fill. Then the staging table is dropped.
 
+    With a `condition`, as Tinybird's `replace_condition`: the rows of `ds` that match
+    it give way to the staged rows that match it; every other row of `ds` stays, and
+    staged rows that do not match are dropped. Both sets are gathered first, within the
+    same hold, so a condition the engine refuses changes nothing.
+
     Args:
         engine: the engine holding the tables.
         ds: the data source to replace.
         staging: the table holding its new rows (`staging_table`).
         project: the project whose materialized pipes follow `ds`.
+        condition: a WHERE expression over `ds`'s columns, already checked by the
+            guard; None to replace every row.
     """
     triggers = _view_sources(engine)
     materialized = _materialized_pipes(project)
@@ -89,17 +98,39 @@ def replace_from(engine: Engine, ds: Datasource, staging: str, project: Project)
                  if triggers.get(f"{p.name}__mv") in frontier} - downstream
         downstream |= found
         frontier = found
+    merged = f"{staging}_merged"
     with engine.exclusive() as execute:
-        for table in [ds.name, *sorted(downstream)]:
-            execute(f"TRUNCATE TABLE {quote_identifier(table)}")
-        execute(f"INSERT INTO {quote_identifier(ds.name)} SELECT * FROM "
-                f"{quote_identifier(staging)}\n{NO_TIME_LIMIT}")
-        for pipe in materialized:
-            source = triggers.get(f"{pipe.name}__mv")
-            if pipe.target_datasource in downstream and source != ds.name \
-                    and source not in downstream:
-                execute(_refill_sql(pipe))
-        execute(f"DROP TABLE IF EXISTS {quote_identifier(staging)}")
+        try:
+            if condition:
+                _merge_for_condition(execute, ds, staging, merged, condition)
+                staging = merged
+            for table in [ds.name, *sorted(downstream)]:
+                execute(f"TRUNCATE TABLE {quote_identifier(table)}")
+            execute(f"INSERT INTO {quote_identifier(ds.name)} SELECT * FROM "
+                    f"{quote_identifier(staging)}\n{NO_TIME_LIMIT}")
+            for pipe in materialized:
+                source = triggers.get(f"{pipe.name}__mv")
+                if pipe.target_datasource in downstream and source != ds.name \
+                        and source not in downstream:
+                    execute(_refill_sql(pipe))
+        finally:
+            execute(f"DROP TABLE IF EXISTS {quote_identifier(staging)}")
+            execute(f"DROP TABLE IF EXISTS {quote_identifier(merged)}")
+
+
+def _merge_for_condition(execute: Callable[[str], None], ds: Datasource, staging: str,
+                         merged: str, condition: str) -> None:
+    """Fill `merged` with what `ds` holds after a replace with `condition`.
+
+    A row for which the condition is NULL counts as not matching: it is kept from `ds`
+    and not taken from the new rows.
+    """
+    matches = f"ifNull(({condition}), 0)"
+    execute(f"CREATE TABLE {quote_identifier(merged)} AS {quote_identifier(ds.name)}")
+    execute(f"INSERT INTO {quote_identifier(merged)} SELECT * FROM {quote_identifier(staging)} "
+            f"WHERE {matches}\n{NO_TIME_LIMIT}")
+    execute(f"INSERT INTO {quote_identifier(merged)} SELECT * FROM {quote_identifier(ds.name)} "
+            f"WHERE NOT ({matches})\n{NO_TIME_LIMIT}")
 
 
 def _drop_views_of_removed_pipes(engine: Engine, materialized: list[Pipe]) -> None:

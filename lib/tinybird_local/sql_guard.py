@@ -26,7 +26,7 @@ from .engine import EngineError
 from .pipe_reads import PipeReadError, with_pipe_reads
 from .quarantine import QUARANTINE_SUFFIX
 from .schema import BACKFILLS_TABLE
-from .sql_template import TemplateError
+from .sql_template import TemplateError, quote_identifier
 
 if TYPE_CHECKING:
     from .datafiles import Project
@@ -186,6 +186,31 @@ class SQLGuard:
         if isinstance(verdict, SQLRefused):
             raise SQLRefused(verdict.message, verdict.code)
         return verdict
+
+    def check_condition(self, table: str, condition: str) -> None:
+        """Check a WHERE condition a server statement will embed (`replace_condition`).
+
+        It is checked inside a text of the same shape as the one it will run in,
+        `SELECT * FROM t WHERE ifNull((condition), 0)`, under the usual rules; then it
+        must read `table` alone, in that one SELECT: no subquery, no UNION, no other
+        table. So the condition can only pick rows of that table, whatever brackets it
+        opens or closes. Last, the engine runs that text with `LIMIT 0`, which reads no
+        row, so an unknown column or a wrong type is refused before anything is written.
+
+        Raises:
+            SQLRefused: the condition may not run; the message says why.
+        """
+        sql = f"SELECT * FROM {quote_identifier(table)} WHERE ifNull(({condition}), 0) LIMIT 0"
+        tables = self.check(sql)
+        _, ast = self.engine.parse(sql)
+        selects = sum(1 for node in _nodes(ast) if node.kind == "SelectQuery")
+        if selects != 1 or tables != (table,):
+            raise SQLRefused("the condition may use only the Data Source's own columns, "
+                             "with no subquery or other table")
+        try:
+            self.engine.query(sql, "JSON")
+        except EngineError as exc:
+            raise SQLRefused(f"[Error] {exc.message}", exc.code) from None
 
     def _check(self, sql: str) -> tuple[str, ...]:
         """`check` without the cache."""

@@ -255,9 +255,9 @@ def test_refusals_name_the_problem(server):
     response = post(server, {"name": "events", "mode": "upsert"},
                     files={"csv": ("csv", b"1\n")})
     assert_error(response, 400, "Invalid mode 'upsert'")
-    response = post(server, {"name": "events", "mode": "append", "format": "parquet"},
-                    files={"parquet": ("parquet", b"PAR1")})
-    assert_error(response, 400, "Format 'parquet' is not supported")
+    response = post(server, {"name": "events", "mode": "append", "format": "avro"},
+                    files={"avro": ("avro", b"Obj1")})
+    assert_error(response, 400, "Format 'avro' is not supported")
     response = post(server, {"name": "fresh_one", "mode": "create"})
     assert_error(response, 400, "'schema' parameter is required")
     response = post(server, {"name": "fresh_two", "schema": "`a` NoSuchType(", "mode": "create"})
