@@ -203,3 +203,17 @@ def test_replace_condition_only_with_mode_replace(server):
                     parquet(server, bookings_sql("NeverAir", 1)))
     assert_error(response, 400, "replace_condition applies to mode=replace only")
     assert airline_count(server, "NeverAir") == 0
+
+
+@pytest.mark.clients
+def test_forward_tb_datasource_replace_with_a_sql_condition(two_airlines, tmp_path):
+    running = two_airlines
+    path = tmp_path / "swap.parquet"
+    path.write_bytes(parquet(running, bookings_sql("SwapAir", 2)))
+    env = client_venv("tinybird")
+    result = run(env, ["tb", "--cloud", "--host", running.url, "--token",
+                       running.admin_token, "datasource", "replace", "events", str(path),
+                       "--sql-condition", "airline = 'SwapAir'"],
+                 cwd=tmp_path, extra_env=QUIET, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert state_of_events(running) == [("KeepAir", 10, 1009), ("SwapAir", 2, 1001)]
