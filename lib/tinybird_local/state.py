@@ -25,7 +25,7 @@ from .quarantine import QUARANTINE_SUFFIX
 from .ratelimit import RateLimiter
 from .row_checks import RowChecker
 from .service_log import OpsLog, PipeStats, ServiceLog
-from .sql_guard import SQLGuard, SQLRefused
+from .sql_guard import SERVICE_DATABASE, SQLGuard, SQLRefused
 from .workspace import Workspace
 
 
@@ -57,7 +57,10 @@ class LocalState:
         # ops log reads this same dict, so a data source created later is named there too.
         self.datasource_ids = {name: self.catalog.datasource(name).id
                                for name in self.project.datasources}
-        self.service_log = ServiceLog(self.engine, self.datasource_ids)
+        service_database = (SERVICE_DATABASE if self.engine.database is None
+                            else f"{self.engine.database}_service")
+        self.service_log = ServiceLog(self.engine, self.datasource_ids,
+                                      database=service_database)
 
     def add_datasource(self, ds: Datasource) -> None:
         """Serve a data source created while running; its tables must already exist."""
