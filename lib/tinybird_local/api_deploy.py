@@ -12,6 +12,8 @@ What the CLI (tinybird 5.0.3, `tb/modules/deployment_common.py`) sends and reads
   until `status` is `data_ready` and `live` is true. An old deployment reads `deleted`.
 - `GET /v1/deployments`: `{"deployments": [...]}`, the live one first, then a staged
   one (made by `tb deployment create` without `--auto`).
+- `POST /v1/build` (`tb --local build`) is a deployment promoted at once; the answer is
+  `{"result": "success", "build": {...}}` or `{"result": "failed", "errors": [...]}`.
 - `POST /v1/deployments/{id}/set-live` promotes a staged deployment
   (`tb deployment promote`); `DELETE /v1/deployments/{id}` discards it.
 
@@ -371,6 +373,21 @@ async def deploy(request: Request) -> Response:
     result, deployment, errors = await run_in_threadpool(_deploy, state, files, check, auto)
     body = {"result": result, "deployment": deployment.to_json(errors)}
     return json_response(body, status=400 if result == "failed" else 200)
+
+
+async def build(request: Request) -> Response:
+    """`POST /v1/build`: `tb --local build`, a deployment that goes live at once.
+
+    The CLI sends what `tb deploy` sends, and reads `build` (the names of what changed)
+    or `errors`, as `deployment` and `deployment.errors` are read for a deployment.
+    """
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    files = await _files(request)
+    result, deployment, errors = await run_in_threadpool(_deploy, state, files, False, True)
+    if result == "failed":
+        return json_response({"result": "failed", "errors": errors}, status=400)
+    return json_response({"result": "success", "build": deployment.to_json()})
 
 
 def _find(records: list[Deployment], ident: str) -> Deployment:
