@@ -80,6 +80,14 @@ class DeployRefused(Exception):
         self.errors = errors
 
 
+class ConflictsWithServed(DeployRefused):
+    """The project is valid, but not as a change of what the workspace serves now.
+
+    It changes an existing data source's schema, removes one, or redefines one made
+    through the Data Sources API. A workspace that starts over would take it.
+    """
+
+
 @dataclass
 class Deployment:
     """One deployment's record, as the CLI reads it."""
@@ -197,7 +205,7 @@ def _validate(state: LocalState, staged: Path) -> tuple[Project, Deployment]:
             errors.append({"filename": rel(pipe.path),
                            "error": f"name '{name}' is already taken by a data source"})
     if errors:
-        raise DeployRefused(errors)
+        raise ConflictsWithServed(errors)
     project.datasources.update(created)
     try:
         check_pipes(state.engine, project)
@@ -297,9 +305,20 @@ def _promote(state: LocalState, records: list[Deployment], deployment: Deploymen
     deployment.live, deployment.updated_at = True, stamp
 
 
-def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
-            auto: bool) -> tuple[str, Deployment, list[dict[str, str]]]:
-    """Stage, check and maybe promote the posted files; the result, the record, the errors."""
+def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool, auto: bool,
+            raise_conflicts: bool = False) -> tuple[str, Deployment, list[dict[str, str]]]:
+    """Stage, check and maybe promote the posted files; the result, the record, the errors.
+
+    Args:
+        state: the workspace deployed to.
+        files: the posted datafiles, as (path in the project, text).
+        check: only check, change nothing.
+        auto: promote at once.
+        raise_conflicts: raise `ConflictsWithServed` rather than answer "failed".
+
+    Returns:
+        "success", "no_changes" or "failed"; the deployment's record; the errors.
+    """
     data_dir = state.engine.data_dir
     with _LOCK:
         records = _load_records(data_dir)
@@ -325,6 +344,8 @@ def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
             _, deployment = _validate(state, staged)
         except DeployRefused as exc:
             shutil.rmtree(staged, ignore_errors=True)
+            if raise_conflicts and isinstance(exc, ConflictsWithServed):
+                raise
             return "failed", Deployment(id=ident, status="failed", live=False, created_at=stamp,
                                         updated_at=stamp), exc.errors
         deployment.id = ident
@@ -380,11 +401,22 @@ async def build(request: Request) -> Response:
 
     The CLI sends what `tb deploy` sends, and reads `build` (the names of what changed)
     or `errors`, as `deployment` and `deployment.errors` are read for a deployment.
+    A workspace other than the default one starts over, empty, when the project cannot
+    be a change of what it serves (a data source's schema changed, say), as Tinybird
+    rebuilds: the CLI then appends the project's fixtures again. The default workspace,
+    the dashboard's, never loses its rows that way: it refuses such a build.
     """
     state = state_of(request)
     require_admin(grant_for(request, state))
     files = await _files(request)
-    result, deployment, errors = await run_in_threadpool(_deploy, state, files, False, True)
+    registry = request.app.state.workspaces
+    start_over = state is not registry.default
+    try:
+        result, deployment, errors = await run_in_threadpool(
+            _deploy, state, files, False, True, start_over)
+    except ConflictsWithServed:
+        state = await run_in_threadpool(registry.start_over, state)
+        result, deployment, errors = await run_in_threadpool(_deploy, state, files, False, True)
     if result == "failed":
         return json_response({"result": "failed", "errors": errors}, status=400)
     return json_response({"result": "success", "build": deployment.to_json()})

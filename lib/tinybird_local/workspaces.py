@@ -137,13 +137,40 @@ class Workspaces:
             state = self._others.pop(workspace_id)
             self._reindex()
         # Its tokens reach nobody from here on; then its engine closes and its data goes.
+        self._discard(state)
+        shutil.rmtree(state.engine.data_dir, ignore_errors=True)
+        return state.workspace
+
+    def start_over(self, state: LocalState) -> LocalState:
+        """Empty a workspace other than the default one; it keeps its id, name and tokens.
+
+        Raises:
+            KeyError: `state` is not one of the other workspaces' (any more).
+        """
+        with self._lock:
+            workspace_id = state.workspace.workspace_id
+            if self._others.get(workspace_id) is not state:
+                raise KeyError(workspace_id)
+            del self._others[workspace_id]
+            self._reindex()
+            self._discard(state)
+            folder = state.engine.data_dir
+            for path in folder.iterdir():
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.name != WORKSPACE_FILE:
+                    path.unlink()
+            fresh = self._opener(folder, database_name(workspace_id))
+            self._add(fresh)
+            self._reindex()
+            return fresh
+
+    def _discard(self, state: LocalState) -> None:
+        """Close a workspace's state and drop its databases."""
         database = state.engine.database or ""
-        folder = state.engine.data_dir
         state.close()
         for name in (database, f"{database}_service"):
             self.default.engine.drop_database(name)
-        shutil.rmtree(folder, ignore_errors=True)
-        return state.workspace
 
     def close(self) -> None:
         """Close the other workspaces' states (before the default one closes)."""

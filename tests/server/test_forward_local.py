@@ -89,6 +89,20 @@ def append(server, token: str, rows: list[dict]) -> None:
     assert response.json()["successful_rows"] == len(rows)
 
 
+def build_workspace_name(folder) -> str:
+    """The CLI's name for the build workspace of a project folder."""
+    return "Tinybird_Local_Build_" + hashlib.sha256(str(folder.resolve()).encode()).hexdigest()
+
+
+def built_with_a_booking(server, folder) -> dict:
+    """A copy of the project built into its own workspace, with one booking in it."""
+    shutil.copytree(PROJECT_DIR, folder)
+    ok(tb(server, folder, "build"))
+    workspace = workspace_named(server, build_workspace_name(folder))
+    append(server, workspace["token"], [BOOKING])
+    return workspace
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     project = tmp_path_factory.mktemp("forward") / "project"
@@ -104,8 +118,7 @@ def built(server, folder):
     output = ok(tb(server, folder, "build"))
     assert "pipes/top_airlines.pipe created" in output
     assert "Build completed" in output
-    name = "Tinybird_Local_Build_" + hashlib.sha256(str(folder).encode()).hexdigest()
-    return workspace_named(server, name)
+    return workspace_named(server, build_workspace_name(folder))
 
 
 # -- GET /tokens ---------------------------------------------------------------------------
@@ -313,11 +326,8 @@ def test_a_build_workspace_keeps_its_id_tokens_and_rows_across_a_restart(server_
                                                                          tmp_path):
     first = server_factory()
     folder = tmp_path / "restart_project"
-    shutil.copytree(PROJECT_DIR, folder)
-    ok(tb(first, folder, "build"))
-    name = "Tinybird_Local_Build_" + hashlib.sha256(str(folder.resolve()).encode()).hexdigest()
-    before = workspace_named(first, name)
-    append(first, before["token"], [BOOKING])
+    before = built_with_a_booking(first, folder)
+    name = before["name"]
     tokens = local_tokens(first)
     assert first.stop() == 0
 
@@ -342,3 +352,37 @@ def test_a_workspace_that_cannot_open_does_not_stop_the_server(server_factory):
     assert "soon_broken" not in {w["name"] for w in user_workspaces(second)}
     assert f"workspace soon_broken ({made['id']}) not opened" in second.log()
     assert second.admin_token not in second.log()
+
+
+def test_a_build_that_changes_a_schema_starts_the_build_workspace_over(server, tmp_path):
+    folder = tmp_path / "schema_change"
+    before = built_with_a_booking(server, folder)
+    name = before["name"]
+    schema = folder / "datasources" / "events.datasource"
+    schema.write_text(schema.read_text().replace(
+        "    `transaction_id` String `json:$.transaction_id`",
+        "    `transaction_id` String `json:$.transaction_id`,\n    `seat` String `json:$.seat`"))
+
+    output = ok(tb(server, folder, "build"))
+    assert "datasources/events.datasource" in output and "Build completed" in output
+    assert workspace_named(server, name) == before  # same id and token
+    described = sql(server, before["token"], "DESCRIBE events").json()["data"]
+    assert "seat" in {column["name"] for column in described}
+    assert sql(server, before["token"], "SELECT count() AS n FROM events").json()[
+        "data"] == [{"n": 0}]
+    assert "BrightSky" not in ok(tb(server, folder, "endpoint", "data", "top_airlines"))
+
+
+def test_the_default_workspace_refuses_a_build_it_would_have_to_start_over(server):
+    text = (PROJECT_DIR / "datasources" / "events.datasource").read_text().replace(
+        "`age` Int16", "`age` Int32")
+    response = requests.post(f"{server.url}/v1/build", headers=server.admin_headers(),
+                             files=[("data_project://", ("datasources/events.datasource",
+                                                         text, "text/plain"))], timeout=60)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["result"] == "failed"
+    assert any("schema" in e["error"] for e in body["errors"])
+    assert "top_airlines" in requests.get(f"{server.url}/v0/pipes",
+                                          headers=server.admin_headers(),
+                                          timeout=30).text
