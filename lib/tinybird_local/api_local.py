@@ -8,7 +8,8 @@ folder in `GET /v1/user/workspaces` and makes it with `POST /v1/workspaces` if m
 `GET /tokens` needs no token in Tinybird Local in Docker, because only the machine that
 runs the container reaches it. Here the server may listen on any address, so it answers
 only a loopback client: the tokens it gives let anyone read and change every workspace.
-The other routes need one of the user's two tokens.
+The other routes need one of the user's two tokens; a workspace's admin token lists its
+own workspace only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.responses import Response
 
 from .auth import token_from_request
 from .errors import AUTH_DOCS, DOCS, BadRequest, Forbidden, NotFound, forbidden
-from .state import LocalState, json_response
+from .state import LocalState, grant_for, json_response, require_admin, state_of
 from .workspaces import NameTaken, Workspaces
 
 WORKSPACES_DOCS = f"{DOCS}/api-reference/workspace-api"
@@ -76,11 +77,21 @@ async def local_tokens(request: Request) -> Response:
 
 
 async def user_workspaces(request: Request) -> Response:
-    """`GET /v1/user/workspaces`: every workspace, each with its admin token."""
+    """`GET /v1/user/workspaces`: every workspace, each with its admin token.
+
+    A workspace's own admin token (`tb --local info` sends it) sees its workspace only:
+    the others' tokens are not its to read.
+    """
     registry = registry_of(request)
-    _require_user(request, registry)
+    token = token_from_request(request.query_params, request.headers.get("authorization"))
+    if registry.user.owns(token):
+        states = registry.all()
+    else:
+        state = state_of(request)
+        require_admin(grant_for(request, state))
+        states = [state]
     body: dict[str, Any] = {"workspaces": [_workspace_json(state, registry)
-                                           for state in registry.all()]}
+                                           for state in states]}
     if request.query_params.get("with_organization", "").lower() == "true":
         body["organization_id"] = registry.user.organization_id
     return json_response(body)

@@ -237,6 +237,7 @@ def create_app(state: LocalState, workspaces: Workspaces) -> Starlette:
         # Tinybird Local's own (api_local.py): the Forward CLI's `tb --local ...`.
         Route("/tokens", local_tokens, methods=["GET"]),
         Route("/v1/user/workspaces", user_workspaces, methods=["GET"]),
+        Route("/v1/user/workspaces/", user_workspaces, methods=["GET"]),
         Route("/v1/workspaces", create_workspace, methods=["POST"]),
         Route("/v1/workspaces/{ident}", delete_workspace, methods=["DELETE"]),
     ]

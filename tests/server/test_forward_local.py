@@ -286,6 +286,16 @@ def test_a_jwt_goes_to_the_workspace_that_signed_it(server, built, other):
     assert refused.status_code == 403 and "Signature" in refused.json()["error"]
 
 
+def test_a_workspace_admin_token_lists_its_own_workspace_only(server, built, other):
+    response = requests.get(f"{server.url}/v1/user/workspaces/",
+                            params={"token": other["token"]}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert [w["id"] for w in response.json()["workspaces"]] == [other["id"]]
+    read_only = server.workspace.tokens["top_airlines_read_static"].token
+    assert requests.get(f"{server.url}/v1/user/workspaces", params={"token": read_only},
+                        timeout=30).status_code == 403
+
+
 def test_creating_a_workspace_needs_the_user_token_and_a_valid_new_name(server, built):
     refused = user_request(server, "POST", "/v1/workspaces", token=server.admin_token,
                            name="by_the_workspace_admin")
