@@ -396,3 +396,18 @@ def test_the_default_workspace_refuses_a_build_it_would_have_to_start_over(serve
     assert "top_airlines" in requests.get(f"{server.url}/v0/pipes",
                                           headers=server.admin_headers(),
                                           timeout=30).text
+
+
+@pytest.mark.xfail(strict=True, reason="tb datasource append posts to /v1/datasources/{name}/"
+                   "append and waits on /v0/jobs/{id} (issue 26, item 2): remove this mark "
+                   "once the server has them")
+def test_datasource_append_lands_events_and_a_file_in_the_build_workspace(server, tmp_path):
+    folder = tmp_path / "append_project"
+    workspace = built_with_a_booking(server, folder)
+    ok(tb(server, folder, "datasource", "append", "events", "--events",
+          json.dumps({**BOOKING, "transaction_id": "t2"})))
+    rows = folder / "bookings.ndjson"
+    rows.write_text(json.dumps({**BOOKING, "transaction_id": "t3"}) + "\n")
+    ok(tb(server, folder, "datasource", "append", "events", "--file", str(rows)))
+    assert sql(server, workspace["token"], "SELECT count() AS n FROM events").json()[
+        "data"] == [{"n": 3}]
