@@ -3,8 +3,8 @@
 The Forward CLI's local mode makes a workspace per project folder (`tb build`) and per
 test run, as Tinybird Local in Docker does. chDB lets a process open one data folder in
 its whole life, so every workspace lives in that one folder. The default workspace (the
-dashboard's) keeps its tables in the `default` database, and its files in the data dir,
-as before. Each other workspace has a database of its own (`ws_<id in hex>`), reached
+dashboard's) keeps its tables in the `default` database and its files at the top of the
+data dir. Each other workspace has a database of its own (`ws_<id in hex>`), reached
 through a connection of its own whose current database is that one, and its files
 (identity, tokens, deployments, ids) in `data_dir/workspaces/<id>/`.
 
