@@ -12,6 +12,8 @@ What the CLI (tinybird 5.0.3, `tb/modules/deployment_common.py`) sends and reads
   until `status` is `data_ready` and `live` is true. An old deployment reads `deleted`.
 - `GET /v1/deployments`: `{"deployments": [...]}`, the live one first, then a staged
   one (made by `tb deployment create` without `--auto`).
+- `POST /v1/build` (`tb --local build`) is a deployment promoted at once; the answer is
+  `{"result": "success", "build": {...}}` or `{"result": "failed", "errors": [...]}`.
 - `POST /v1/deployments/{id}/set-live` promotes a staged deployment
   (`tb deployment promote`); `DELETE /v1/deployments/{id}` discards it.
 
@@ -77,6 +79,14 @@ class DeployRefused(Exception):
     def __init__(self, errors: list[dict[str, str]]):
         super().__init__("; ".join(e["error"] for e in errors))
         self.errors = errors
+
+
+class ConflictsWithServed(DeployRefused):
+    """The project is valid, but not as a change of what the workspace serves now.
+
+    It changes an existing data source's schema, removes one, or redefines one made
+    through the Data Sources API. A workspace that starts over would take it.
+    """
 
 
 @dataclass
@@ -196,7 +206,7 @@ def _validate(state: LocalState, staged: Path) -> tuple[Project, Deployment]:
             errors.append({"filename": rel(pipe.path),
                            "error": f"name '{name}' is already taken by a data source"})
     if errors:
-        raise DeployRefused(errors)
+        raise ConflictsWithServed(errors)
     project.datasources.update(created)
     try:
         check_pipes(state.engine, project)
@@ -301,9 +311,20 @@ def _promote(state: LocalState, records: list[Deployment], deployment: Deploymen
     deployment.live, deployment.updated_at = True, stamp
 
 
-def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
-            auto: bool) -> tuple[str, Deployment, list[dict[str, str]]]:
-    """Stage, check and maybe promote the posted files; the result, the record, the errors."""
+def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool, auto: bool,
+            raise_conflicts: bool = False) -> tuple[str, Deployment, list[dict[str, str]]]:
+    """Stage, check and maybe promote the posted files; the result, the record, the errors.
+
+    Args:
+        state: the workspace deployed to.
+        files: the posted datafiles, as (path in the project, text).
+        check: only check, change nothing.
+        auto: promote at once.
+        raise_conflicts: raise `ConflictsWithServed` rather than answer "failed".
+
+    Returns:
+        "success", "no_changes" or "failed"; the deployment's record; the errors.
+    """
     data_dir = state.engine.data_dir
     with _LOCK:
         records = _load_records(data_dir)
@@ -329,6 +350,8 @@ def _deploy(state: LocalState, files: list[tuple[str, str]], check: bool,
             _, deployment = _validate(state, staged)
         except DeployRefused as exc:
             shutil.rmtree(staged, ignore_errors=True)
+            if raise_conflicts and isinstance(exc, ConflictsWithServed):
+                raise
             return "failed", Deployment(id=ident, status="failed", live=False, created_at=stamp,
                                         updated_at=stamp), exc.errors
         deployment.id = ident
@@ -377,6 +400,32 @@ async def deploy(request: Request) -> Response:
     result, deployment, errors = await run_in_threadpool(_deploy, state, files, check, auto)
     body = {"result": result, "deployment": deployment.to_json(errors)}
     return json_response(body, status=400 if result == "failed" else 200)
+
+
+async def build(request: Request) -> Response:
+    """`POST /v1/build`: `tb --local build`, a deployment that goes live at once.
+
+    The CLI sends what `tb deploy` sends, and reads `build` (the names of what changed)
+    or `errors`, as `deployment` and `deployment.errors` are read for a deployment.
+    A workspace other than the default one starts over, empty, when the project cannot
+    be a change of what it serves (a data source's schema changed, say), as Tinybird
+    rebuilds: the CLI then appends the project's fixtures again. The default workspace,
+    the dashboard's, never loses its rows that way: it refuses such a build.
+    """
+    state = state_of(request)
+    require_admin(grant_for(request, state))
+    files = await _files(request)
+    registry = request.app.state.workspaces
+    start_over = state is not registry.default
+    try:
+        result, deployment, errors = await run_in_threadpool(
+            _deploy, state, files, False, True, start_over)
+    except ConflictsWithServed:
+        state = await run_in_threadpool(registry.start_over, state)
+        result, deployment, errors = await run_in_threadpool(_deploy, state, files, False, True)
+    if result == "failed":
+        return json_response({"result": "failed", "errors": errors}, status=400)
+    return json_response({"result": "success", "build": deployment.to_json()})
 
 
 def _find(records: list[Deployment], ident: str) -> Deployment:

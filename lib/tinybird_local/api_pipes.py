@@ -269,3 +269,30 @@ async def pipe_info(request: Request) -> Response:
     if pipe is None:
         raise NotFound(f"Pipe '{name[:100]}' not found", PIPE_DOCS)
     return json_response(pipe_json(state, pipe))
+
+
+async def endpoint_example(request: Request) -> Response:
+    """`GET /examples/query.http?pipe=&format=&token=`: the endpoint's URL, as plain text.
+
+    The Forward CLI prints it after `tb build` and in `tb endpoint ls` and `tb endpoint
+    url`. Tinybird answers with `http://localhost:8001` in place of its host, which the
+    CLI replaces; this server answers with its own address, which the CLI keeps.
+    """
+    state = state_of(request)
+    grant = grant_for(request, state)
+    name = request.query_params.get("pipe", "")
+    fmt = request.query_params.get("format", "json")
+    if fmt not in FORMATS:
+        raise BadRequest(f"Invalid 'format' parameter: use one of {', '.join(FORMATS)}",
+                         PIPE_DOCS)
+    pipe = state.project.pipes.get(state.pipe_ids.get(name, name))
+    if pipe is None:
+        raise NotFound(f"Pipe '{name[:100]}' not found", PIPE_DOCS)
+    if not grant.can_read(pipe.name):
+        raise no_access()
+    query = {"token": request.query_params.get("token", "")}
+    if request.query_params.get("q"):
+        query["q"] = request.query_params["q"]
+    base = str(request.base_url).rstrip("/")
+    return Response(f"{base}/v0/pipes/{pipe.name}.{fmt}?{urlencode(query)}",
+                    media_type="text/plain")

@@ -112,6 +112,7 @@ def _not_found(key: str) -> NotFound:
 def _save(state: LocalState) -> None:
     """Write the workspace file with the tokens as they are now."""
     save_workspace(state.engine.data_dir, state.workspace)
+    state.on_tokens_changed()
 
 
 async def list_tokens(request: Request) -> Response:

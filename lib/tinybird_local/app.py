@@ -31,6 +31,7 @@ from .api_datasources import (
     truncate_datasource,
 )
 from .api_deploy import (
+    build,
     delete_deployment,
     deploy,
     get_deployment,
@@ -39,7 +40,8 @@ from .api_deploy import (
 )
 from .api_events import events, seed
 from .api_jobs import get_job, list_jobs, v1_import
-from .api_pipes import list_pipes, pipe_data, pipe_info
+from .api_local import create_workspace, delete_workspace, local_tokens, user_workspaces
+from .api_pipes import endpoint_example, list_pipes, pipe_data, pipe_info
 from .api_query import sql_query
 from .api_tokens import (
     create_token,
@@ -52,6 +54,7 @@ from .api_tokens import (
 from .api_workspace import regions, workspace_info
 from .errors import DOCS, APIError
 from .state import LocalState, json_response, state_of
+from .workspaces import Workspaces
 
 log = logging.getLogger("tinybird_local")
 
@@ -195,14 +198,23 @@ register_url_convertor("resource", ResourceName())
 register_url_convertor("import_mode", ImportMode())
 
 
-def create_app(state: LocalState) -> Starlette:
-    """The ASGI app: every route, the middleware, and the error rendering."""
+def create_app(state: LocalState, workspaces: Workspaces) -> Starlette:
+    """The ASGI app: every route, the middleware, and the error rendering.
+
+    Args:
+        state: the default workspace's state.
+        workspaces: every workspace, the default one included (`workspaces.py`).
+
+    Returns:
+        The app.
+    """
     routes = [
         Route("/", index),
         Route("/v0/pipes", list_pipes),
         # A name without an extension is the pipe's info; with one, the endpoint's data.
         Route("/v0/pipes/{name:resource}", pipe_info),
         Route("/v0/pipes/{filename:path}", pipe_data, methods=["GET", "POST"]),
+        Route("/examples/query.http", endpoint_example),
         Route("/v0/datasources", list_datasources),
         Route("/v0/datasources", post_datasources, methods=["POST"]),
         Route("/v0/datasources/{name:resource}", get_datasource),
@@ -230,10 +242,17 @@ def create_app(state: LocalState) -> Starlette:
         Route("/v0/tokens/{token}", delete_token, methods=["DELETE"]),
         # Deployments (api_deploy.py): the Forward CLI's `tb deploy`.
         Route("/v1/deploy", deploy, methods=["POST"]),
+        Route("/v1/build", build, methods=["POST"]),
         Route("/v1/deployments", list_deployments, methods=["GET"]),
         Route("/v1/deployments/{ident:resource}", get_deployment, methods=["GET"]),
         Route("/v1/deployments/{ident:resource}", delete_deployment, methods=["DELETE"]),
         Route("/v1/deployments/{ident:resource}/set-live", set_live, methods=["POST"]),
+        # Tinybird Local's own (api_local.py): the Forward CLI's `tb --local ...`.
+        Route("/tokens", local_tokens, methods=["GET"]),
+        Route("/v1/user/workspaces", user_workspaces, methods=["GET"]),
+        Route("/v1/user/workspaces/", user_workspaces, methods=["GET"]),
+        Route("/v1/workspaces", create_workspace, methods=["POST"]),
+        Route("/v1/workspaces/{ident}", delete_workspace, methods=["DELETE"]),
     ]
     # HeadersAndAccessLog first (outermost), so preflights get a request id and a log line.
     middleware = [
@@ -248,5 +267,6 @@ def create_app(state: LocalState) -> Starlette:
                     exception_handlers={Exception: _render_error, APIError: _render_error,
                                         HTTPException: _render_error})
     app.state.local = state
+    app.state.workspaces = workspaces
 
     return app

@@ -84,13 +84,33 @@ class _SharedExclusiveLock:
 
 
 class Engine:
-    """The chDB connection of one data directory, shared by every request."""
+    """The chDB connection of one workspace, shared by every request.
 
-    def __init__(self, data_dir: Path | str, query_timeout: float = QUERY_TIMEOUT_SECONDS):
+    The default workspace keeps its tables in the `default` database of `data_dir/chdb`.
+    Another workspace passes `database` and the same `store`: its connection opens the
+    one chDB folder the process may have, with its own session whose current database is
+    the workspace's. So its statements name their tables bare, exactly as the default's do,
+    and `currentDatabase()` is that workspace's database.
+    """
+
+    def __init__(self, data_dir: Path | str, query_timeout: float = QUERY_TIMEOUT_SECONDS,
+                 database: str | None = None, store: Path | None = None):
+        """Open the connection.
+
+        Args:
+            data_dir: the workspace's folder (its files and the open marker).
+            query_timeout: the time limit of a query, in seconds.
+            database: the workspace's own database; None for the default workspace.
+            store: the chDB folder; None means `data_dir/chdb`.
+        """
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.database = database
+        # Other workspaces open this same folder, named by this very text: chDB refuses a
+        # second folder in one process, and compares the names it is given.
+        self.store = store or self.data_dir / "chdb"
         try:
-            self._conn = chdb.connect(str(self.data_dir / "chdb"))
+            self._conn = chdb.connect(str(self.store))
         except Exception as exc:
             raise EngineError(
                 f"cannot open the data directory {self.data_dir}: {exc}. Is another Tinybird "
@@ -104,6 +124,9 @@ class Engine:
         self._marker = self.data_dir / OPEN_MARKER
         self.recovering = self._marker.exists()
         self._marker.touch()
+        if database:
+            self.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+            self.execute(f"USE {quote_identifier(database)}")
         # Tinybird stops endpoint queries at a time limit (408); bulk loads lift it per statement.
         self.execute(f"SET max_execution_time = {float(query_timeout)}")
         self.execute("SET output_format_json_quote_64bit_integers = 0")
@@ -190,6 +213,10 @@ class Engine:
 
     def drop_table(self, name: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+
+    def drop_database(self, name: str) -> None:
+        """Remove another workspace's database and every table in it."""
+        self.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)} SYNC")
 
     def total_bytes(self, table: str) -> int:
         return int(self.scalar(

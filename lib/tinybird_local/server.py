@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,7 @@ from .schema import apply_project
 from .sql_guard import check_pipes
 from .state import LocalState
 from .workspace import Workspace, ensure_workspace
+from .workspaces import Workspaces
 
 SERVER_FILE = "server.json"
 DEFAULT_HOST = "127.0.0.1"
@@ -46,7 +48,8 @@ def served_project_dir(project_dir: Path | str, data_dir: Path | str) -> Path:
     return deployed if deployed.is_dir() else Path(project_dir)
 
 
-def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) -> LocalState:
+def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits,
+               database: str | None = None, store: Path | None = None) -> LocalState:
     """Datafiles, workspace and engine, ready to serve.
 
     Args:
@@ -54,6 +57,8 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
             `served_project_dir`).
         data_dir: the workspace and its data; made if missing.
         limits: the limits the server holds requests to.
+        database: for a workspace other than the default one, its own database.
+        store: for a workspace other than the default one, the default one's chDB folder.
 
     Returns:
         The state the API handlers share.
@@ -71,7 +76,7 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
             raise DatafileError(ds.path, 1, f"name {ds.name!r} is already taken by the project")
         project.datasources[ds.name] = ds
     workspace = ensure_workspace(data, project)
-    engine = Engine(data, query_timeout=limits.query_timeout)
+    engine = Engine(data, query_timeout=limits.query_timeout, database=database, store=store)
     try:
         check_pipes(engine, project)
         apply_project(engine, project)
@@ -79,6 +84,15 @@ def open_state(project_dir: Path | str, data_dir: Path | str, limits: Limits) ->
     except Exception:
         engine.close()
         raise
+
+
+def open_other(folder: Path, database: str, store: Path, limits: Limits) -> LocalState:
+    """The state of a workspace other than the default one (see `workspaces`).
+
+    It serves what was deployed to it, and nothing before its first deployment.
+    """
+    (folder / DEPLOYED_DIR).mkdir(parents=True, exist_ok=True)
+    return open_state(folder / DEPLOYED_DIR, folder, limits, database=database, store=store)
 
 
 class LocalServer:
@@ -104,6 +118,14 @@ class LocalServer:
         self.data_dir = Path(data_dir)
         self.limits = Limits.resolve() if limits is None else limits
         self.state = open_state(project_dir, data_dir, self.limits)
+        self.workspaces = Workspaces(self.state, self.data_dir, partial(
+            open_other, store=self.state.engine.store, limits=self.limits))
+        try:
+            self.workspaces.open_saved()
+        except Exception:
+            self.workspaces.close()
+            self.state.close()
+            raise
         # proto=IPPROTO_TCP matters: only then does asyncio set TCP_NODELAY on accepted
         # sockets. Without it, each keep-alive response waits for the client's delayed ACK.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -113,14 +135,15 @@ class LocalServer:
             self._socket.bind((host, port))
         except OSError as exc:
             self._socket.close()
+            self.workspaces.close()
             self.state.close()
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self._socket.listen(2048)
         bound_host, bound_port = self._socket.getsockname()[:2]
         shown_host = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
         self.url = f"http://{shown_host}:{bound_port}"
-        config = uvicorn.Config(create_app(self.state), log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(create_app(self.state, self.workspaces), log_level="warning",
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -178,6 +201,7 @@ class LocalServer:
         """Close the socket and the engine, and remove the server file."""
         try:
             self._socket.close()
+            self.workspaces.close()
         finally:
             self.state.close()
             server_file = self.data_dir / SERVER_FILE

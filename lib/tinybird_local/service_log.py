@@ -33,10 +33,11 @@ MAX_BATCH_ROWS = 5000
 # Rows kept while the engine refuses them (a closed engine at shutdown): never unbounded.
 MAX_PENDING_ROWS = 100_000
 
-PIPE_STATS_TABLE = f"{SERVICE_DATABASE}.pipe_stats_rt"
-OPS_LOG_TABLE = f"{SERVICE_DATABASE}.datasources_ops_log"
+PIPE_STATS_TABLE = "pipe_stats_rt"
+OPS_LOG_TABLE = "datasources_ops_log"
 
-PIPE_STATS_SQL = f"""CREATE TABLE IF NOT EXISTS {PIPE_STATS_TABLE} (
+# `{table}` is the table's full name: `tinybird.pipe_stats_rt` for the default workspace.
+PIPE_STATS_SQL = """CREATE TABLE IF NOT EXISTS {table} (
   start_datetime DateTime,
   pipe_id String,
   pipe_name String,
@@ -61,7 +62,7 @@ PARTITION BY toDate(start_datetime)
 ORDER BY (pipe_id, start_datetime)
 TTL start_datetime + INTERVAL 7 DAY"""
 
-OPS_LOG_SQL = f"""CREATE TABLE IF NOT EXISTS {OPS_LOG_TABLE} (
+OPS_LOG_SQL = """CREATE TABLE IF NOT EXISTS {table} (
   timestamp DateTime,
   event_type String,
   datasource_id String,
@@ -114,7 +115,7 @@ class ServiceLog:
     """Both service tables and their writer thread; one per server (`state.service_log`)."""
 
     def __init__(self, engine: Engine, datasource_ids: Mapping[str, str] | None = None,
-                 interval: float = FLUSH_INTERVAL_SECONDS):
+                 interval: float = FLUSH_INTERVAL_SECONDS, database: str = SERVICE_DATABASE):
         """Make both tables if missing and start the writer thread.
 
         Args:
@@ -122,13 +123,17 @@ class ServiceLog:
             datasource_ids: data source name to id; read on every ops log row, so
                 names added later are found.
             interval: seconds between writes.
+            database: the database of the two tables. Only the default workspace's are
+                in `tinybird`, where queries may read them; another workspace's rows go
+                to a database of its own, so no workspace sees another's requests.
         """
         self.engine = engine
-        engine.execute(f"CREATE DATABASE IF NOT EXISTS {SERVICE_DATABASE}")
-        engine.execute(PIPE_STATS_SQL)
-        engine.execute(OPS_LOG_SQL)
-        self._pipe_stats = _Buffer(PIPE_STATS_TABLE)
-        self._ops = _Buffer(OPS_LOG_TABLE)
+        engine.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+        pipe_stats, ops = f"{database}.{PIPE_STATS_TABLE}", f"{database}.{OPS_LOG_TABLE}"
+        engine.execute(PIPE_STATS_SQL.format(table=pipe_stats))
+        engine.execute(OPS_LOG_SQL.format(table=ops))
+        self._pipe_stats = _Buffer(pipe_stats)
+        self._ops = _Buffer(ops)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()

@@ -142,6 +142,9 @@ class SQLGuard:
     def __init__(self, engine: Engine, project: Project):
         self.engine = engine
         self.database = engine.scalar("SELECT currentDatabase()")
+        # Only the default workspace's service tables are in `tinybird`; another
+        # workspace's are kept apart, and `tinybird.*` is not found there.
+        self.service_database = SERVICE_DATABASE if engine.database is None else ""
         self.resources = set(project.datasources) | {
             name + QUARANTINE_SUFFIX for name in project.datasources}
         self.internal = {BACKFILLS_TABLE.strip("`")} | {
@@ -279,7 +282,7 @@ class SQLGuard:
     def _check_table(self, name: str) -> None:
         """Raise SQLRefused unless the query may read the table `name`."""
         database, _, table = name.rpartition(".")
-        if database == SERVICE_DATABASE and table in SERVICE_TABLES:
+        if database and database == self.service_database and table in SERVICE_TABLES:
             return
         if database and database != self.database:
             raise _not_found(name)

@@ -1,20 +1,28 @@
 """What a running Tinybird Local holds, and the steps every handler shares.
 
-There is one `LocalState` per server: the datafiles, the workspace, the engine, the rate
-limiter, a row checker per data source and the recent import jobs. Handlers reach it as
-`request.app.state.local` (see `state_of`).
+There is one `LocalState` per workspace: the datafiles, the workspace, the engine, the
+rate limiter, a row checker per data source and the recent import jobs. Handlers reach the
+one a request's token belongs to with `state_of`: the default workspace's
+(`request.app.state.local`) unless the token is one of another workspace's
+(`workspaces.Workspaces` keeps those).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .auth import Grant, VerifiedJWTs, authenticate, token_from_request
+from .auth import (
+    Grant,
+    VerifiedJWTs,
+    authenticate,
+    token_from_request,
+    unverified_workspace_id,
+)
 from .batch_writes import settle
 from .catalog import Catalog
 from .datafiles import Datasource, Project
@@ -26,7 +34,7 @@ from .quarantine import QUARANTINE_SUFFIX
 from .ratelimit import RateLimiter
 from .row_checks import RowChecker
 from .service_log import OpsLog, PipeStats, ServiceLog
-from .sql_guard import SQLGuard, SQLRefused
+from .sql_guard import SERVICE_DATABASE, SQLGuard, SQLRefused
 from .workspace import Workspace
 
 
@@ -45,6 +53,12 @@ class LocalState:
     guard: SQLGuard = field(init=False)
     catalog: Catalog = field(init=False)
     service_log: ServiceLog = field(init=False)
+    # The default workspace's only: each static token and id of another workspace, to its
+    # state. Replaced whole, never changed in place, so a request reads either the old map
+    # or the new one.
+    others: dict[str, LocalState] = field(default_factory=dict)
+    # Called when the workspace's static tokens change, so `others` can follow.
+    on_tokens_changed: Callable[[], None] = field(default=lambda: None)
 
     def secrets(self) -> list[str]:
         """Every token of the workspace: none may appear in an error body."""
@@ -59,7 +73,10 @@ class LocalState:
         # ops log reads this same dict, so a data source created later is named there too.
         self.datasource_ids = {name: self.catalog.datasource(name).id
                                for name in self.project.datasources}
-        self.service_log = ServiceLog(self.engine, self.datasource_ids)
+        service_database = (SERVICE_DATABASE if self.engine.database is None
+                            else f"{self.engine.database}_service")
+        self.service_log = ServiceLog(self.engine, self.datasource_ids,
+                                      database=service_database)
 
     def add_datasource(self, ds: Datasource) -> None:
         """Serve a data source created while running; its tables must already exist."""
@@ -88,6 +105,7 @@ class LocalState:
         self.project.pipes.update(project.pipes)
         self.pipe_ids.clear()
         self.pipe_ids.update({self.workspace.pipe_id(name): name for name in project.pipes})
+        self.on_tokens_changed()
 
     @property
     def ops_log(self) -> OpsLog:
@@ -108,8 +126,24 @@ class LocalState:
 
 
 def state_of(request: Request) -> LocalState:
-    """The server's state, as a handler reaches it."""
-    return request.app.state.local
+    """The state of the workspace the request's token belongs to.
+
+    A server with no other workspace (the dashboard's) answers with one attribute read;
+    with others, a static token is looked up once in a dict. A JWT the default workspace
+    has not verified already goes to the workspace its `workspace_id` claim names. A token
+    no other workspace has, or none, gets the default workspace, whose own checks then
+    accept or refuse it.
+    """
+    local: LocalState = request.app.state.local
+    if not local.others:
+        return local
+    token = token_from_request(request.query_params, request.headers.get("authorization"))
+    if not token:
+        return local
+    owner = local.others.get(token)
+    if owner is None and not token.startswith("p.") and local.verified_jwts.get(token) is None:
+        owner = local.others.get(unverified_workspace_id(token))
+    return owner or local
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

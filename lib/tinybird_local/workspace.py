@@ -12,12 +12,13 @@ import json
 import os
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .datafiles import Project
 
 WORKSPACE_FILE = "workspace.json"
+USER_FILE = "local_user.json"
 
 
 # Where a static token came from, as the Tokens API's `origin.type` says it: a pipe's or
@@ -105,13 +106,47 @@ def load_workspace(data_dir: Path | str) -> Workspace | None:
 
 def save_workspace(data_dir: Path | str, workspace: Workspace) -> None:
     """Write the workspace file, readable by its owner only, replacing it in one step."""
-    path = Path(data_dir) / WORKSPACE_FILE
+    _write_private(Path(data_dir) / WORKSPACE_FILE, workspace.to_json())
+
+
+def _write_private(path: Path, body: dict) -> None:
+    """Write JSON readable by its owner only, replacing the file in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(workspace.to_json(), fh, indent=2)
+        json.dump(body, fh, indent=2)
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class LocalUser:
+    """The one user of a Tinybird Local, as the Forward CLI's local mode expects it.
+
+    Tinybird Local in Docker has a user who owns every workspace: its `user_token` and
+    `admin_token` list, create and delete workspaces, and neither reads a workspace's
+    data. They are kept beside the default workspace, as secret as its admin token.
+    """
+
+    user_id: str
+    organization_id: str
+    user_token: str
+    admin_token: str
+
+    def owns(self, token: str | None) -> bool:
+        """True for the user's own tokens."""
+        return token is not None and token in (self.user_token, self.admin_token)
+
+
+def ensure_local_user(data_dir: Path | str) -> LocalUser:
+    """The user kept in `data_dir`, made on the first start and never changed after."""
+    path = Path(data_dir) / USER_FILE
+    if path.exists():
+        return LocalUser(**json.loads(path.read_text()))
+    user = LocalUser(user_id=str(uuid.uuid4()), organization_id=str(uuid.uuid4()),
+                     user_token=new_static_token(), admin_token=new_static_token())
+    _write_private(path, asdict(user))
+    return user
 
 
 def ensure_workspace(data_dir: Path | str, project: Project | None = None) -> Workspace:
