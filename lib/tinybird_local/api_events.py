@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
-from .batch_writes import InsertResult, insert_batch, sift_lines
+from .batch_writes import sift_lines, write_batches
 from .batches import checked_body
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError, BadRequest, Forbidden, PayloadTooLarge
 from .gzip_body import read_gzip
@@ -81,29 +80,17 @@ async def events(request: Request) -> Response:
 def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     """Check and write a body; (successful rows, quarantined rows).
 
-    Good rows go to the engine in as few inserts as the body allows (`checked_body`).
-    Where the body mixes good and bad lines, the next batch is checked while the engine
-    writes the last one: chDB releases the GIL while it writes, so the two overlap, and
-    at most one batch waits for the writer.
+    Good rows go to the engine in as few inserts as the body allows (`checked_body`);
+    where the body mixes good and bad lines, checking and writing overlap
+    (`write_batches`).
     """
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
     import_id = str(uuid.uuid4())
     sift = partial(sift_lines, state.engine, datasource, import_id)
-    successful = quarantined = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-writer") as writer:
-        pending: Future[InsertResult] | None = None
-        for batch in checked_body(checker, raw, sift=sift):
-            if pending is not None:
-                result = pending.result()
-                successful, quarantined = (successful + result.successful_rows,
-                                           quarantined + result.quarantined_rows)
-            pending = writer.submit(insert_batch, state.engine, datasource, batch, import_id)
-        if pending is not None:
-            result = pending.result()
-            successful, quarantined = (successful + result.successful_rows,
-                                       quarantined + result.quarantined_rows)
-    return successful, quarantined
+    result = write_batches(state.engine, datasource, checked_body(checker, raw, sift=sift),
+                           import_id)
+    return result.successful_rows, result.quarantined_rows
 
 
 async def seed(request: Request) -> Response:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from .batches import CheckedBatch
 from .datafiles import Datasource
@@ -103,6 +104,39 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
                           "RowBinary", _row_binary(batch.repeated_broken))
     return InsertResult(inserted, batch.quarantined_count + len(quarantined)
                         - len(batch.quarantined) + rejected, import_id)
+
+
+def write_batches(engine: Engine, datasource: Datasource, batches: Iterable[CheckedBatch],
+                  import_id: str, table: str | None = None) -> InsertResult:
+    """Write each batch while the next one is checked; the totals of them all.
+
+    chDB releases the GIL while it writes, so checking and writing overlap, and at most
+    one batch waits for the writer. Both ways in (Events API, Data Sources API) use it.
+
+    Args:
+        engine: the engine to write into.
+        datasource: the data source the batches were checked for.
+        batches: the checked batches, made as they are asked for.
+        import_id: the write's id, kept with its quarantined rows.
+        table: a staging copy of the data source to write into instead, for a replace.
+
+    Returns:
+        The rows stored and quarantined, with `import_id`.
+    """
+    successful = quarantined = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as writer:
+        pending: Future[InsertResult] | None = None
+        for batch in batches:
+            if pending is not None:
+                done = pending.result()
+                successful += done.successful_rows
+                quarantined += done.quarantined_rows
+            pending = writer.submit(insert_batch, engine, datasource, batch, import_id, table)
+        if pending is not None:
+            done = pending.result()
+            successful += done.successful_rows
+            quarantined += done.quarantined_rows
+    return InsertResult(successful, quarantined, import_id)
 
 
 def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, start: int = 0,

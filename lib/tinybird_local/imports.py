@@ -14,12 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Iterable, Iterator
 
-from .batch_writes import InsertResult, insert_batch, sift_lines
+from .batch_writes import sift_lines, write_batches
 from .batches import CheckedBatch, checked_body
 from .datafile_sql import NO_TIME_LIMIT
 from .datafiles import Datasource
@@ -82,13 +81,13 @@ def import_file(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimi
     if mode == "replace":
         staging = staging_table(state.engine, ds)
         try:
-            result = _write(state, ds, batches, import_id, staging)
+            result = write_batches(state.engine, ds, batches, import_id, staging)
             replace_from(state.engine, ds, staging, state.project, condition)
         finally:
             state.engine.drop_table(staging)
         state.catalog.touch_datasource(ds.name)
     else:
-        result = _write(state, ds, batches, import_id, None)
+        result = write_batches(state.engine, ds, batches, import_id)
     return Imported(import_id, result.successful_rows, result.quarantined_rows,
                     counts["invalid"])
 
@@ -113,24 +112,6 @@ def parquet_as_ndjson(engine: Engine, data: bytes, import_id: str) -> bytes:
         raise BadFile(f"The Parquet file could not be read: {reason}") from None
     finally:
         path.unlink(missing_ok=True)
-
-def _write(state: LocalState, ds: Datasource, batches: Iterable[CheckedBatch],
-           import_id: str, table: str | None) -> InsertResult:
-    """Each batch written as the next one is checked, as the Events API does."""
-    successful = quarantined = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datasources-writer") as writer:
-        pending: Future[InsertResult] | None = None
-        for batch in batches:
-            if pending is not None:
-                done = pending.result()
-                successful += done.successful_rows
-                quarantined += done.quarantined_rows
-            pending = writer.submit(insert_batch, state.engine, ds, batch, import_id, table)
-        if pending is not None:
-            done = pending.result()
-            successful += done.successful_rows
-            quarantined += done.quarantined_rows
-    return InsertResult(successful, quarantined, import_id)
 
 
 def _csv_batches(checker: RowChecker, data: bytes, delimiter: str,
