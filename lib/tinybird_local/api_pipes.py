@@ -34,7 +34,7 @@ from .datafiles import IDENTIFIER, Pipe
 from .errors import PIPE_DOCS, TEMPLATE_DOCS, APIError, BadRequest, NotFound, no_access
 from .pipe_reads import PipeReadError, may_read_pipes, with_pipe_reads
 from .sql_access import compose
-from .sql_guard import SQLRefused
+from .sql_guard import SYNTAX_ERROR, SQLRefused
 from .sql_template import TemplateError, declared_params
 from .state import (
     LocalState,
@@ -143,12 +143,12 @@ async def pipe_data(request: Request) -> Response:
         shown_params = dict(params)
         # The JWT's fixed params always win over what the request says.
         params.update({k: str(v) for k, v in grant.fixed_params(pipe.name).items()})
-        sql = await _endpoint_sql(state, pipe, params)
+        sql, binds = await _endpoint_sql(state, pipe, params)
         if q is not None:
             shown_params["q"] = q
             sql = await _over_result(state, grant, sql, q)
         body, read_rows, read_bytes = await run_query_stats(
-            state, f"{sql}\nFORMAT {FORMATS[fmt]}")
+            state, f"{sql}\nFORMAT {FORMATS[fmt]}", binds=binds)
         stats = (read_rows, read_bytes, _result_rows(body, fmt))
         status = 200
     except APIError as exc:
@@ -172,13 +172,38 @@ async def pipe_data(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPES[fmt], headers=headers)
 
 
-async def _endpoint_sql(state: LocalState, pipe: Pipe, params: dict[str, str]) -> str:
-    """The pipe rendered with the request's parameters, with the pipes it reads."""
+async def _endpoint_sql(state: LocalState, pipe: Pipe,
+                        params: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The pipe rendered with the request's parameters, with the pipes it reads.
+
+    Returns:
+        The SQL and the values of its query parameters. Text values are bound, so the
+        text is the same for any values and the guard's verdict on it is reused. Where
+        ClickHouse takes only a literal (`COLLATE 'tr'`), the bound text is a syntax
+        error; that pipe is then rendered with literals instead.
+    """
+    binds: dict[str, str] = {}
+    sql = await _rendered(state, pipe, params, binds)
+    if binds:
+        verdict = state.guard.cached(sql)
+        if verdict is None:
+            try:
+                verdict = await run_in_threadpool(state.guard.check, sql)
+            except SQLRefused as exc:
+                verdict = exc
+        if isinstance(verdict, SQLRefused) and verdict.code == SYNTAX_ERROR:
+            return await _rendered(state, pipe, params, None), {}
+    return sql, binds
+
+
+async def _rendered(state: LocalState, pipe: Pipe, params: dict[str, str],
+                    binds: dict[str, str] | None) -> str:
+    """`pipe_sql` and `with_pipe_reads`, their errors as the client sees them."""
     try:
-        sql = pipe_sql(pipe, params)
+        sql = pipe_sql(pipe, params, binds=binds)
         if may_read_pipes(state.project, pipe, sql):
             sql = await run_in_threadpool(with_pipe_reads, state.guard.check, state.project,
-                                          pipe, sql, params)
+                                          pipe, sql, params, binds)
     except TemplateError as exc:
         raise BadRequest(str(exc), TEMPLATE_DOCS) from None
     except (PipeReadError, SQLRefused) as exc:

@@ -38,19 +38,21 @@ def create_table_sql(ds: Datasource) -> str:
     return sql
 
 
-def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1) -> str:
+def pipe_sql(pipe: Pipe, params: dict[str, Any], node_index: int = -1,
+             binds: dict[str, str] | None = None) -> str:
     """The SQL of one node with the nodes before it as CTEs, so a node can read them by name.
 
     Args:
         pipe: the pipe whose nodes are rendered.
         params: the values of the templates' parameters.
         node_index: the node to end with; the last one by default.
+        binds: where text values go as query parameters; None writes them as literals.
 
     Returns:
         One statement: the earlier nodes as `WITH` stages, then the chosen node.
     """
     nodes = pipe.nodes[: (node_index % len(pipe.nodes)) + 1]
-    rendered = [(n.name, render_sql(n.sql, params).strip().rstrip(";")) for n in nodes]
+    rendered = [(n.name, render_sql(n.sql, params, binds).strip().rstrip(";")) for n in nodes]
     *earlier, (_, final) = rendered
     return with_ctes(earlier, final)
 

@@ -14,7 +14,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import chdb
 
@@ -46,6 +46,11 @@ class EngineError(Exception):
     @property
     def is_timeout(self) -> bool:
         return self.name == "TIMEOUT_EXCEEDED" or self.code == 159
+
+
+def _escaped(value: str) -> str:
+    """A query parameter's value as chDB reads it: in ClickHouse's escaped text format."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 class _SharedExclusiveLock:
@@ -158,10 +163,17 @@ class Engine:
         with self._lock.shared():
             return self._run(sql, fmt)
 
-    def query_stats(self, sql: str, fmt: str = "JSON") -> tuple[bytes, int, int]:
-        """`query`, with the rows and bytes the engine read for it."""
+    def query_stats(self, sql: str, fmt: str = "JSON",
+                    params: Mapping[str, str] | None = None) -> tuple[bytes, int, int]:
+        """`query`, with the rows and bytes the engine read for it.
+
+        Args:
+            sql: the query; it may hold query parameters (`{name:String}`).
+            fmt: the output format.
+            params: the values of those parameters, as plain text.
+        """
         with self._lock.shared():
-            result = self._result(sql, fmt)
+            result = self._result(sql, fmt, params)
             if result is None:
                 return b"", 0, 0
             # `rows_read()` counts the rows of the answer; the storage figures are what
@@ -169,15 +181,18 @@ class Engine:
             return (result.bytes(), int(result.storage_rows_read()),
                     int(result.storage_bytes_read()))
 
-    def _run(self, sql: str, fmt: str) -> bytes:
-        result = self._result(sql, fmt)
+    def _run(self, sql: str, fmt: str, params: Mapping[str, str] | None = None) -> bytes:
+        result = self._result(sql, fmt, params)
         return result.bytes() if result is not None else b""
 
-    def _result(self, sql: str, fmt: str) -> Any:
+    def _result(self, sql: str, fmt: str, params: Mapping[str, str] | None = None) -> Any:
         """chDB's result object for `sql`; an engine failure becomes an `EngineError`."""
         if self._closed:
             raise EngineError("the engine is closed")
         try:
+            if params:
+                return self._conn.query(sql, fmt, params={
+                    name: _escaped(value) for name, value in params.items()})
             return self._conn.query(sql, fmt)
         except Exception as exc:
             raise EngineError.from_chdb(exc) from None
@@ -185,17 +200,22 @@ class Engine:
     def scalar(self, sql: str) -> str:
         return self.query(sql, "TabSeparated").decode().strip()
 
-    def parse(self, sql: str) -> tuple[str, str]:
+    def parse(self, sql: str, placeholders: Iterable[str] = ()) -> tuple[str, str]:
         """ClickHouse's reading of `sql`, run nowhere: (formatted text, `EXPLAIN AST`).
 
         The connection runs every statement of a multi-statement text, `EXPLAIN AST
         SELECT 1; DROP TABLE t` included, so the text first goes in as a string literal
         to `formatQuery`, which parses exactly one statement and refuses anything after
         it; only then is it safe to put the text itself after `EXPLAIN AST`.
+        `EXPLAIN AST` needs a value for each query parameter: the names in
+        `placeholders` get an empty text, so the tree never depends on a request.
         """
         formatted = self.query(f"SELECT formatQuery({quote_string(sql)})",
                                "TabSeparatedRaw").decode()
-        return formatted, self.query(f"EXPLAIN AST {sql}", "TabSeparatedRaw").decode()
+        with self._lock.shared():
+            ast = self._run(f"EXPLAIN AST {sql}", "TabSeparatedRaw",
+                            dict.fromkeys(placeholders, ""))
+        return formatted, ast.decode()
 
     # -- table facts ---------------------------------------------------------------------
     def table_exists(self, name: str) -> bool:

@@ -39,7 +39,7 @@ def may_read_pipes(project: Project, pipe: Pipe, sql: str) -> bool:
 
 
 def with_pipe_reads(tables_of: TablesOf, project: Project, pipe: Pipe, sql: str,
-                    params: Mapping[str, Any]) -> str:
+                    params: Mapping[str, Any], binds: dict[str, str] | None = None) -> str:
     """`sql` (the pipe's rendered query) with each pipe it reads as a stage before it.
 
     It blocks while the engine parses, so call it in a worker thread.
@@ -50,6 +50,8 @@ def with_pipe_reads(tables_of: TablesOf, project: Project, pipe: Pipe, sql: str,
         pipe: the pipe `sql` was rendered from.
         sql: its rendered query.
         params: the request's parameters, which the pipes it reads are rendered with.
+        binds: the query parameters `sql` was rendered with, if any; the pipes it reads
+            add theirs.
 
     Returns:
         The query to run.
@@ -59,11 +61,12 @@ def with_pipe_reads(tables_of: TablesOf, project: Project, pipe: Pipe, sql: str,
         TemplateError: a pipe read cannot render with these parameters.
         SQLRefused: the guard refused one of the queries.
     """
-    return _expand(tables_of, project, pipe, sql, params, ())
+    return _expand(tables_of, project, pipe, sql, params, binds, ())
 
 
 def _expand(tables_of: TablesOf, project: Project, pipe: Pipe, sql: str,
-            params: Mapping[str, Any], chain: tuple[str, ...]) -> str:
+            params: Mapping[str, Any], binds: dict[str, str] | None,
+            chain: tuple[str, ...]) -> str:
     if not may_read_pipes(project, pipe, sql):
         return sql
     chain = (*chain, pipe.name)
@@ -82,6 +85,7 @@ def _expand(tables_of: TablesOf, project: Project, pipe: Pipe, sql: str,
                 if other.target_datasource else ""
             raise PipeReadError(f"Pipe '{pipe.name}' reads pipe '{name}', which publishes "
                                 f"no node (it is {other.type}){target}")
-        rendered = pipe_sql(other, dict(params))
-        stages.append((name, _expand(tables_of, project, other, rendered, params, chain)))
+        rendered = pipe_sql(other, dict(params), binds=binds)
+        stages.append((name, _expand(tables_of, project, other, rendered, params, binds,
+                                     chain)))
     return with_ctes(stages, sql)

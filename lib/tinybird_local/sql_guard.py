@@ -10,6 +10,8 @@ The decision comes from ClickHouse's own parser, never from matching words in th
 tree, and the guard walks that tree. The tree is made from exactly the text that runs
 afterwards (templates are rendered and pipe nodes joined as CTEs first). So no comment,
 quoting or casing trick can make the check and the run see different queries.
+An endpoint's request values are bound as query parameters, outside the text, so the
+verdict on one text holds for any values: they are data, never SQL.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .engine import EngineError
 from .pipe_reads import PipeReadError, with_pipe_reads
 from .quarantine import QUARANTINE_SUFFIX
 from .schema import BACKFILLS_TABLE
-from .sql_template import TemplateError, quote_identifier
+from .sql_template import BOUND_PREFIX, TemplateError, quote_identifier
 
 if TYPE_CHECKING:
     from .datafiles import Project
@@ -56,6 +58,10 @@ SERVICE_TABLES = frozenset({"pipe_stats_rt", "datasources_ops_log"})
 _CHILDREN = re.compile(r" \(children (\d+)\)$")
 _SETTING_NAME = re.compile(r"\bSETTINGS\s+([A-Za-z_][A-Za-z0-9_]*)\s*=")
 _CACHE_SIZE = 1024
+# ClickHouse's error code for text its parser cannot read.
+SYNTAX_ERROR = 62
+# The query parameters an endpoint's render writes (`sql_template`).
+_BOUND = re.compile(r"\{(" + BOUND_PREFIX + r"\d+):String\}")
 
 
 class SQLRefused(ValueError):
@@ -190,6 +196,14 @@ class SQLGuard:
             raise SQLRefused(verdict.message, verdict.code)
         return verdict
 
+    def cached(self, sql: str) -> SQLRefused | tuple[str, ...] | None:
+        """The verdict already given on `sql` (a refusal or its tables); None if none yet.
+
+        It never waits for the engine, so the event loop may ask.
+        """
+        with self._lock:
+            return self._cache.get(sql)
+
     def check_condition(self, table: str, condition: str) -> None:
         """Check a WHERE condition a server statement will embed (`replace_condition`).
 
@@ -218,9 +232,9 @@ class SQLGuard:
     def _check(self, sql: str) -> tuple[str, ...]:
         """`check` without the cache."""
         try:
-            canonical, ast = self.engine.parse(sql)
+            canonical, ast = self.engine.parse(sql, _BOUND.findall(sql))
         except EngineError as exc:
-            if exc.name != "SYNTAX_ERROR" and exc.code != 62:
+            if exc.name != "SYNTAX_ERROR" and exc.code != SYNTAX_ERROR:
                 raise
             # ClickHouse's parser's own words, e.g. "Syntax error (Multi-statements are
             # not allowed): failed at position 9 (end of query): ; DROP TABLE events."

@@ -6,6 +6,11 @@ Request values enter the template wrapped in `Param`, whose only text form is a 
 SQL string literal. The typed functions (`Int32`, `String`, `Array`, `column`, ...) are
 the only way to turn a `Param` into anything else, and each validates the value first.
 So no request value can reach SQL as raw text, whatever the template does with it.
+
+An endpoint read renders with `binds`: each quoted text then becomes a query parameter
+(`{_tb_p0:String}`) whose value the engine binds. The SQL text then stays the same from
+one request to the next, so the guard's verdict on it is reused, even when a window that
+moves with the clock sends new values each time.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import datetime as dt
 import math
 import re
 import types
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
@@ -21,6 +27,11 @@ from typing import Any, Callable
 import tornado.template
 
 from .datafiles import IDENTIFIER
+
+# What names the bound values in the SQL text: `{_tb_p0:String}`, `{_tb_p1:String}`...
+BOUND_PREFIX = "_tb_p"
+# The values bound so far while a render binds; None while it writes literals.
+_BINDS: ContextVar[dict[str, str] | None] = ContextVar("_BINDS", default=None)
 
 
 class TemplateError(ValueError):
@@ -36,7 +47,7 @@ class Param:
         self.name, self.value = name, value
 
     def __str__(self) -> str:
-        return quote_string(self.value)
+        return _text(self.value)
 
     def __repr__(self) -> str:
         return f"Param({self.name!r}, {self.value!r})"
@@ -81,6 +92,19 @@ def quote_string(value: str) -> str:
     """A ClickHouse string literal: backslash and quote escaped, so the value stays data."""
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return "'" + escaped + "'"
+
+
+def _text(value: str) -> str:
+    """A text value in SQL: a bound query parameter while binding, else a string literal.
+
+    A bound value is a String parameter, which the engine reads exactly as the literal.
+    """
+    binds = _BINDS.get()
+    if binds is None:
+        return quote_string(value)
+    name = f"{BOUND_PREFIX}{len(binds)}"
+    binds[name] = value
+    return "{" + name + ":String}"
 
 
 def _name(x: Any) -> str:
@@ -165,13 +189,13 @@ def _to_string(value: Any, type_name: str, name: str) -> str:
 
 # Each converter validates a raw value and gives the SQL literal for it.
 _RENDERERS: dict[str, Callable[[Any, str, str], str]] = {
-    "String": lambda v, t, n: quote_string(_to_string(v, t, n)),
+    "String": lambda v, t, n: _text(_to_string(v, t, n)),
     "Float32": lambda v, t, n: repr(_to_float(v, t, n)),
     "Float64": lambda v, t, n: repr(_to_float(v, t, n)),
     "Boolean": lambda v, t, n: "1" if _to_bool(v, t, n) else "0",
-    "Date": lambda v, t, n: quote_string(_to_date(v, t, n)),
-    "DateTime": lambda v, t, n: quote_string(_to_datetime(v, t, n)),
-    "DateTime64": lambda v, t, n: quote_string(_to_datetime(v, t, n)),
+    "Date": lambda v, t, n: _text(_to_date(v, t, n)),
+    "DateTime": lambda v, t, n: _text(_to_datetime(v, t, n)),
+    "DateTime64": lambda v, t, n: _text(_to_datetime(v, t, n)),
 }
 for _type in _INT_RANGES:
     _RENDERERS[_type] = lambda v, t, n: str(_to_int(v, t, n))
@@ -310,8 +334,12 @@ def compile_sql(sql: str) -> CompiledTemplate:
     return CompiledTemplate(template=template, free_names=frozenset(free))
 
 
-def render_sql(sql: str, params: dict[str, Any]) -> str:
+def render_sql(sql: str, params: dict[str, Any], binds: dict[str, str] | None = None) -> str:
     """The SQL for `sql` given request `params`; untemplated SQL is returned as it is.
+
+    With `binds`, text values become query parameters and their values are added to it
+    (numbering goes on from what it holds, so several nodes can share one). Without it,
+    they are string literals.
 
     A request value reaches the template only under a name the template itself reads as
     a parameter. Any other name (`isinstance`, `str`, `len`, `Int32`, `column`,
@@ -327,12 +355,15 @@ def render_sql(sql: str, params: dict[str, Any]) -> str:
         if name in compiled.free_names:
             namespace[name] = value if isinstance(value, Param) else Param(name, str(value))
     namespace.update(FUNCTIONS)
+    token = _BINDS.set(binds)
     try:
         return compiled.template.generate(**namespace).decode()
     except TemplateError:
         raise
     except Exception as exc:  # a bug in the template: say what, not where in this code
         raise TemplateError(f"Template Syntax Error: {type(exc).__name__}: {exc}") from None
+    finally:
+        _BINDS.reset(token)
 
 
 class _Names(dict):

@@ -195,14 +195,15 @@ async def run_query(state: LocalState, sql: str, documentation: str = PIPE_DOCS)
     return body
 
 
-async def run_query_stats(state: LocalState, sql: str,
-                          documentation: str = PIPE_DOCS) -> tuple[bytes, int, int]:
+async def run_query_stats(state: LocalState, sql: str, documentation: str = PIPE_DOCS,
+                          binds: dict[str, str] | None = None) -> tuple[bytes, int, int]:
     """`run_query`, with the rows and bytes the engine read.
 
     Args:
         state: the server's state.
         sql: the query.
         documentation: the link a refused query's error carries.
+        binds: the values of the query parameters in `sql`, if any.
 
     Returns:
         The JSON bytes, the rows read and the bytes read.
@@ -210,7 +211,7 @@ async def run_query_stats(state: LocalState, sql: str,
     try:
         tables = await run_in_threadpool(state.guard.check, sql)
         await run_in_threadpool(_settle_quarantines, state, tables)
-        return await run_in_threadpool(state.engine.query_stats, sql, "JSON")
+        return await run_in_threadpool(state.engine.query_stats, sql, "JSON", binds)
     except SQLRefused as exc:
         headers = {"X-DB-Exception-Code": str(exc.code)} if exc.code else None
         raise BadRequest(exc.message, documentation, headers=headers) from None

@@ -7,14 +7,28 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lib.tinybird_local.datafile_sql import pipe_sql
+from lib.tinybird_local.datafiles import load_project
 from lib.tinybird_local.sql_template import (
     TemplateError,
     declared_params,
     quote_string,
     render_sql,
 )
+from tests.support.servers import PROJECT_DIR
 
 SERVER_SEED_ROWS = 2000
+SERVER_FILES = {
+    # Each value comes back as it was sent, through a bound query parameter.
+    "pipes/echo.pipe": (
+        "NODE endpoint\nSQL >\n    %\n    SELECT {{ String(v, '') }} AS v,"
+        " {{ Array(items, 'String', '') }} AS items, {{ v }} = {{ String(v, '') }} AS same"
+        "\n\nTYPE endpoint\n"),
+    # ClickHouse takes only a literal after COLLATE: this pipe is rendered with literals.
+    "pipes/collated.pipe": (
+        "NODE endpoint\nSQL >\n    %\n    SELECT arrayJoin(['b', 'a', 'C']) AS s"
+        " ORDER BY s COLLATE {{ String(locale, 'en') }}\n\nTYPE endpoint\n"),
+}
 
 
 def render(body: str, **params) -> str:
@@ -102,6 +116,36 @@ def test_declared_params_read_types_defaults_and_descriptions():
     assert specs["day"].type == "Date" and not specs["day"].required
 
 
+def test_binding_puts_text_values_outside_the_sql():
+    binds: dict[str, str] = {}
+    body = ("%\nSELECT {{ String(s) }}, {{ DateTime(t) }}, {{ Date(d) }}, {{ s }},"
+            " {{ Array(a, 'String') }}, {{ Array(n, 'Int32') }}, {{ Int32(i) }}")
+    sql = render_sql(body, {"s": "x'y", "t": "2024-06-01T12:00:00Z", "d": "2024-06-01",
+                            "a": "p,q", "n": "1,2", "i": "7"}, binds).strip()
+    assert sql == ("SELECT {_tb_p0:String}, {_tb_p1:String}, {_tb_p2:String}, {_tb_p3:String},"
+                   " [{_tb_p4:String},{_tb_p5:String}], [1,2], 7")
+    assert binds == {"_tb_p0": "x'y", "_tb_p1": "2024-06-01 12:00:00", "_tb_p2": "2024-06-01",
+                     "_tb_p3": "x'y", "_tb_p4": "p", "_tb_p5": "q"}
+    # A second node rendered into the same binds goes on numbering.
+    assert render_sql("%\nSELECT {{ String(s) }}", {"s": "z"}, binds).strip() == \
+        "SELECT {_tb_p6:String}"
+    # Without binds, the same template writes literals, as before.
+    assert render_sql("%\nSELECT {{ String(s) }}", {"s": "z"}).strip() == "SELECT 'z'"
+
+
+def test_a_moving_window_keeps_one_sql_text_per_branch():
+    """The guard's verdicts are cached by text: a new window must not make a new text."""
+    pipe = load_project(PROJECT_DIR).pipes["top_airlines"]
+    texts, values = set(), []
+    for date_from in ("2025-06-01 10:00:00", "2025-06-01 10:00:05", "2025-06-02 00:00:00"):
+        binds: dict[str, str] = {}
+        texts.add(pipe_sql(pipe, {"date_from": date_from, "meal_choice": "vegan"}, binds=binds))
+        values.append(sorted(binds.values()))
+    assert len(texts) == 1
+    assert len({tuple(v) for v in values}) == 3
+    assert date_from not in texts.pop()
+
+
 def test_quote_string_escapes_backslash_before_quote():
     assert quote_string("\\'") == "'\\\\\\''"
 
@@ -162,3 +206,26 @@ def test_a_shadowing_request_parameter_does_not_break_an_endpoint(server, name):
     assert response.status_code == 200, response.text
     rows = response.json()["rows"]
     assert rows == 1 if name == "limit" else rows > 1
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40),
+       items=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                                     blacklist_characters=","),
+                              min_size=1, max_size=8), max_size=4))
+def test_any_string_round_trips_through_an_endpoint(server, value, items):
+    """Request values travel as bound parameters; each comes back exactly as sent."""
+    response = requests.get(f"{server.url}/v0/pipes/echo.json",
+                            params={"v": value, "items": ",".join(items)},
+                            headers=server.admin_headers(), timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == [{"v": value, "items": items, "same": 1}]
+
+
+def test_a_value_where_only_a_literal_may_stand_still_works(server):
+    for params in ({}, {"locale": "en"}, {"locale": "tr"}):
+        response = requests.get(f"{server.url}/v0/pipes/collated.json", params=params,
+                                headers=server.admin_headers(), timeout=30)
+        assert response.status_code == 200, response.text
+        assert [row["s"] for row in response.json()["data"]] == ["a", "b", "C"]
