@@ -24,6 +24,7 @@ class Outcome:
     row_count: int
     compact: bytes
     compact_count: int
+    lacking_count: int
     broken: bytes
     broken_count: int
     quarantined: list[QuarantinedRow]
@@ -59,13 +60,15 @@ class CheckedBatch:
     repeated_broken: list[tuple[bytes, int]] = field(default_factory=list)
     # Lines the engine has already quarantined for this batch (`checked_batches`' sift).
     sifted_count: int = 0
-    # Quarantined rows of a flat datasource that lack required columns, one JSON line
-    # each, in the quarantine's compact storage form (see `quarantine`): the present
-    # columns' values as text, the missing columns' positions, and the other errors'
-    # positions and texts. A tiny object that lacks a dozen columns stays small, not a
-    # dozen reasons long.
+    # Quarantined events, one JSON line each, in the quarantine's compact storage form
+    # (see `quarantine`): the columns' values as text by position, the missing columns'
+    # positions, and the other errors' positions and texts. A tiny object that lacks a
+    # dozen columns stays small, not a dozen reasons long.
     compact: bytearray = field(default_factory=bytearray)
     compact_count: int = 0
+    # The compact rows of events that lack a required column: the sift can find such
+    # lines itself, so they count towards handing it the rest of a piece.
+    lacking_count: int = 0
     # Compact rows of events that hold none of the datasource's columns (`{}`): such rows
     # are all alike (no values, the same reasons), so each is kept once, with how many.
     bare: dict[bytes, int] = field(default_factory=dict)
@@ -82,11 +85,13 @@ class CheckedBatch:
         self.ndjson += rows
         self.row_count += count
 
-    def add_compact(self, *parts: bytes) -> None:
+    def add_compact(self, *parts: bytes, lacking: bool = True) -> None:
+        """Add one compact row, given in parts; `lacking` if its event lacks a column."""
         for part in parts:
             self.compact += part
         self.compact += b"\n"
         self.compact_count += 1
+        self.lacking_count += lacking
 
     def add_bare(self, row: bytes) -> None:
         self.bare[row] = self.bare.get(row, 0) + 1
@@ -96,13 +101,16 @@ class CheckedBatch:
     def sizes(self) -> tuple[int, ...]:
         """Where the batch stands, for `outcome_since`."""
         return (len(self.ndjson), self.row_count, len(self.compact), self.compact_count,
-                len(self.broken), self.broken_count, len(self.quarantined), self.bare_count)
+                self.lacking_count, len(self.broken), self.broken_count,
+                len(self.quarantined), self.bare_count)
 
     def outcome_since(self, sizes: tuple[int, ...]) -> Outcome:
         """What was added to the batch since it stood at `sizes` (one line's check)."""
-        rows, row_count, compact, compact_count, broken, broken_count, quarantined, bare = sizes
+        (rows, row_count, compact, compact_count, lacking_count, broken, broken_count,
+         quarantined, bare) = sizes
         return Outcome(bytes(self.ndjson[rows:]), self.row_count - row_count,
                        bytes(self.compact[compact:]), self.compact_count - compact_count,
+                       self.lacking_count - lacking_count,
                        bytes(self.broken[broken:]), self.broken_count - broken_count,
                        self.quarantined[quarantined:],
                        self._last_bare if self.bare_count > bare else None)
@@ -113,6 +121,7 @@ class CheckedBatch:
         self.row_count += outcome.row_count
         self.compact += outcome.compact
         self.compact_count += outcome.compact_count
+        self.lacking_count += outcome.lacking_count
         self.broken += outcome.broken
         self.broken_count += outcome.broken_count
         self.quarantined += outcome.quarantined
@@ -345,7 +354,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
     while (item := next(lines, None)) is not None:
         line, end = item
         checked += 1
-        before = batch.broken_count + batch.compact_count + batch.bare_count
+        before = batch.broken_count + batch.lacking_count + batch.bare_count
         if line != previous:
             checker.check_line(line, batch)
             previous, outcome = line, None
@@ -355,7 +364,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
             outcome = batch.outcome_since(sizes)
         else:
             batch.add_outcome(outcome)
-        if batch.broken_count + batch.compact_count + batch.bare_count > before:
+        if batch.broken_count + batch.lacking_count + batch.bare_count > before:
             bad += 1
             if bad == SIFT_AFTER and sift is not None and end < len(window):
                 # The rest of the window goes as sent: the engine finds its lines that

@@ -9,13 +9,15 @@ they sent.
 
 So what is written is small, and `{ds}_quarantine` is a view that puts Tinybird's form
 back, paying only for the rows read:
-- `_tb_local_{ds}_quarantine_rows` holds rows checked in Python that lack no column,
-  whole, in Tinybird's form (and the rows of data dirs that stored everything so).
-- `_tb_local_{ds}_compact_rows` holds the rows that lack a required column: the present
-  columns' values in one array by position, the missing columns' positions only (their
-  reason, "missing value for column ...", is the same for every row), and the row's
-  other reasons with their positions. Rows that are all alike are written once, with
-  how many they stand for (`repeat`).
+- `_tb_local_{ds}_compact_rows` holds the bad events: their values as text in one array
+  by position, the missing columns' positions only (their reason, "missing value for
+  column ...", is the same for every row), and the row's other reasons with their
+  positions. Rows that are all alike are written once, with how many they stand for
+  (`repeat`).
+- `_tb_local_{ds}_quarantine_rows` holds, whole and in Tinybird's form, the rows that
+  are not events of the schema: a JSON value that is not an object, a CSV line that
+  cannot be read, a row the engine refused (and the rows of data dirs that stored
+  everything so).
 - `_tb_local_{ds}_rejected_rows` holds the lines that cannot be events, as sent (line,
   import id, time, and `repeat`), kept by the engine from the body's bytes (`sift`),
   and the lines shaped like objects that the Python checks could not parse. Their value

@@ -578,25 +578,33 @@ class RowChecker:
         return _MISSING
 
     def check_event(self, event: Any, batch: CheckedBatch) -> None:
+        """Check one parsed event into `batch`: its row, or its compact quarantine row.
+
+        Each column's value is picked once. A bad event's values become text only once it
+        is known to be bad, and it is written in the compact form, one short array, not a
+        dozen named texts.
+        """
         if not isinstance(event, dict):
             batch.quarantined.append(
                 self._whole_row_error(_as_text(event) or "", "the event is not a JSON object")
             )
             return
         row: dict[str, Any] = {}
-        bad_columns: list[str] = []
+        picked: list[Any] = []
+        missing_at: list[int] = []
+        error_at: list[int] = []
         errors: list[str] = []
-        for column, keys, converter, nullable in self._columns:
-            value = _pick(event, keys)
+        for index, (column, keys, converter, nullable) in enumerate(self._columns, 1):
+            value = event.get(keys[0], _MISSING) if len(keys) == 1 else _pick(event, keys)
+            picked.append(value)
             if value is _MISSING or value is None:
                 if nullable:
                     row[column.name] = None
                 elif column.default is None and value is None:
-                    bad_columns.append(column.name)
+                    error_at.append(index)
                     errors.append(self._null_error[column.name])
                 elif column.default is None:
-                    bad_columns.append(column.name)
-                    errors.append(self._missing_error[column.name])
+                    missing_at.append(index)
                 # With a DEFAULT the field is left out and the engine fills it in.
                 continue
             if converter is None:
@@ -604,15 +612,16 @@ class RowChecker:
                 continue
             converted = converter(value)
             if type(converted) is Bad:
-                bad_columns.append(column.name)
+                error_at.append(index)
                 errors.append(_bad_value_error(_as_text(value) or "", column, converted))
                 continue
             row[column.name] = converted
-        if bad_columns:
-            values = {c.name: _as_text(_pick(event, keys)) for c, keys, _, _ in self._columns}
-            batch.quarantined.append(QuarantinedRow(values, bad_columns, errors))
-        else:
+        if not (missing_at or error_at):
             batch.add_row(encode(row))
+            return
+        original = [value if type(value) is str else _as_text(value) for value in picked]
+        batch.add_compact(encode({ORIGINAL: original, ERROR_AT: error_at, "c__error": errors,
+                                  MISSING_AT: missing_at}), lacking=bool(missing_at))
 
     def reject(self, text: str, reason: str, batch: CheckedBatch) -> None:
         """Quarantine a whole row that cannot be read (a CSV line with too many fields).

@@ -83,7 +83,8 @@ def test_booking_has_every_column_of_the_datasource_with_its_type():
         assert uuid.UUID(booking["transaction_id"]).version == 4
         assert re.fullmatch(r"[a-z]+\.[a-z]+\d+@[a-z.]+", booking["email"]), booking["email"]
         checker.check_event(booking, batch)
-    assert not batch.quarantined, batch.quarantined[:1]
+    assert batch.quarantined_count == 0, (batch.quarantined[:1], bytes(batch.compact[:500]))
+    assert batch.row_count == len(bookings)
     assert len({b["transaction_id"] for b in bookings}) == len(bookings)
 
 

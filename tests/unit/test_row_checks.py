@@ -18,7 +18,8 @@ import pytest
 
 from lib.tinybird_local.batches import CheckedBatch, as_ndjson, checked_batches
 from lib.tinybird_local.datafiles import Datasource, parse_datasource
-from lib.tinybird_local.row_checks import CleanRows, RowChecker, encode
+from lib.tinybird_local.quarantine import missing_reason
+from lib.tinybird_local.row_checks import CleanRows, QuarantinedRow, RowChecker, encode
 
 
 def datasource(schema: str, name: str = "checks") -> Datasource:
@@ -145,7 +146,7 @@ def test_an_event_the_clean_rows_take_is_one_the_full_check_keeps(clean):
         passed += 1
         batch = CheckedBatch()
         checker.check_event(event, batch)
-        assert batch.quarantined == [], event
+        assert batch.quarantined_count == 0, event
         assert [json.loads(r) for r in batch.rows] == [json.loads(row)], event
     assert passed > 10
 
@@ -202,13 +203,32 @@ def check(checker: RowChecker, event: Any) -> CheckedBatch:
     return batch
 
 
+def quarantined(checker: RowChecker, batch: CheckedBatch) -> list[QuarantinedRow]:
+    """The batch's quarantined rows in Tinybird's form, compact ones read back as the
+    quarantine view reads them: values by position, reasons merged in column order."""
+    names = [c.name for c in checker.datasource.columns]
+    rows = list(batch.quarantined)
+    for line in bytes(batch.compact).splitlines():
+        compact = json.loads(line)
+        original = compact.get("original", [])
+        reasons = {at: missing_reason(checker.datasource.columns[at - 1])
+                   for at in compact["missing_at"]}
+        reasons.update(zip(compact.get("error_at", []), compact.get("c__error", []),
+                           strict=True))
+        values = {name: original[i] if i < len(original) else None
+                  for i, name in enumerate(names)}
+        rows.append(QuarantinedRow(values, [names[at - 1] for at in sorted(reasons)],
+                                   [reasons[at] for at in sorted(reasons)]))
+    return rows
+
+
 def test_the_full_check_has_no_clean_rows_for_this_schema(full):
     assert full.clean is None
 
 
 def test_a_clean_event_becomes_one_row_of_the_schema_columns(full):
     batch = check(full, FULL_CLEAN)
-    assert batch.quarantined == []
+    assert batch.quarantined_count == 0
     assert batch.rows == [full_row()]
 
 
@@ -235,7 +255,7 @@ def test_a_clean_event_becomes_one_row_of_the_schema_columns(full):
 ])
 def test_each_type_converts_what_the_engine_would_read(full, column, given, written):
     batch = check(full, {**FULL_CLEAN, column: given})
-    assert batch.quarantined == []
+    assert batch.quarantined_count == 0
     assert batch.rows == [full_row(**{column: written})]
 
 
@@ -278,7 +298,8 @@ def test_a_wrong_value_quarantines_the_row_with_its_reason(full, column, given, 
     event = {**FULL_CLEAN, column: given}
     batch = check(full, event)
     assert batch.rows == []
-    [row] = batch.quarantined
+    assert batch.quarantined == []  # written compact
+    [row] = quarantined(full, batch)
     assert row.error_columns == [column]
     assert row.errors == [reason]
     # The original values are kept, as text, for every column.
@@ -289,14 +310,14 @@ def test_a_wrong_value_quarantines_the_row_with_its_reason(full, column, given, 
 
 def test_a_long_value_is_cut_in_the_reason():
     checker = RowChecker(datasource("`i` Int32"))
-    [row] = check(checker, {"i": "x" * 1000}).quarantined
+    [row] = quarantined(checker, check(checker, {"i": "x" * 1000}))
     assert row.errors == [f"value '{'x' * 200}' on column 'i' is not an integer (Int32)"]
     assert row.values["i"] == "x" * 1000
 
 
 def test_missing_values_nulls_and_defaults(full):
     missing = {k: v for k, v in FULL_CLEAN.items() if k not in {"i", "a", "n", "lc", "dflt"}}
-    [row] = check(full, missing).quarantined
+    [row] = quarantined(full, check(full, missing))
     assert row.error_columns == ["i", "nested"]
     assert row.errors == [
         "missing value for column 'i' (no 'i' in the event and no DEFAULT)",
@@ -313,7 +334,7 @@ def test_missing_values_nulls_and_defaults(full):
 
 
 def test_every_bad_column_is_reported_at_once(full):
-    [row] = check(full, {**FULL_CLEAN, "i": "x", "b": "maybe", "a": {}}).quarantined
+    [row] = quarantined(full, check(full, {**FULL_CLEAN, "i": "x", "b": "maybe", "a": {}}))
     assert row.error_columns == ["i", "b", "nested"]
     assert len(row.errors) == 3
 
@@ -350,7 +371,7 @@ def test_a_bare_nan_gets_a_reason_not_invalid_json(full):
     reason instead of the whole line being called invalid JSON."""
     batch = CheckedBatch()
     full.check_line(encode(FULL_CLEAN)[:-1] + b', "f": NaN}', batch)
-    [row] = batch.quarantined
+    [row] = quarantined(full, batch)
     assert row.errors == ["value 'NaN' on column 'f' is not a number (Float64)"]
 
 
@@ -362,7 +383,7 @@ def test_integers_over_64_bits_arrive_whole(column_type):
     given = [value] if column_type.startswith("Array") else value
     batch = CheckedBatch()
     checker.check_line(encode({"big": given, "s": "x"}), batch)
-    assert batch.quarantined == []
+    assert batch.quarantined_count == 0
     assert batch.rows == [encode({"big": given, "s": "x"})]
     assert str(value).encode() in batch.rows[0]
 
