@@ -22,6 +22,7 @@ from .quarantine import (
     compact_rows_name,
     rejected_rows_name,
     storage_name,
+    write_settings,
 )
 from .row_checks import QuarantinedRow, RowChecker, encode
 from .sift import (
@@ -51,7 +52,8 @@ class InsertResult:
 
 
 def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
-                 import_id: str | None = None, table: str | None = None) -> InsertResult:
+                 import_id: str | None = None, table: str | None = None,
+                 token: str | None = None) -> InsertResult:
     """Write a checked batch into `datasource` (or `table`, a staging copy of it); the
     rows the engine refuses, and the batch's quarantined ones, go to its quarantine.
 
@@ -61,6 +63,8 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
         batch: the checked batch.
         import_id: the write's id, kept with its quarantined rows; a new one if None.
         table: the table the good rows go to, if not the data source's own.
+        token: the settle's token for its quarantine writes: a write made again with it
+            is dropped (see `quarantine.write_settings`).
 
     Returns:
         The rows written and quarantined, and the import id.
@@ -85,22 +89,24 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
                     quarantined.append(QuarantinedRow(
                         {c.name: _text(values.get(c.name)) for c in datasource.columns},
                         ["__row__"], [exc.message[:500]]))
+    settings = write_settings(import_id, token)
     if quarantined:
-        _quarantine_rows(engine, datasource, quarantined, import_id)
+        _quarantine_rows(engine, datasource, quarantined, settings)
     if batch.compact_count or batch.bare_count:
         bare = b"".join(row[:-1] + b',"%s":%d}\n' % (REPEAT.encode(), count)
                         for row, count in batch.bare.items())
         _insert_quarantine(engine, compact_rows_name(datasource), bytes(batch.compact) + bare,
-                           import_id)
+                           settings)
     rejected = _quarantine_lines(engine, datasource, batch.rejected, import_id) \
         if batch.rejected else 0
+    rejected_rows = quote_identifier(rejected_rows_name(datasource))
     if batch.broken_count:
-        engine.insert_raw(f"INSERT INTO {quote_identifier(rejected_rows_name(datasource))} "
-                          f"(line) SETTINGS log_comment = {quote_string(import_id)}",
-                          "LineAsString", bytes(batch.broken))
+        engine.insert_raw(f"INSERT INTO {rejected_rows} (line) {settings}", "LineAsString",
+                          bytes(batch.broken))
     if batch.repeated_broken:
-        engine.insert_raw(f"INSERT INTO {quote_identifier(rejected_rows_name(datasource))} "
-                          f"(line, {REPEAT}) SETTINGS log_comment = {quote_string(import_id)}",
+        # A second write into the same table: a token of its own.
+        again = write_settings(import_id, None if token is None else f"{token}\tagain")
+        engine.insert_raw(f"INSERT INTO {rejected_rows} (line, {REPEAT}) {again}",
                           "RowBinary", _row_binary(batch.repeated_broken))
     return InsertResult(inserted, batch.quarantined_count + len(quarantined)
                         - len(batch.quarantined) + rejected, import_id)
@@ -182,7 +188,10 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
     """Check the lines the sift left unchecked, and write their quarantine rows.
 
     Run before the quarantine is read. Each import's lines are checked as they would
-    have been when they came, and written with that import's id and time.
+    have been when they came, and written with that import's id and time. A settle cut
+    short before it empties the unchecked lines writes them again when it runs next:
+    those writes carry a token per import, so the engine drops them (see
+    `quarantine.write_settings`).
 
     Args:
         engine: the engine to read and write.
@@ -202,9 +211,10 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
             rows = _lines_and_counts(engine.query(
                 f"SELECT line, {REPEAT} FROM {unchecked} WHERE c__import_id = "
                 f"{quote_string(group['c__import_id'])} AND toString(insertion_date) = "
-                f"{quote_string(group['at'])}", "RowBinary"))
+                f"{quote_string(group['at'])} ORDER BY line", "RowBinary"))
             batch = _settled_batch(checker, rows)
-            insert_batch(engine, ds, batch, f"{group['c__import_id']}\t{group['at']}")
+            import_id = f"{group['c__import_id']}\t{group['at']}"
+            insert_batch(engine, ds, batch, import_id, token=f"settle\t{import_id}")
             settled += len(rows)
         if waiting:  # a truncate takes the engine whole: none when nothing waited
             engine.truncate(unchecked_rows_name(ds))
@@ -275,21 +285,20 @@ def _insert_ndjson(engine: Engine, table: str, payload: bytes) -> None:
     engine.insert_raw(f"INSERT INTO {quote_identifier(table)}", "JSONEachRow", payload)
 
 
-def _insert_quarantine(engine: Engine, table: str, payload: bytes, import_id: str) -> None:
+def _insert_quarantine(engine: Engine, table: str, payload: bytes, settings: str) -> None:
     """Quarantine rows as JSON lines; the engine adds the import id and the time."""
-    engine.insert_raw(f"INSERT INTO {quote_identifier(table)} "
-                      f"SETTINGS log_comment = {quote_string(import_id)}", "JSONEachRow",
+    engine.insert_raw(f"INSERT INTO {quote_identifier(table)} {settings}", "JSONEachRow",
                       payload)
 
 
 def _quarantine_rows(engine: Engine, ds: Datasource, rows: list[QuarantinedRow],
-                     import_id: str) -> None:
+                     settings: str) -> None:
     """Rows quarantined whole, in Tinybird's form, into the quarantine's storage table."""
     batch = CheckedBatch()
     for row in rows:
         batch.add_row(encode({**row.values, "c__error_column": row.error_columns,
                               "c__error": row.errors}))
-    _insert_quarantine(engine, storage_name(ds), bytes(batch.ndjson), import_id)
+    _insert_quarantine(engine, storage_name(ds), bytes(batch.ndjson), settings)
 
 
 def _quarantine_lines(engine: Engine, ds: Datasource, window: bytes, import_id: str) -> int:

@@ -31,6 +31,8 @@ This module only says what to create; `schema` and `batch_writes` run it.
 
 from __future__ import annotations
 
+import uuid
+
 from .datafiles import Column, Datasource
 from .sql_template import quote_identifier, quote_string
 
@@ -52,6 +54,13 @@ INSERTED_AT = ("if(position(getSetting('log_comment'), '\\t') > 0, "
                "toDateTime(splitByChar('\\t', getSetting('log_comment'))[2]), now())")
 FILLED_COLUMNS = [f"`c__import_id` Nullable(String) DEFAULT {IMPORT_ID}",
                   f"`insertion_date` DateTime DEFAULT {INSERTED_AT}"]
+# A settle (`batch_writes.settle`) cut short after its writes, before it empties the
+# unchecked lines, writes the same rows again when it runs next. Its writes carry a token,
+# and the storage tables drop a write whose token came among their last writes. Every
+# other write carries a token of its own: without one, the engine would drop a write
+# whose rows are the same as an earlier one's (`insert_deduplicate = 0` does not stop
+# it here).
+_DEDUPLICATION_WINDOW = 1000
 # The lines that may be events, or are blank (`batches._OBJECT_LINE`), in the engine's
 # regex dialect (re2): every other line is rejected whole.
 EVENT_OR_BLANK_LINE = "^[ \\t\\r]*(\\{.*\\}[ \\t\\r]*)?$"
@@ -86,8 +95,24 @@ def storage_sql(ds: Datasource) -> list[str]:
                f"`{MISSING_AT}` Array(UInt16)", f"`{ERROR_AT}` Array(UInt16)",
                f"`{REPEAT}` UInt32 DEFAULT 1", *FILLED_COLUMNS]
     return [f"CREATE TABLE IF NOT EXISTS {quote_identifier(name)} (\n  "
-            + ",\n  ".join(columns) + "\n) ENGINE = MergeTree() ORDER BY insertion_date"
+            + ",\n  ".join(columns) + "\n) ENGINE = MergeTree() ORDER BY insertion_date "
+            f"SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}"
             for name, columns in ((storage_name(ds), whole), (compact_rows_name(ds), compact))]
+
+
+def deduplication_sql(ds: Datasource) -> list[str]:
+    """The storage tables' window of tokens, for tables made before they had one."""
+    return [f"ALTER TABLE {quote_identifier(name)} MODIFY SETTING "
+            f"non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}"
+            for name in (storage_name(ds), compact_rows_name(ds), rejected_rows_name(ds))]
+
+
+def write_settings(import_id: str, token: str | None = None) -> str:
+    """The SETTINGS of a write into a storage table: its import id (and time, see
+    `IMPORT_ID`), and the settle's token, or else a new one, so it is never dropped."""
+    token = f"{import_id}\t{uuid.uuid4()}" if token is None else token
+    return (f"SETTINGS log_comment = {quote_string(import_id)}, "
+            f"insert_deduplication_token = {quote_string(token)}")
 
 
 def view_sql(ds: Datasource) -> str:
@@ -141,7 +166,8 @@ def rejected_rows_sql(ds: Datasource) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {rows} (line String, "
         f"c__import_id String DEFAULT {IMPORT_ID}, "
         f"insertion_date DateTime DEFAULT {INSERTED_AT}, {REPEAT} UInt32 DEFAULT 1) "
-        "ENGINE = MergeTree() ORDER BY insertion_date",
+        "ENGINE = MergeTree() ORDER BY insertion_date "
+        f"SETTINGS non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}",
         f"ALTER TABLE {rows} ADD COLUMN IF NOT EXISTS {REPEAT} UInt32 DEFAULT 1",
         f"ALTER TABLE {rows} MODIFY COLUMN c__import_id String DEFAULT {IMPORT_ID}",
         f"ALTER TABLE {rows} MODIFY COLUMN insertion_date DateTime DEFAULT {INSERTED_AT}",

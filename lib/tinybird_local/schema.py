@@ -20,6 +20,7 @@ from .engine import Engine
 from .quarantine import (
     FILLED_COLUMNS,
     compact_rows_name,
+    deduplication_sql,
     rejected_rows_sql,
     storage_name,
     storage_sql,
@@ -190,7 +191,7 @@ def _ensure_quarantine(engine: Engine, ds: Datasource) -> None:
     for table in (storage, compact_rows_name(ds)):
         for column in FILLED_COLUMNS:
             engine.execute(f"ALTER TABLE {quote_identifier(table)} MODIFY COLUMN {column}")
-    for statement in rejected_rows_sql(ds) + sift_sql(ds):
+    for statement in rejected_rows_sql(ds) + deduplication_sql(ds) + sift_sql(ds):
         engine.execute(statement)
     engine.execute(view_sql(ds))
 

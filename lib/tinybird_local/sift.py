@@ -28,6 +28,7 @@ from .quarantine import (
     INSERTED_AT,
     REPEAT,
     rejected_rows_name,
+    write_settings,
 )
 from .row_checks import unwrap_type
 from .sql_template import quote_identifier, quote_string
@@ -105,12 +106,13 @@ def sift_sql(ds: Datasource) -> list[str]:
 def keep_sql(ds: Datasource, import_id: str) -> list[str]:
     """After the lines went in: keep the rejected and the unchecked lines, by kind."""
     sifted = quote_identifier(sift_names(ds)[1])
-    comment = f"SETTINGS log_comment = {quote_string(import_id)}"
     return [
         f"INSERT INTO {quote_identifier(rejected_rows_name(ds))} (line, {REPEAT}) "
-        f"SELECT line, {REPEAT} FROM {sifted} WHERE kind = {REJECTED} {comment}",
+        f"SELECT line, {REPEAT} FROM {sifted} WHERE kind = {REJECTED} "
+        f"{write_settings(import_id)}",
         f"INSERT INTO {quote_identifier(unchecked_rows_name(ds))} (line, {REPEAT}) "
-        f"SELECT line, {REPEAT} FROM {sifted} WHERE kind = {UNCHECKED} {comment}",
+        f"SELECT line, {REPEAT} FROM {sifted} WHERE kind = {UNCHECKED} "
+        f"SETTINGS log_comment = {quote_string(import_id)}",
     ]
 
 

@@ -195,6 +195,21 @@ def test_the_engine_checks_store_what_the_python_checks_store(seed):
     assert out["sifted"]["quarantined"] > 0.25 * python["counts"][1]
 
 
+def test_a_settle_cut_short_after_its_writes_writes_nothing_twice():
+    """A crash after the settle's writes, before it empties the unchecked lines, makes
+    the next settle write the same rows again: the engine drops those writes (their
+    token), so the quarantine holds each line once, as the Python checks store it."""
+    rng = random.Random(3)
+    lines = [random_line(rng) for _ in range(1500)]
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000,
+                          settle_cut_short=2)
+    python, engine = out["by_python"], out["by_engine"]
+    assert out["sifted"]["quarantined"] > 0.25 * python["counts"][1]
+    assert engine["counts"] == python["counts"]
+    assert Counter(map(json.dumps, engine["quarantine"])) == Counter(
+        map(json.dumps, python["quarantine"]))
+
+
 def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     """Objects of strings, integers, fractions, NaN and infinities, arrays, objects,
     booleans and nulls that lack a required column, in columns of every kind the engine

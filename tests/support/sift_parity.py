@@ -2,7 +2,9 @@
 
 Run as a script (chDB opens one data directory per process, see `servers`): reads
 {"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin (and, optionally,
-"window_bytes" and "probe_bytes": the body's pieces, and the sift's first part), makes
+"window_bytes" and "probe_bytes": the body's pieces, and the sift's first part; and
+"settle_cut_short": how many settles of `by_engine` stop after their writes, as a crash
+there would, before the one that ends), makes
 two datasources of that schema, and writes the lines into `by_python` with every line
 checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
 the rest of the body go to the engine's sift (the same 100 lines go first into
@@ -25,6 +27,27 @@ from lib.tinybird_local.datafiles import load_project
 from lib.tinybird_local.engine import Engine
 from lib.tinybird_local.row_checks import RowChecker
 from lib.tinybird_local.schema import apply_project
+
+
+def cut_short(engine: Engine, ds: Any, times: int) -> None:
+    """Settle `times` times, each stopped after its writes, before it empties the
+    unchecked lines: the one place a crash leaves written rows that are written again."""
+    truncate = engine.truncate
+
+    def crash(table: str) -> None:
+        raise RuntimeError(f"stopped before emptying {table}")
+
+    engine.truncate = crash  # type: ignore[method-assign]
+    try:
+        for _ in range(times):
+            try:
+                batch_writes.settle(engine, ds, RowChecker(ds))
+            except RuntimeError:
+                pass
+            else:
+                raise AssertionError("the settle emptied nothing: no lines were unchecked")
+    finally:
+        engine.truncate = truncate  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -71,6 +94,8 @@ def main() -> None:
                 counts = write(name, sift)
                 # What a read of the quarantine through the API does first.
                 ds = project.datasources[name]
+                if sift:
+                    cut_short(engine, ds, given.get("settle_cut_short", 0))
                 batch_writes.settle(engine, ds, RowChecker(ds))
                 columns = ", ".join(f"`{c.name}`" for c in project.datasources[name].columns)
                 out[name] = {
