@@ -26,6 +26,7 @@ from .quarantine import (
 )
 from .row_checks import QuarantinedRow, RowChecker, encode
 from .sift import (
+    SIFT_ID,
     keep_sql,
     kept_sql,
     quarantined_sql,
@@ -190,8 +191,8 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
     Run before the quarantine is read. Each import's lines are checked as they would
     have been when they came, and written with that import's id and time. A settle cut
     short before it empties the unchecked lines writes them again when it runs next:
-    those writes carry a token per import, so the engine drops them (see
-    `quarantine.write_settings`).
+    those writes carry a token per call of the sift (`sift.SIFT_ID`), so the engine
+    drops them (see `quarantine.write_settings`).
 
     Args:
         engine: the engine to read and write.
@@ -205,16 +206,19 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
     settled = 0
     with _SIFT_LOCK:
         waiting = json.loads(engine.query(
-            f"SELECT c__import_id, toString(insertion_date) AS at, count() AS n "
-            f"FROM {unchecked} GROUP BY c__import_id, at ORDER BY at", "JSON"))["data"]
+            f"SELECT c__import_id, toString(insertion_date) AS at, {SIFT_ID}, count() AS n "
+            f"FROM {unchecked} GROUP BY c__import_id, at, {SIFT_ID} ORDER BY at",
+            "JSON"))["data"]
         for group in waiting:
             rows = _lines_and_counts(engine.query(
                 f"SELECT line, {REPEAT} FROM {unchecked} WHERE c__import_id = "
                 f"{quote_string(group['c__import_id'])} AND toString(insertion_date) = "
-                f"{quote_string(group['at'])} ORDER BY line", "RowBinary"))
+                f"{quote_string(group['at'])} AND {SIFT_ID} = {quote_string(group[SIFT_ID])} "
+                "ORDER BY line", "RowBinary"))
             batch = _settled_batch(checker, rows)
             import_id = f"{group['c__import_id']}\t{group['at']}"
-            insert_batch(engine, ds, batch, import_id, token=f"settle\t{import_id}")
+            insert_batch(engine, ds, batch, import_id,
+                         token=f"settle\t{import_id}\t{group[SIFT_ID]}")
             settled += len(rows)
         if waiting:  # a truncate takes the engine whole: none when nothing waited
             engine.truncate(unchecked_rows_name(ds))

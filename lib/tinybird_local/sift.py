@@ -21,6 +21,8 @@ This module only says what to create; `batch_writes.sift_lines` runs it.
 
 from __future__ import annotations
 
+import uuid
+
 from .datafiles import Datasource
 from .quarantine import (
     EVENT_OR_BLANK_LINE,
@@ -33,6 +35,9 @@ from .quarantine import (
 from .row_checks import unwrap_type
 from .sql_template import quote_identifier, quote_string
 
+# The id of one call's unchecked lines: `batch_writes.settle` writes the rows of each
+# call once (an import's lines may come in two calls, alike, in the same second).
+SIFT_ID = "sift_id"
 # What a sifted line is (the `kind` of the sifted lines).
 BLANK, REJECTED, UNCHECKED, KEPT = 0, 1, 2, 3
 # A `\u` escape that could spell a letter, digit or underscore of a key.
@@ -83,6 +88,7 @@ def sift_sql(ds: Datasource) -> list[str]:
     """The sift's tables and view, made again at every start; the unchecked lines'
     table is kept."""
     sift, sifted, view = (quote_identifier(n) for n in sift_names(ds))
+    unchecked = quote_identifier(unchecked_rows_name(ds))
     old = [f"DROP VIEW IF EXISTS {quote_identifier(f'_tb_local_{ds.name}_sift_{name}__mv')}"
            for name in _OLD_VIEWS]
     old += [f"DROP TABLE IF EXISTS {quote_identifier(f'_tb_local_{ds.name}_{name}')}"
@@ -96,23 +102,25 @@ def sift_sql(ds: Datasource) -> list[str]:
         f"CREATE MATERIALIZED VIEW {view} TO {sifted} AS\n"
         f"SELECT line, toUInt32(count()) AS {REPEAT}, {_kind_sql(ds)} AS kind\n"
         f"FROM {sift} GROUP BY line",
-        f"CREATE TABLE IF NOT EXISTS {quote_identifier(unchecked_rows_name(ds))} "
+        f"CREATE TABLE IF NOT EXISTS {unchecked} "
         f"(line String, c__import_id String DEFAULT {IMPORT_ID}, "
-        f"insertion_date DateTime DEFAULT {INSERTED_AT}, {REPEAT} UInt32 DEFAULT 1) "
-        "ENGINE = MergeTree() ORDER BY insertion_date",
+        f"insertion_date DateTime DEFAULT {INSERTED_AT}, {REPEAT} UInt32 DEFAULT 1, "
+        f"{SIFT_ID} String DEFAULT '') ENGINE = MergeTree() ORDER BY insertion_date",
+        f"ALTER TABLE {unchecked} ADD COLUMN IF NOT EXISTS {SIFT_ID} String DEFAULT ''",
     ]
 
 
 def keep_sql(ds: Datasource, import_id: str) -> list[str]:
-    """After the lines went in: keep the rejected and the unchecked lines, by kind."""
+    """After the lines went in: keep the rejected and the unchecked lines, by kind; the
+    unchecked ones with a new id (`SIFT_ID`)."""
     sifted = quote_identifier(sift_names(ds)[1])
     return [
         f"INSERT INTO {quote_identifier(rejected_rows_name(ds))} (line, {REPEAT}) "
         f"SELECT line, {REPEAT} FROM {sifted} WHERE kind = {REJECTED} "
         f"{write_settings(import_id)}",
-        f"INSERT INTO {quote_identifier(unchecked_rows_name(ds))} (line, {REPEAT}) "
-        f"SELECT line, {REPEAT} FROM {sifted} WHERE kind = {UNCHECKED} "
-        f"SETTINGS log_comment = {quote_string(import_id)}",
+        f"INSERT INTO {quote_identifier(unchecked_rows_name(ds))} (line, {REPEAT}, {SIFT_ID}) "
+        f"SELECT line, {REPEAT}, {quote_string(str(uuid.uuid4()))} FROM {sifted} "
+        f"WHERE kind = {UNCHECKED} SETTINGS log_comment = {quote_string(import_id)}",
     ]
 
 

@@ -210,6 +210,21 @@ def test_a_settle_cut_short_after_its_writes_writes_nothing_twice():
         map(json.dumps, python["quarantine"]))
 
 
+def test_a_settle_between_two_sifts_of_one_body_keeps_both():
+    """A read of the quarantine between the two sift calls of one body (the probe, then
+    the rest) settles the first part; the second, alike line for line and written in the
+    same second, is settled in full too, not taken for the first one written again."""
+    line = '{"s": "x"}'
+    lines = [line] * 400
+    # The probe ends after half of the lines that follow the 100 that start the sift.
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=400,
+                          probe_bytes=200 * (len(line) + 1) - 1, settle_each_sift=1)
+    python, engine = out["by_python"], out["by_engine"]
+    assert out["sifted"]["calls"] == 2
+    assert python["counts"] == engine["counts"] == [0, 500]
+    assert len(engine["quarantine"]) == len(python["quarantine"]) == 500
+
+
 def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     """Objects of strings, integers, fractions, NaN and infinities, arrays, objects,
     booleans and nulls that lack a required column, in columns of every kind the engine

@@ -4,7 +4,8 @@ Run as a script (chDB opens one data directory per process, see `servers`): read
 {"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin (and, optionally,
 "window_bytes" and "probe_bytes": the body's pieces, and the sift's first part; and
 "settle_cut_short": how many settles of `by_engine` stop after their writes, as a crash
-there would, before the one that ends), makes
+there would, before the one that ends; "settle_each_sift": settle after every call of
+the sift, as a read of the quarantine between them would), makes
 two datasources of that schema, and writes the lines into `by_python` with every line
 checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
 the rest of the body go to the engine's sift (the same 100 lines go first into
@@ -78,6 +79,8 @@ def main() -> None:
                                                                 start, end)
                     sifted["calls"] += 1
                     sifted["quarantined"] += quarantined
+                    if given.get("settle_each_sift"):
+                        batch_writes.settle(engine, ds, RowChecker(ds))
                     return kept, quarantined
 
                 counts = [0, 0]
