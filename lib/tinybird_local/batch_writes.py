@@ -189,10 +189,11 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
     """Check the lines the sift left unchecked, and write their quarantine rows.
 
     Run before the quarantine is read. Each import's lines are checked as they would
-    have been when they came, and written with that import's id and time. A settle cut
-    short before it empties the unchecked lines writes them again when it runs next:
-    those writes carry a token per call of the sift (`sift.SIFT_ID`), so the engine
-    drops them (see `quarantine.write_settings`).
+    have been when they came, and written with that import's id and time. Each call of
+    the sift's lines is written with a token (`sift.SIFT_ID`), so the engine drops a
+    write made again: by a settle cut short before it emptied the unchecked lines, or by
+    two settles at once. So the sift's lock is held only to list the lines and to empty
+    them, not while Python checks them: other bodies' sifts go on meanwhile.
 
     Args:
         engine: the engine to read and write.
@@ -203,26 +204,38 @@ def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:
         How many distinct lines were settled.
     """
     unchecked = quote_identifier(unchecked_rows_name(ds))
-    settled = 0
     with _SIFT_LOCK:
-        waiting = json.loads(engine.query(
-            f"SELECT c__import_id, toString(insertion_date) AS at, {SIFT_ID}, count() AS n "
-            f"FROM {unchecked} GROUP BY c__import_id, at, {SIFT_ID} ORDER BY at",
-            "JSON"))["data"]
-        for group in waiting:
-            rows = _lines_and_counts(engine.query(
-                f"SELECT line, {REPEAT} FROM {unchecked} WHERE c__import_id = "
-                f"{quote_string(group['c__import_id'])} AND toString(insertion_date) = "
-                f"{quote_string(group['at'])} AND {SIFT_ID} = {quote_string(group[SIFT_ID])} "
-                "ORDER BY line", "RowBinary"))
-            batch = _settled_batch(checker, rows)
-            import_id = f"{group['c__import_id']}\t{group['at']}"
-            insert_batch(engine, ds, batch, import_id,
-                         token=f"settle\t{import_id}\t{group[SIFT_ID]}")
-            settled += len(rows)
-        if waiting:  # a truncate takes the engine whole: none when nothing waited
-            engine.truncate(unchecked_rows_name(ds))
+        waiting = _waiting(engine, unchecked)
+    settled = 0
+    for group in waiting:
+        import_id, at, sift_id = group
+        rows = _lines_and_counts(engine.query(
+            f"SELECT line, {REPEAT} FROM {unchecked} WHERE c__import_id = "
+            f"{quote_string(import_id)} AND toString(insertion_date) = {quote_string(at)} "
+            f"AND {SIFT_ID} = {quote_string(sift_id)} ORDER BY line", "RowBinary"))
+        insert_batch(engine, ds, _settled_batch(checker, rows), f"{import_id}\t{at}",
+                     token=f"settle\t{import_id}\t{at}\t{sift_id}")
+        settled += len(rows)
+    if waiting:
+        with _SIFT_LOCK:
+            now = _waiting(engine, unchecked)
+            if now == waiting:  # a truncate takes the engine whole, but costs little
+                engine.truncate(unchecked_rows_name(ds))
+            elif done := [group for group in waiting if group in now]:
+                # Lines sifted meanwhile stay for the next settle.
+                keys = ", ".join("(" + ", ".join(map(quote_string, group)) + ")"
+                                 for group in done)
+                engine.execute(f"DELETE FROM {unchecked} WHERE (c__import_id, "
+                               f"toString(insertion_date), {SIFT_ID}) IN ({keys})")
     return settled
+
+
+def _waiting(engine: Engine, unchecked: str) -> list[tuple[str, str, str]]:
+    """The unchecked lines' groups: import id, time and sift id, oldest first."""
+    rows = json.loads(engine.query(
+        f"SELECT DISTINCT c__import_id, toString(insertion_date) AS at, {SIFT_ID} "
+        f"FROM {unchecked} ORDER BY at, c__import_id, {SIFT_ID}", "JSONCompact"))["data"]
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def _lines_and_counts(data: bytes) -> list[tuple[bytes, int]]:

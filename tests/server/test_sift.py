@@ -161,10 +161,10 @@ def random_line(rng: random.Random) -> str:
     return rng.choice(OTHER_LINES)
 
 
-def write_both_ways(lines: list[str], piece_bytes: int, **sizes: int) -> dict:
-    """`sift_parity`'s output for `lines` (`sizes`: its window_bytes and probe_bytes)."""
+def write_both_ways(lines: list[str], piece_bytes: int, **options: object) -> dict:
+    """`sift_parity`'s output for `lines` (`options`: see `sift_parity`)."""
     given = json.dumps({"schema": SCHEMA, "lines": lines, "piece_bytes": piece_bytes,
-                        **sizes})
+                        **options})
     result = subprocess.run([sys.executable, "-m", "tests.support.sift_parity"], cwd=ROOT,
                             input=given, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -223,6 +223,25 @@ def test_a_settle_between_two_sifts_of_one_body_keeps_both():
     assert out["sifted"]["calls"] == 2
     assert python["counts"] == engine["counts"] == [0, 500]
     assert len(engine["quarantine"]) == len(python["quarantine"]) == 500
+
+
+def test_a_settle_lets_other_sifts_run_while_it_checks_and_keeps_their_lines():
+    """While a settle checks its lines in Python, another body's sift goes on (it would
+    wait forever if the settle held the sift's lock); its lines are not emptied by that
+    settle, and the next one writes them."""
+    rng = random.Random(4)
+    lines = [random_line(rng) for _ in range(600)]
+    meanwhile = [json.dumps({"s": f"meanwhile {n}"}) for n in range(50)]
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000,
+                          sift_meanwhile=meanwhile)
+    python, engine = out["by_python"], out["by_engine"]
+    assert engine["counts"] == python["counts"]
+    kept = [row for row in engine["quarantine"]
+            if str(row[COLUMNS.index("s")]).startswith("meanwhile ")]
+    assert sorted(row[COLUMNS.index("s")] for row in kept) == sorted(
+        json.loads(line)["s"] for line in meanwhile)
+    others = [row for row in engine["quarantine"] if row not in kept]
+    assert Counter(map(json.dumps, others)) == Counter(map(json.dumps, python["quarantine"]))
 
 
 def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():

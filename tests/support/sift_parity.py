@@ -5,7 +5,8 @@ Run as a script (chDB opens one data directory per process, see `servers`): read
 "window_bytes" and "probe_bytes": the body's pieces, and the sift's first part; and
 "settle_cut_short": how many settles of `by_engine` stop after their writes, as a crash
 there would, before the one that ends; "settle_each_sift": settle after every call of
-the sift, as a read of the quarantine between them would), makes
+the sift, as a read of the quarantine between them would; "sift_meanwhile": lines of
+another body that `by_engine`'s sift takes while its settle checks its lines), makes
 two datasources of that schema, and writes the lines into `by_python` with every line
 checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
 the rest of the body go to the engine's sift (the same 100 lines go first into
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,29 @@ def cut_short(engine: Engine, ds: Any, times: int) -> None:
                 raise AssertionError("the settle emptied nothing: no lines were unchecked")
     finally:
         engine.truncate = truncate  # type: ignore[method-assign]
+
+
+def sift_meanwhile(engine: Engine, ds: Any, lines: list[str]) -> RowChecker:
+    """A checker whose first check sifts `lines` (another body) in a thread, and waits
+    for that sift to end: it never would, if the settle held the sift's lock meanwhile."""
+    checker = RowChecker(ds)
+    check_line = checker.check_line
+    first = [True]
+
+    def check_after_a_sift(line: bytes | str, batch: Any, clean: bool = True) -> None:
+        if first[0]:
+            first[0] = False
+            body = "\n".join(lines).encode()
+            sift = threading.Thread(target=batch_writes.sift_lines, daemon=True,
+                                    args=(engine, ds, "import-meanwhile", body))
+            sift.start()
+            sift.join(timeout=60)
+            if sift.is_alive():
+                raise AssertionError("the sift waited for the settle to check its lines")
+        check_line(line, batch, clean)
+
+    checker.check_line = check_after_a_sift  # type: ignore[method-assign]
+    return checker
 
 
 def main() -> None:
@@ -99,6 +124,9 @@ def main() -> None:
                 ds = project.datasources[name]
                 if sift:
                     cut_short(engine, ds, given.get("settle_cut_short", 0))
+                if sift and given.get("sift_meanwhile"):
+                    batch_writes.settle(engine, ds,
+                                        sift_meanwhile(engine, ds, given["sift_meanwhile"]))
                 batch_writes.settle(engine, ds, RowChecker(ds))
                 columns = ", ".join(f"`{c.name}`" for c in project.datasources[name].columns)
                 out[name] = {
