@@ -100,11 +100,23 @@ def storage_sql(ds: Datasource) -> list[str]:
             for name, columns in ((storage_name(ds), whole), (compact_rows_name(ds), compact))]
 
 
-def deduplication_sql(ds: Datasource) -> list[str]:
-    """The storage tables' window of tokens, for tables made before they had one."""
+def deduplication_sql(ds: Datasource, engines: dict[str, str]) -> list[str]:
+    """The storage tables' window of tokens, for tables made before they had one.
+
+    Args:
+        ds: the data source whose storage tables these are.
+        engines: each storage table's `engine_full` (`system.tables`): a table whose
+            engine names the window already is left alone.
+    """
     return [f"ALTER TABLE {quote_identifier(name)} MODIFY SETTING "
             f"non_replicated_deduplication_window = {_DEDUPLICATION_WINDOW}"
-            for name in (storage_name(ds), compact_rows_name(ds), rejected_rows_name(ds))]
+            for name in storage_names(ds)
+            if "non_replicated_deduplication_window" not in engines.get(name, "")]
+
+
+def storage_names(ds: Datasource) -> tuple[str, str, str]:
+    """The three tables the quarantine view reads."""
+    return storage_name(ds), compact_rows_name(ds), rejected_rows_name(ds)
 
 
 def write_settings(import_id: str, token: str | None = None) -> str:

@@ -23,6 +23,7 @@ from .quarantine import (
     deduplication_sql,
     rejected_rows_sql,
     storage_name,
+    storage_names,
     storage_sql,
     view_name,
     view_sql,
@@ -191,7 +192,13 @@ def _ensure_quarantine(engine: Engine, ds: Datasource) -> None:
     for table in (storage, compact_rows_name(ds)):
         for column in FILLED_COLUMNS:
             engine.execute(f"ALTER TABLE {quote_identifier(table)} MODIFY COLUMN {column}")
-    for statement in rejected_rows_sql(ds) + deduplication_sql(ds) + sift_sql(ds):
+    for statement in rejected_rows_sql(ds) + sift_sql(ds):
+        engine.execute(statement)
+    names = ", ".join(map(quote_string, storage_names(ds)))
+    engines = dict(json.loads(engine.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
+        f"AND name IN ({names})", "JSONCompact"))["data"])
+    for statement in deduplication_sql(ds, engines):
         engine.execute(statement)
     engine.execute(view_sql(ds))
 
