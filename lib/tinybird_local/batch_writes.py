@@ -36,8 +36,10 @@ from .sift import (
 )
 from .sql_template import quote_identifier, quote_string
 
-# The pieces a sifted body goes to the engine in (`sift_lines`).
-SIFT_PIECE_BYTES = 1 << 19
+# The pieces a sifted body goes to the engine in (`sift_lines`). Each insert costs the
+# engine a few milliseconds of its own, so pieces are large; the engine groups one
+# piece's lines in memory, so a piece is bounded all the same.
+SIFT_PIECE_BYTES = 1 << 21
 # One sift at a time: its tables are shared. chDB opens one data directory per process,
 # so a process has one engine, and this one lock.
 _SIFT_LOCK = threading.Lock()
