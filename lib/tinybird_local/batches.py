@@ -128,6 +128,12 @@ class CheckedBatch:
         if outcome.bare is not None:
             self.add_bare(outcome.bare)
 
+    def take_rows(self) -> CheckedBatch:
+        """A batch of this batch's good rows, which leave this one."""
+        rows = CheckedBatch(ndjson=self.ndjson, row_count=self.row_count)
+        self.ndjson, self.row_count = bytearray(), 0
+        return rows
+
     def add_broken(self, line: bytes) -> None:
         self.broken += line
         self.broken += b"\n"
@@ -205,11 +211,13 @@ def as_ndjson(body: bytes) -> bytes:
 
 def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
                  size: int = WINDOW_BYTES) -> Iterator[CheckedBatch]:
-    """Check a whole body (`_checked_pieces`); runs of batches that hold good rows only
-    go out as one batch, of up to `BATCH_MAX_ROWS` rows.
+    """Check a whole body (`_checked_pieces`); the good rows of its batches go out
+    together, in batches of up to `BATCH_MAX_ROWS` rows, and each batch's bad lines on
+    their own.
 
     Each insert costs the engine the same fixed work whatever its size, so a body of
-    good rows is written in one insert, not one per piece.
+    good rows is written in one insert, not one per piece, even when a piece in the
+    middle holds a bad line.
 
     Args:
         checker: the checks of the data source the body is for.
@@ -223,11 +231,12 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
     joined: CheckedBatch | None = None
     for batch in _checked_pieces(checker, body, sift, size):
         if batch.quarantined_count or batch.rejected:
-            if joined is not None:
-                yield joined
-                joined = None
+            good = batch.take_rows() if batch.row_count else None
             yield batch
-        elif joined is None:
+            if good is None:
+                continue
+            batch = good
+        if joined is None:
             joined = batch
         elif joined.row_count + batch.row_count > BATCH_MAX_ROWS:
             yield joined
