@@ -7,14 +7,16 @@ The sift lives here too: it writes the part of a body the engine quarantines its
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import uuid
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .batches import CheckedBatch
+from .batches import REJECTED_LINE, CheckedBatch
 from .datafiles import Datasource
 from .engine import Engine, EngineError
 from .quarantine import (
@@ -40,6 +42,9 @@ from .sql_template import quote_identifier, quote_string
 # engine a few milliseconds of its own, so pieces are large; the engine groups one
 # piece's lines in memory, so a piece is bounded all the same.
 SIFT_PIECE_BYTES = 1 << 21
+# Up to this many lines of a piece that cannot be events are found and written here;
+# more go through the sift's tables, so a flood of them costs no Python per line.
+FEW_REJECTED = 100
 # One sift at a time: its tables are shared. chDB opens one data directory per process,
 # so a process has one engine, and this one lock.
 _SIFT_LOCK = threading.Lock()
@@ -323,9 +328,18 @@ def _quarantine_rows(engine: Engine, ds: Datasource, rows: list[QuarantinedRow],
 def _quarantine_lines(engine: Engine, ds: Datasource, window: bytes, import_id: str) -> int:
     """Quarantine the lines of a piece of the body that cannot be events; how many.
 
-    The piece goes through the sift's tables, which group alike lines; only its rejected
-    lines are kept (the Python checks read the others), so no Python runs per line.
+    A few such lines are written as they are, alike lines once with how many: a body of
+    good rows with a line cut short pays one small insert. More go through the sift's
+    tables, which group alike lines; only its rejected lines are kept (the Python checks
+    read the others), so no Python runs per line.
     """
+    few = list(itertools.islice(REJECTED_LINE.finditer(window), FEW_REJECTED + 1))
+    if len(few) <= FEW_REJECTED:
+        counts = Counter(match.group() for match in few)
+        engine.insert_raw(f"INSERT INTO {quote_identifier(rejected_rows_name(ds))} "
+                          f"(line, {REPEAT}) {write_settings(import_id)}", "RowBinary",
+                          _row_binary(list(counts.items())))
+        return len(few)
     sift = quote_identifier(sift_names(ds)[0])
     with _SIFT_LOCK:
         try:

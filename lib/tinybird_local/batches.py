@@ -158,8 +158,8 @@ class CheckedBatch:
 _OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
 # A line the sift gave back: lines end with a newline only (a line may hold a \r).
 _KEPT_LINE = re.compile(rb"[^\n]+")
-# A line that is neither blank nor shaped like an object: the engine quarantines it.
-_REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)")
+# A line that is neither blank nor shaped like an object: it is quarantined whole.
+REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)[^\n]+")
 # The pieces a body is checked in (`checked_body`).
 WINDOW_BYTES = 1 << 20
 # Rows quarantined whole in one batch: bounds their Python objects.
@@ -387,7 +387,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
         if len(batch.quarantined) >= rows or checked >= max_rows:
             yield batch
             batch, checked = CheckedBatch(), 0
-    if _REJECTED_LINE.search(window, 0, read):
+    if REJECTED_LINE.search(window, 0, read):
         batch.rejected = window[:read]
     if batch.row_count or batch.quarantined_count or batch.rejected:
         yield batch

@@ -6,7 +6,9 @@ Run as a script (chDB opens one data directory per process, see `servers`): read
 "settle_cut_short": how many settles of `by_engine` stop after their writes, as a crash
 there would, before the one that ends; "settle_each_sift": settle after every call of
 the sift, as a read of the quarantine between them would; "sift_meanwhile": lines of
-another body that `by_engine`'s sift takes while its settle checks its lines), makes
+another body that `by_engine`'s sift takes while its settle checks its lines;
+"few_rejected": up to how many lines of a piece that cannot be events `by_python` writes
+itself, not through the sift's tables), makes
 two datasources of that schema, and writes the lines into `by_python` with every line
 checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
 the rest of the body go to the engine's sift (the same 100 lines go first into
@@ -82,6 +84,7 @@ def main() -> None:
     batch_writes.SIFT_PIECE_BYTES = given["piece_bytes"]
     batches_module.SIFT_MIN_BYTES = 0
     batches_module.SIFT_PROBE_BYTES = given.get("probe_bytes", batches_module.SIFT_PROBE_BYTES)
+    batch_writes.FEW_REJECTED = given.get("few_rejected", batch_writes.FEW_REJECTED)
     with tempfile.TemporaryDirectory() as folder:
         project_dir = Path(folder) / "project"
         (project_dir / "datasources").mkdir(parents=True)
