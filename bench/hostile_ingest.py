@@ -2,8 +2,9 @@
 
 Part 1 sends about 10 MB of valid bookings, then about 10 MB of invalid lines (of a few
 kinds: not JSON, JSON with wrong types, JSON that is not an object, each about as long
-as a booking), then 10 MB of each of the cheapest invalid lines to send, to a fresh
-server in its own process: `1`; a lone `{`; `{x}` (shaped like an object, not JSON);
+as a booking), then the valid bookings with one line cut short in the middle, then 10 MB
+of each of the cheapest invalid lines to send, to a fresh server in its own process:
+`1`; a lone `{`; `{x}` (shaped like an object, not JSON);
 `{}` and `{"age":"x"}` (objects that lack every column, or 11 of 12, one line repeated);
 and `{"age":"x<n>"}` with a different value on every line, also written with spaces
 as json.dumps writes it, `{"age":1.<n>}`, events of a timestamp and a name only,
@@ -119,6 +120,13 @@ def invalid_body(target: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def one_line_cut_short(body: bytes) -> bytes:
+    """The body with its middle line cut short, as a client stopped mid-write sends it."""
+    start = body.index(b"\n", len(body) // 2) + 1
+    end = body.index(b"\n", start)
+    return body[:start] + body[start:end - 7] + body[end:]
+
+
 def measure(pid: int, url: str, headers: dict, body: bytes) -> dict:
     reset_peak(pid)
     rss_before = status_kb(pid, "VmRSS")
@@ -152,7 +160,10 @@ def distinct_tiny_objects(target: int, form: bytes = b'{"age":"x%d"}') -> bytes:
 
 def ingest_costs(mb: float, repeat: int) -> None:
     target = int(mb * 1_000_000)
-    bodies = {"valid": valid_body(target), "invalid": invalid_body(target),
+    valid = valid_body(target)
+    bodies = {"valid": valid, "invalid": invalid_body(target),
+              # Good rows, and one bad line among them.
+              "one-cut-short": one_line_cut_short(valid),
               # The cheapest lines to send: not objects at all, broken objects, and
               # objects that lack columns.
               "tiny-not-object": b"1\n" * (target // 2),
@@ -190,8 +201,7 @@ def ingest_costs(mb: float, repeat: int) -> None:
               # different, and in one line sent again and again.
               "long-numbers": distinct_tiny_objects(target, b'{"age":1234567890123456789%d}'),
               "long-numbers-same": b'{"age":12345678901234567890}\n' * (target // 28),
-              "valid-again": b""}
-    bodies["valid-again"] = bodies["valid"]
+              "valid-again": valid}
     with tempfile.TemporaryDirectory(prefix="tb-hostile-") as tmp:
         process, url = start_server(Path(tmp) / "data")
         try:
