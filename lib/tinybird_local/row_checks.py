@@ -35,10 +35,11 @@ _INT_TEXT = re.compile(r"^[+-]?\d+$")
 _WIDE_INT = re.compile(r"\bU?Int(128|256)\b")
 # ISO 8601 forms the engine reads itself: naive, or UTC with a trailing Z (Mockingbird's).
 _ENGINE_READS_AS_IS = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,9})?Z?$")
-# The same forms in ASCII digits, in the years the engine stores (1900-2299): a time the
-# clean-rows reader passes on as sent. Whether the day exists is checked after.
-_PLAIN_TIME = (r"^(19[0-9][0-9]|2[0-2][0-9][0-9])-[0-9][0-9]-[0-9][0-9][T ]"
-               r"[0-9][0-9]:[0-9][0-9]:[0-9][0-9](\.[0-9]{1,9})?Z?\Z")
+# The same forms in ASCII digits, in the years the engine stores (1900-2299): times the
+# clean-rows reader passes on as sent, one per line, all checked in one match. Whether
+# each day exists is checked after.
+_PLAIN_TIMES = re.compile(r"(?:(?:19[0-9][0-9]|2[0-2][0-9][0-9])-[0-9][0-9]-[0-9][0-9][T ]"
+                          r"[0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:\.[0-9]{1,9})?Z?\n)*")
 
 
 class Bad:
@@ -313,7 +314,7 @@ def _clean_type(type_name: str) -> Any:
             return Annotated[int, msgspec.Meta(ge=low)] | bool
         return Annotated[int, msgspec.Meta(ge=low, le=high)] | bool
     if base.startswith("DateTime"):
-        return Annotated[str, msgspec.Meta(pattern=_PLAIN_TIME)]
+        return str
     if base == "String":
         return str
     return None
@@ -385,11 +386,16 @@ class CleanRows:
         return self._encoder.encode_lines(events) if self._in_range(events) else None
 
     def _in_range(self, events: list[Any]) -> bool:
-        """Whether each time names a day that exists, and each UInt64 is in range."""
+        """Whether each time has a plain form and names a day that exists, and each
+        UInt64 is in range."""
         try:
             for time in self._times:
-                # Mapped in C, for every event at once: fromisoformat refuses a day past
-                # its month's end (the form and the year are checked as they are read).
+                # One match for every event's time: a pattern msgspec checked value by
+                # value cost half of reading the lines. (A time that holds a newline
+                # reads as two lines here; fromisoformat refuses it.)
+                if _PLAIN_TIMES.fullmatch("\n".join(map(time, events)) + "\n") is None:
+                    return False
+                # Mapped in C: fromisoformat refuses a day past its month's end.
                 collections.deque(map(dt.datetime.fromisoformat, map(time, events)), 0)
         except ValueError:
             return False
