@@ -44,7 +44,7 @@ from .sql_template import quote_identifier, quote_string
 SIFT_PIECE_BYTES = 1 << 21
 # Up to this many lines of a piece that cannot be events are found and written here;
 # more go through the sift's tables, so a flood of them costs no Python per line.
-FEW_REJECTED = 100
+FEW_REJECTED = 1000
 # One sift at a time: its tables are shared. chDB opens one data directory per process,
 # so a process has one engine, and this one lock.
 _SIFT_LOCK = threading.Lock()
