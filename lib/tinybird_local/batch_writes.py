@@ -39,9 +39,11 @@ from .sift import (
 from .sql_template import quote_identifier, quote_string
 
 # The pieces a sifted body goes to the engine in (`sift_lines`). Each insert costs the
-# engine a few milliseconds of its own, so pieces are large; the engine groups one
-# piece's lines in memory, so a piece is bounded all the same.
+# engine a few milliseconds of its own, so pieces are large. The engine groups one
+# piece's lines in memory, so a piece is bounded all the same, and in lines too: tiny
+# lines grouped slower past 100,000 lines a piece (the engine then changes its table).
 SIFT_PIECE_BYTES = 1 << 21
+SIFT_PIECE_LINES = 1 << 16
 # Up to this many lines of a piece that cannot be events are found and written here;
 # more go through the sift's tables, so a flood of them costs no Python per line.
 FEW_REJECTED = 1000
@@ -179,8 +181,7 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
         try:
             stop = len(lines) if end is None else end
             while start < stop:
-                cut = lines.find(b"\n", start + SIFT_PIECE_BYTES, stop)
-                cut = stop if cut < 0 else cut + 1
+                cut = _piece_end(lines, start, stop)
                 engine.insert_raw(f"INSERT INTO {sift}", "LineAsString", lines[start:cut])
                 start = cut
             for statement in keep_sql(ds, import_id):
@@ -190,6 +191,19 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
         finally:
             engine.truncate(sift_names(ds)[1])
     return kept, quarantined
+
+
+def _piece_end(lines: bytes, start: int, stop: int) -> int:
+    """Where the sift's piece from `start` ends: after a newline, past about
+    `SIFT_PIECE_BYTES` or `SIFT_PIECE_LINES` (at their lines' mean length), if sooner
+    than `stop`."""
+    cut = lines.find(b"\n", start + SIFT_PIECE_BYTES, stop)
+    cut = stop if cut < 0 else cut + 1
+    count = lines.count(b"\n", start, cut)
+    if count > SIFT_PIECE_LINES:
+        cut = lines.find(b"\n", start + (cut - start) * SIFT_PIECE_LINES // count, stop)
+        cut = stop if cut < 0 else cut + 1
+    return cut
 
 
 def settle(engine: Engine, ds: Datasource, checker: RowChecker) -> int:

@@ -19,6 +19,7 @@ from collections import Counter
 
 import pytest
 
+from lib.tinybird_local import batch_writes
 from tests.support.servers import ROOT
 
 SCHEMA = """SCHEMA >
@@ -161,6 +162,26 @@ def random_line(rng: random.Random) -> str:
         return json.dumps(event)  # \u escapes: left to Python
     return rng.choice(OTHER_LINES)
 
+
+
+@pytest.mark.parametrize("line", [b'{"age":"x"}', b"y" * 300])
+def test_the_sifts_pieces_are_whole_lines_bounded_in_bytes_and_in_lines(line):
+    """Tiny lines go in pieces of about `SIFT_PIECE_LINES` lines, long ones in pieces of
+    about `SIFT_PIECE_BYTES`; every piece ends after a newline."""
+    body = b"".join(line + b"%06d\n" % n for n in range(300_000))
+    size = len(line) + 7
+    start, pieces = 0, []
+    while start < len(body):
+        cut = batch_writes._piece_end(body, start, len(body))
+        assert body[cut - 1:cut] == b"\n"
+        pieces.append(cut - start)
+        start = cut
+    assert start == len(body)
+    full = pieces[:-1]
+    lines_cap, bytes_cap = batch_writes.SIFT_PIECE_LINES, batch_writes.SIFT_PIECE_BYTES
+    expected = min(lines_cap, bytes_cap // size + 1) * size
+    assert all(expected - size <= piece <= expected + size for piece in full), (
+        expected, full)
 
 def write_both_ways(lines: list[str], piece_bytes: int, **options: object) -> dict:
     """`sift_parity`'s output for `lines` (`options`: see `sift_parity`)."""
