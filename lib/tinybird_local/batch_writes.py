@@ -196,12 +196,14 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
 def _piece_end(lines: bytes, start: int, stop: int) -> int:
     """Where the sift's piece from `start` ends: after a newline, past about
     `SIFT_PIECE_BYTES` or `SIFT_PIECE_LINES` (at their lines' mean length), if sooner
-    than `stop`."""
+    than `stop`. A piece is never cut below half its bytes: lines of a byte or two are
+    mostly alike, and are grouped fast, but each insert costs the same."""
     cut = lines.find(b"\n", start + SIFT_PIECE_BYTES, stop)
     cut = stop if cut < 0 else cut + 1
     count = lines.count(b"\n", start, cut)
     if count > SIFT_PIECE_LINES:
-        cut = lines.find(b"\n", start + (cut - start) * SIFT_PIECE_LINES // count, stop)
+        size = max((cut - start) * SIFT_PIECE_LINES // count, SIFT_PIECE_BYTES // 2)
+        cut = lines.find(b"\n", start + size, stop)
         cut = stop if cut < 0 else cut + 1
     return cut
 

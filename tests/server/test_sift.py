@@ -164,10 +164,11 @@ def random_line(rng: random.Random) -> str:
 
 
 
-@pytest.mark.parametrize("line", [b'{"age":"x"}', b"y" * 300])
+@pytest.mark.parametrize("line", [b"", b'{"age":"x"}', b"y" * 300])
 def test_the_sifts_pieces_are_whole_lines_bounded_in_bytes_and_in_lines(line):
-    """Tiny lines go in pieces of about `SIFT_PIECE_LINES` lines, long ones in pieces of
-    about `SIFT_PIECE_BYTES`; every piece ends after a newline."""
+    """Tiny lines go in pieces of about `SIFT_PIECE_LINES` lines, but never under half of
+    `SIFT_PIECE_BYTES`; long ones in pieces of about `SIFT_PIECE_BYTES`; every piece
+    ends after a newline."""
     body = b"".join(line + b"%06d\n" % n for n in range(300_000))
     size = len(line) + 7
     start, pieces = 0, []
@@ -179,7 +180,7 @@ def test_the_sifts_pieces_are_whole_lines_bounded_in_bytes_and_in_lines(line):
     assert start == len(body)
     full = pieces[:-1]
     lines_cap, bytes_cap = batch_writes.SIFT_PIECE_LINES, batch_writes.SIFT_PIECE_BYTES
-    expected = min(lines_cap, bytes_cap // size + 1) * size
+    expected = max(min(lines_cap, bytes_cap // size + 1), bytes_cap // 2 // size + 1) * size
     assert all(expected - size <= piece <= expected + size for piece in full), (
         expected, full)
 
