@@ -41,7 +41,7 @@ from .sql_template import quote_identifier, quote_string
 # The pieces a sifted body goes to the engine in (`sift_lines`). Each insert costs the
 # engine a few milliseconds of its own, so pieces are large. The engine groups one
 # piece's lines in memory, so a piece is bounded all the same, and in lines too: tiny
-# lines grouped slower past 100,000 lines a piece (the engine then changes its table).
+# distinct lines grouped slower in pieces of over about 100,000 lines.
 SIFT_PIECE_BYTES = 1 << 21
 SIFT_PIECE_LINES = 1 << 16
 # Up to this many lines of a piece that cannot be events are found and written here;
