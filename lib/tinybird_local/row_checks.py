@@ -313,9 +313,7 @@ def _clean_type(type_name: str) -> Any:
         if high > _INT64_MAX:  # past what msgspec bounds: `CleanRows` checks it after
             return Annotated[int, msgspec.Meta(ge=low)] | bool
         return Annotated[int, msgspec.Meta(ge=low, le=high)] | bool
-    if base.startswith("DateTime"):
-        return str
-    if base == "String":
+    if base == "String" or base.startswith("DateTime"):
         return str
     return None
 
