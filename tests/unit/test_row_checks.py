@@ -173,7 +173,7 @@ def test_a_window_is_read_whole_only_when_every_line_is_clean(clean):
 
 
 
-def test_the_good_rows_of_a_body_go_out_together_around_a_bad_line(clean):
+def test_the_good_rows_of_a_body_go_out_together_around_a_bad_line():
     """A bad line in one piece of a body does not cut its good rows into three inserts:
     they go out in one batch, and the bad line in a batch of its own."""
     checker = RowChecker(datasource(QUICK_SCHEMA))
