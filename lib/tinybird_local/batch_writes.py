@@ -85,7 +85,7 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
     inserted = 0
     if batch.row_count:
         try:
-            _insert_ndjson(engine, table, bytes(batch.ndjson))
+            _insert_ndjson(engine, table, batch.row_parts())
             inserted = batch.row_count
         except EngineError:
             # The engine refused the batch (a type we do not check in Python): find
@@ -303,7 +303,7 @@ def _settled_batch(checker: RowChecker, rows: list[tuple[bytes, int]]) -> Checke
             continue
         one = CheckedBatch()
         checker.check_line(line, one, clean=False)
-        batch.add_rows(bytes(one.ndjson) * repeat, one.row_count * repeat)
+        batch.add_rows(b"".join(one.row_parts()) * repeat, one.row_count * repeat)
         batch.quarantined += one.quarantined * repeat
         for compact in bytes(one.compact).splitlines():
             batch.add_compact(compact[:-1], b',"%s":%d}' % (REPEAT.encode(), repeat))
@@ -321,7 +321,7 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _insert_ndjson(engine: Engine, table: str, payload: bytes) -> None:
+def _insert_ndjson(engine: Engine, table: str, payload: bytes | list[bytes]) -> None:
     engine.insert_raw(f"INSERT INTO {quote_identifier(table)}", "JSONEachRow", payload)
 
 

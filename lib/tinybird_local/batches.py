@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+import orjson
+
 from .row_checks import CleanRows, QuarantinedRow, RowChecker
 
 
@@ -47,6 +49,9 @@ class CheckedBatch:
     # the engine the first, so the raw line could carry a value that was never checked.
     ndjson: bytearray = field(default_factory=bytearray)
     row_count: int = 0
+    # More checked events, in runs of many lines encoded at once (`add_rows`). A run is
+    # kept as it is, not copied into `ndjson`: the engine takes the rows in parts.
+    row_runs: list[bytes] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     # Lines that cannot be events (not blank, and not `{...}`), left in the body's bytes
     # for the engine to find and quarantine in one statement: `rejected` is the window
@@ -82,8 +87,17 @@ class CheckedBatch:
 
     def add_rows(self, rows: bytes, count: int) -> None:
         """Add `count` encoded rows, each ended by a newline."""
-        self.ndjson += rows
+        self.row_runs.append(rows)
         self.row_count += count
+
+    def add_rows_of(self, other: CheckedBatch) -> None:
+        """Add the good rows of `other`, which keeps them too."""
+        self.row_runs += other.row_parts()
+        self.row_count += other.row_count
+
+    def row_parts(self) -> list[bytes]:
+        """The good rows, in parts that each end with a newline: the engine's insert."""
+        return [*self.row_runs, bytes(self.ndjson)] if self.ndjson else list(self.row_runs)
 
     def add_compact(self, *parts: bytes, lacking: bool = True) -> None:
         """Add one compact row, given in parts; `lacking` if its event lacks a column."""
@@ -130,8 +144,9 @@ class CheckedBatch:
 
     def take_rows(self) -> CheckedBatch:
         """A batch of this batch's good rows, which leave this one."""
-        rows = CheckedBatch(ndjson=self.ndjson, row_count=self.row_count)
-        self.ndjson, self.row_count = bytearray(), 0
+        rows = CheckedBatch(ndjson=self.ndjson, row_count=self.row_count,
+                            row_runs=self.row_runs)
+        self.ndjson, self.row_count, self.row_runs = bytearray(), 0, []
         return rows
 
     def add_broken(self, line: bytes) -> None:
@@ -142,7 +157,7 @@ class CheckedBatch:
     @property
     def rows(self) -> list[bytes]:
         """The encoded rows one by one (an encoded row holds no raw newline)."""
-        return bytes(self.ndjson).splitlines()
+        return b"".join(self.row_parts()).splitlines()
 
     @property
     def quarantined_count(self) -> int:
@@ -189,6 +204,9 @@ SiftRest = Callable[[int], tuple[bytes, int] | None]
 def as_ndjson(body: bytes) -> bytes:
     """The body as NDJSON: a body that is one pretty-printed JSON object becomes one
     line; a JSON array, one line per item; anything else stays as it is."""
+    first = body.find(b"\n")
+    if first > 0 and _is_object(body[:first]):
+        return body  # NDJSON: its first line holds an object alone (no copy of the body)
     stripped = body.strip()
     # json gives up on values nested past the interpreter's depth (RecursionError): such
     # a body stays as it is, and its lines are checked one by one.
@@ -207,6 +225,14 @@ def as_ndjson(body: bytes) -> bytes:
         except (ValueError, RecursionError):
             pass
     return body
+
+
+def _is_object(line: bytes) -> bool:
+    """Whether a line holds one JSON object."""
+    try:
+        return type(orjson.loads(line)) is dict
+    except orjson.JSONDecodeError:
+        return False
 
 
 def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
@@ -242,7 +268,7 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
             yield joined
             joined = batch
         else:
-            joined.add_rows(bytes(batch.ndjson), batch.row_count)
+            joined.add_rows_of(batch)
     if joined is not None:
         yield joined
 

@@ -244,13 +244,14 @@ class Engine:
             f"database = currentDatabase() AND table = {quote_string(table)}") or 0)
 
     # -- streaming inserts ---------------------------------------------------------------
-    def insert_raw(self, statement: str, fmt: str, payload: bytes) -> int:
+    def insert_raw(self, statement: str, fmt: str, payload: bytes | list[bytes]) -> int:
         """Stream `payload` into `statement`; the rows written (its views' rows included).
 
         Args:
             statement: an `INSERT INTO t`, with its columns and settings if any.
             fmt: the format of `payload` (`JSONEachRow`, `LineAsString`...).
-            payload: the rows, as bytes in that format.
+            payload: the rows, as bytes in that format, whole or in parts that each end
+                with a row (the parts are not joined into one copy first).
 
         Returns:
             The rows written, those of the views that follow the table included.
@@ -260,7 +261,8 @@ class Engine:
                 raise EngineError("the engine is closed")
             try:
                 with self._conn.send_insert(statement, fmt) as inserter:
-                    inserter.append(payload)
+                    for part in [payload] if isinstance(payload, bytes) else payload:
+                        inserter.append(part)
                     return int(inserter.finish().rows_written)
             except Exception as exc:
                 raise EngineError.from_chdb(exc) from None

@@ -361,10 +361,12 @@ class CleanRows:
             elif base == "UInt64":
                 wide.append(f"c{index}")
         # Fields are named by position and renamed to the columns: a column may be named
-        # like a Python keyword.
+        # like a Python keyword. A row holds no other object, so the garbage collector
+        # need not track it.
         row_type = msgspec.defstruct(
             "CleanRow", fields,
-            rename={f"c{index}": column.name for index, column in enumerate(datasource.columns)})
+            rename={f"c{index}": column.name for index, column in enumerate(datasource.columns)},
+            gc=False)
         return cls(row_type, times, wide)
 
     def read(self, line: bytes | str) -> bytes | None:
