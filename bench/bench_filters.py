@@ -3,7 +3,8 @@
 One process runs Tinybird Local (in a thread, on a temporary data dir) and seeds N
 bookings over 30 days; then the endpoint is read through HTTP + JWT (a lean keep-alive
 client) without parameters and with the main page's windows and a meal, interleaved so
-both see the same machine. Prints medians, p99, rows read and the ratio to unfiltered.
+both see the same machine. Prints medians, p99, rows read and the ratio to unfiltered,
+and how many parts the bucket table had (a filtered query pays for each one it reads).
 Figures only: nothing here passes or fails on speed.
 
     python bench/bench_filters.py --rows 10000000 --requests 200 [--moving]
@@ -51,6 +52,13 @@ def windows(now: dt.datetime) -> dict[str, dict[str, str]]:
     }
 
 
+def parts(server: LocalServer, table: str) -> int:
+    """How many active parts `table` has now."""
+    return int(server.state.engine.scalar(
+        "SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
+        f"AND table = '{table}'") or 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -88,6 +96,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in views}
         rows_read: dict[str, int] = {}
         start = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        parts_before = parts(server, "airline_meal_buckets")
         for i in range(args.requests):
             if args.moving:
                 views = windows(start - dt.timedelta(seconds=i))
@@ -96,6 +105,9 @@ def main() -> None:
                 body = get(params)
                 times[name].append(time.perf_counter() - t0)
                 rows_read[name] = body["statistics"]["rows_read"]
+        # The seed's merges may still be joining parts while the requests run.
+        print(f"airline_meal_buckets' parts: {parts_before} at the start, "
+              f"{parts(server, 'airline_meal_buckets')} at the end")
         base = statistics.median(times["unfiltered"])
         for name, series in times.items():
             ms = [s * 1000 for s in series]
