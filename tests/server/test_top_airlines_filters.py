@@ -1,8 +1,8 @@
 """`top_airlines` with a time window and a meal: exactly the filtered count(), from aggregates.
 
 The endpoint sums the whole hours of the window from `airline_meal_buckets`, then single
-seconds at its edges; each case compares it with a plain count()
-over `events` with the same filters.
+seconds at its edges; each case compares it with a plain count() over `events` with the
+same filters.
 """
 
 from __future__ import annotations
