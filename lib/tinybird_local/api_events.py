@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import raise_for_rate
-from .batch_writes import sift_lines, write_batches
+from .batch_writes import BatchWriter
 from .batches import checked_body
 from .errors import AUTH_DOCS, EVENTS_DOCS, APIError, BadRequest, Forbidden, PayloadTooLarge
 from .gzip_body import read_gzip
@@ -80,16 +79,13 @@ async def events(request: Request) -> Response:
 def _ingest(state: LocalState, name: str, raw: bytes) -> tuple[int, int]:
     """Check and write a body; (successful rows, quarantined rows).
 
-    Good rows go to the engine in as few inserts as the body allows (`checked_body`);
-    where the body mixes good and bad lines, checking and writing overlap
-    (`write_batches`).
+    Good rows go to the engine in as few inserts as the body allows, and the engine
+    reads them while the rest of the body is checked (`BatchWriter`).
     """
     checker = state.checkers[name]
     datasource = state.project.datasources[name]
-    import_id = str(uuid.uuid4())
-    sift = partial(sift_lines, state.engine, datasource, import_id)
-    result = write_batches(state.engine, datasource, checked_body(checker, raw, sift=sift),
-                           import_id)
+    writer = BatchWriter(state.engine, datasource, str(uuid.uuid4()))
+    result = writer.write(checked_body(checker, raw, sift=writer.sift))
     return result.successful_rows, result.quarantined_rows
 
 

@@ -13,12 +13,13 @@ import threading
 import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .batches import REJECTED_LINE, CheckedBatch
+from .batches import BATCH_MAX_ROWS, BATCH_ROWS, REJECTED_LINE, CheckedBatch
 from .datafiles import Datasource
-from .engine import Engine, EngineError
+from .engine import Engine, EngineError, OpenInsert
 from .quarantine import (
     REPEAT,
     compact_rows_name,
@@ -47,6 +48,9 @@ SIFT_PIECE_LINES = 1 << 16
 # Up to this many lines of a piece that cannot be events are found and written here;
 # more go through the sift's tables, so a flood of them costs no Python per line.
 FEW_REJECTED = 1000
+# Batches of bad lines held while an insert is open (`BatchWriter`): each holds at most a
+# piece's lines, so this bounds the memory they take.
+HELD_BATCHES = 16
 # One sift at a time: its tables are shared. chDB opens one data directory per process,
 # so a process has one engine, and this one lock.
 _SIFT_LOCK = threading.Lock()
@@ -122,37 +126,124 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
                         - len(batch.quarantined) + rejected, import_id)
 
 
-def write_batches(engine: Engine, datasource: Datasource, batches: Iterable[CheckedBatch],
-                  import_id: str, table: str | None = None) -> InsertResult:
-    """Write each batch while the next one is checked; the totals of them all.
+class BatchWriter:
+    """Writes the checked batches of one body, while the next ones are checked.
 
-    chDB releases the GIL while it writes, so checking and writing overlap, and at most
-    one batch waits for the writer. Both ways in (Events API, Data Sources API) use it.
+    The good rows of one batch after another go into one insert, left open: the engine
+    reads each batch's rows in threads of its own while Python checks the next piece,
+    and one insert costs the engine its fixed work once, not once per piece. The bad
+    lines of a batch wait until that insert is stored, since no other statement may run
+    meanwhile; then a writer thread writes them, one batch at a time, while checking goes
+    on. Both ways in (Events API, Data Sources API) use it.
 
-    Args:
-        engine: the engine to write into.
-        datasource: the data source the batches were checked for.
-        batches: the checked batches, made as they are asked for.
-        import_id: the write's id, kept with its quarantined rows.
-        table: a staging copy of the data source to write into instead, for a replace.
-
-    Returns:
-        The rows stored and quarantined, with `import_id`.
+    The open insert holds the engine, so queries wait for the body's check as well as
+    for its write. A statement of the body's own (the sift) stores the open insert first:
+    use `sift` as the checks' sift, never `sift_lines` directly.
     """
-    successful = quarantined = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as writer:
-        pending: Future[InsertResult] | None = None
-        for batch in batches:
-            if pending is not None:
-                done = pending.result()
-                successful += done.successful_rows
-                quarantined += done.quarantined_rows
-            pending = writer.submit(insert_batch, engine, datasource, batch, import_id, table)
-        if pending is not None:
-            done = pending.result()
-            successful += done.successful_rows
-            quarantined += done.quarantined_rows
-    return InsertResult(successful, quarantined, import_id)
+
+    def __init__(self, engine: Engine, datasource: Datasource, import_id: str,
+                 table: str | None = None):
+        """Args:
+            engine: the engine to write into.
+            datasource: the data source the batches were checked for.
+            import_id: the write's id, kept with its quarantined rows.
+            table: a staging copy of the data source to write into instead, for a replace.
+        """
+        self.engine, self.datasource, self.import_id = engine, datasource, import_id
+        self.table = table or datasource.name
+        self._open: ExitStack | None = None
+        self._insert: OpenInsert | None = None
+        self._refused = False  # the engine refused a part of the open insert
+        self._rows = CheckedBatch()  # the open insert's rows, kept in case it is refused
+        self._held: list[CheckedBatch] = []  # bad lines waiting for the insert to be stored
+        self._held_objects = 0
+        self._pending: Future[InsertResult] | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._successful = self._quarantined = 0
+
+    def sift(self, lines: bytes, start: int, end: int) -> tuple[bytes, int]:
+        """`sift_lines` for this body, once the open insert is stored."""
+        self._store()
+        return sift_lines(self.engine, self.datasource, self.import_id, lines, start, end)
+
+    def write(self, batches: Iterable[CheckedBatch]) -> InsertResult:
+        """Write every batch, each as it comes; the rows stored and quarantined in all.
+
+        Args:
+            batches: the checked batches, made as they are asked for.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as writer:
+            self._writer = writer
+            try:
+                for batch in batches:
+                    self._take(batch)
+                self._store()
+                self._wait()
+            finally:
+                if self._open is not None:  # the checks failed: nothing of it is stored
+                    self._open.close()
+                    self._open = self._insert = None
+        return InsertResult(self._successful, self._quarantined, self.import_id)
+
+    def _take(self, batch: CheckedBatch) -> None:
+        """Hand a batch's good rows to the open insert, and hold its bad lines while
+        one is open; with none open, they go to the writer at once."""
+        if batch.row_count:
+            rows = batch.take_rows()
+            if self._insert is None:
+                self._open = ExitStack()
+                self._insert = self._open.enter_context(self.engine.open_insert(
+                    f"INSERT INTO {quote_identifier(self.table)}", "JSONEachRow"))
+            for part in rows.row_parts():
+                if not self._refused:
+                    try:
+                        self._insert.append(part)
+                    except EngineError:
+                        self._refused = True
+            self._rows.add_rows_of(rows)
+        if batch.quarantined_count or batch.rejected:
+            self._held.append(batch)
+            self._held_objects += len(batch.quarantined)
+        if (self._insert is None or self._rows.row_count >= BATCH_MAX_ROWS
+                or self._held_objects >= BATCH_ROWS or len(self._held) >= HELD_BATCHES):
+            self._store()
+
+    def _store(self) -> None:
+        """Store the open insert's rows, then hand the held batches to the writer."""
+        if self._open is not None and self._insert is not None:
+            refused = self._refused
+            try:
+                if not refused:
+                    self._insert.finish()
+                    self._successful += self._rows.row_count
+            except EngineError:
+                refused = True
+            finally:
+                self._open.close()  # the engine is free again
+                self._open = self._insert = None
+            rows, self._rows, self._refused = self._rows, CheckedBatch(), False
+            if refused:
+                # A type the Python checks do not read: `insert_batch` finds the rows
+                # the engine refuses one by one, so the good ones still land.
+                self._submit(rows)
+        held, self._held, self._held_objects = self._held, [], 0
+        for batch in held:
+            self._submit(batch)
+
+    def _submit(self, batch: CheckedBatch) -> None:
+        """Write a batch in the writer thread, once the one before it is written."""
+        assert self._writer is not None and self._open is None
+        self._wait()
+        self._pending = self._writer.submit(insert_batch, self.engine, self.datasource,
+                                            batch, self.import_id, self.table)
+
+    def _wait(self) -> None:
+        """Wait for the writer's batch, and count what it wrote."""
+        if self._pending is not None:
+            done = self._pending.result()
+            self._pending = None
+            self._successful += done.successful_rows
+            self._quarantined += done.quarantined_rows
 
 
 def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, start: int = 0,

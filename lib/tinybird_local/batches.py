@@ -1,9 +1,9 @@
-"""Cut a body of events into checked batches, each written in one insert.
+"""Cut a body of events into checked batches, piece by piece.
 
 A body is checked in pieces cut after a newline, so only one piece's rows are Python
 objects at a time. When a piece shows many bad lines, the rest of the body goes to the
-engine's sift (`sift`), which quarantines in bulk the lines it can tell are bad. Runs
-of good rows are joined, since each insert costs the engine the same fixed work.
+engine's sift (`sift`), which quarantines in bulk the lines it can tell are bad. The
+writer (`batch_writes.BatchWriter`) joins the good rows of the pieces in one insert.
 """
 
 from __future__ import annotations
@@ -175,8 +175,9 @@ _OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
 _KEPT_LINE = re.compile(rb"[^\n]+")
 # A line that is neither blank nor shaped like an object: it is quarantined whole.
 REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)[^\n]+")
-# The pieces a body is checked in (`checked_body`).
-WINDOW_BYTES = 1 << 20
+# The pieces a body is checked in (`checked_body`). The engine reads one piece's rows
+# while the next is checked, so smaller pieces overlap more; each costs a few calls.
+WINDOW_BYTES = 1 << 18
 # Rows quarantined whole in one batch: bounds their Python objects.
 BATCH_ROWS = 5000
 # Rows of any kind in one batch: bounds the engine's memory for one insert, which grows
@@ -237,47 +238,10 @@ def _is_object(line: bytes) -> bool:
 
 def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
                  size: int = WINDOW_BYTES) -> Iterator[CheckedBatch]:
-    """Check a whole body (`_checked_pieces`); the good rows of its batches go out
-    together, in batches of up to `BATCH_MAX_ROWS` rows, and each batch's bad lines on
-    their own.
-
-    Each insert costs the engine the same fixed work whatever its size, so a body of
-    good rows is written in one insert, not one per piece, even when a piece in the
-    middle holds a bad line.
-
-    Args:
-        checker: the checks of the data source the body is for.
-        body: the body as sent (NDJSON, or one JSON object or array).
-        sift: hands part of the body to the engine's sift; None to check every line here.
-        size: the bytes of a piece, cut after a newline.
-
-    Yields:
-        The batches to write, one insert each.
-    """
-    joined: CheckedBatch | None = None
-    for batch in _checked_pieces(checker, body, sift, size):
-        if batch.quarantined_count or batch.rejected:
-            good = batch.take_rows() if batch.row_count else None
-            yield batch
-            if good is None:
-                continue
-            batch = good
-        if joined is None:
-            joined = batch
-        elif joined.row_count + batch.row_count > BATCH_MAX_ROWS:
-            yield joined
-            joined = batch
-        else:
-            joined.add_rows_of(batch)
-    if joined is not None:
-        yield joined
-
-
-def _checked_pieces(checker: RowChecker, body: bytes, sift: Sift | None,
-                    size: int) -> Iterator[CheckedBatch]:
     """Check a whole body (`as_ndjson`), in pieces of about `size` bytes, each cut
     after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
-    piece's rows exist as Python objects at a time.
+    piece's rows exist as Python objects at a time, and the engine can read the rows of
+    one piece while the next is checked (`batch_writes.BatchWriter`).
 
     Once a piece asks for a sift (many bad lines, or lines that cannot be events), the
     engine sifts the next `SIFT_PROBE_BYTES` of the body, and then the rest of it in one
@@ -286,6 +250,15 @@ def _checked_pieces(checker: RowChecker, body: bytes, sift: Sift | None,
     of lines only Python checks is not sifted past the probe (the sift would only add its
     cost to theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few hundred
     lines costs far more than checking them.
+
+    Args:
+        checker: the checks of the data source the body is for.
+        body: the body as sent (NDJSON, or one JSON object or array).
+        sift: hands part of the body to the engine's sift; None to check every line here.
+        size: the bytes of a piece, cut after a newline.
+
+    Yields:
+        The batches of each piece in turn.
     """
     ndjson = as_ndjson(body)
     start = 0

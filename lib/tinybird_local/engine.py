@@ -88,6 +88,27 @@ class _SharedExclusiveLock:
                 self._cond.notify_all()
 
 
+class OpenInsert:
+    """One insert whose rows the engine takes part by part (`Engine.open_insert`)."""
+
+    def __init__(self, inserter: Any):
+        self._inserter = inserter
+
+    def append(self, part: bytes) -> None:
+        """Hand the engine more rows: whole rows in the insert's format."""
+        try:
+            self._inserter.append(part)
+        except Exception as exc:
+            raise EngineError.from_chdb(exc) from None
+
+    def finish(self) -> int:
+        """Store the rows; the rows written, those of the views that follow included."""
+        try:
+            return int(self._inserter.finish().rows_written)
+        except Exception as exc:
+            raise EngineError.from_chdb(exc) from None
+
+
 class Engine:
     """The chDB connection of one workspace, shared by every request.
 
@@ -244,6 +265,28 @@ class Engine:
             f"database = currentDatabase() AND table = {quote_string(table)}") or 0)
 
     # -- streaming inserts ---------------------------------------------------------------
+    @contextmanager
+    def open_insert(self, statement: str, fmt: str) -> Iterator[OpenInsert]:
+        """Hold the engine for one insert whose rows come in parts (`OpenInsert`).
+
+        The engine reads each part in threads of its own as it comes, so the caller can
+        check the next part meanwhile. No other statement runs until the block ends.
+        Rows are stored only by `finish`; leaving the block without it stores nothing.
+
+        Args:
+            statement: an `INSERT INTO t`, with its columns and settings if any.
+            fmt: the format of the parts (`JSONEachRow`, `LineAsString`...).
+        """
+        with self._lock.exclusive():
+            if self._closed:
+                raise EngineError("the engine is closed")
+            try:
+                inserter = self._conn.send_insert(statement, fmt)
+            except Exception as exc:
+                raise EngineError.from_chdb(exc) from None
+            with inserter:
+                yield OpenInsert(inserter)
+
     def insert_raw(self, statement: str, fmt: str, payload: bytes | list[bytes]) -> int:
         """Stream `payload` into `statement`; the rows written (its views' rows included).
 
@@ -256,16 +299,10 @@ class Engine:
         Returns:
             The rows written, those of the views that follow the table included.
         """
-        with self._lock.exclusive():
-            if self._closed:
-                raise EngineError("the engine is closed")
-            try:
-                with self._conn.send_insert(statement, fmt) as inserter:
-                    for part in [payload] if isinstance(payload, bytes) else payload:
-                        inserter.append(part)
-                    return int(inserter.finish().rows_written)
-            except Exception as exc:
-                raise EngineError.from_chdb(exc) from None
+        with self.open_insert(statement, fmt) as insert:
+            for part in [payload] if isinstance(payload, bytes) else payload:
+                insert.append(part)
+            return insert.finish()
 
     def close(self) -> None:
         with self._lock.exclusive():

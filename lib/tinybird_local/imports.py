@@ -15,10 +15,9 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Iterable, Iterator
 
-from .batch_writes import sift_lines, write_batches
+from .batch_writes import BatchWriter, InsertResult
 from .batches import CheckedBatch, checked_body
 from .datafile_sql import NO_TIME_LIMIT
 from .datafiles import Datasource
@@ -72,22 +71,26 @@ def import_file(state: LocalState, ds: Datasource, data: bytes, fmt: str, delimi
     checker = state.checkers[ds.name]
     counts = {"invalid": 0}
     import_id = str(uuid.uuid4())
-    batches: Iterable[CheckedBatch]
-    if fmt == "csv":
-        batches = _csv_batches(checker, data, delimiter, counts)
-    else:
-        sift = partial(sift_lines, state.engine, ds, import_id)
-        batches = checked_body(checker, data, sift=sift)
+
+    def write(table: str | None = None) -> InsertResult:
+        writer = BatchWriter(state.engine, ds, import_id, table)
+        batches: Iterable[CheckedBatch]
+        if fmt == "csv":
+            batches = _csv_batches(checker, data, delimiter, counts)
+        else:
+            batches = checked_body(checker, data, sift=writer.sift)
+        return writer.write(batches)
+
     if mode == "replace":
         staging = staging_table(state.engine, ds)
         try:
-            result = write_batches(state.engine, ds, batches, import_id, staging)
+            result = write(staging)
             replace_from(state.engine, ds, staging, state.project, condition)
         finally:
             state.engine.drop_table(staging)
         state.catalog.touch_datasource(ds.name)
     else:
-        result = write_batches(state.engine, ds, batches, import_id)
+        result = write()
     return Imported(import_id, result.successful_rows, result.quarantined_rows,
                     counts["invalid"])
 

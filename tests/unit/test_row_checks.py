@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lib.tinybird_local.batches import CheckedBatch, as_ndjson, checked_batches, checked_body
+from lib.tinybird_local.batches import CheckedBatch, as_ndjson, checked_batches
 from lib.tinybird_local.datafiles import Datasource, parse_datasource
 from lib.tinybird_local.quarantine import missing_reason
 from lib.tinybird_local.row_checks import CleanRows, QuarantinedRow, RowChecker, encode
@@ -172,19 +172,6 @@ def test_a_window_is_read_whole_only_when_every_line_is_clean(clean):
         b.rejected.count(b"\n") + 1 for b in batches if b.rejected) >= 3
 
 
-
-def test_the_good_rows_of_a_body_go_out_together_around_a_bad_line():
-    """A bad line in one piece of a body does not cut its good rows into three inserts:
-    they go out in one batch, and the bad line in a batch of its own."""
-    checker = RowChecker(datasource(QUICK_SCHEMA))
-    line = json.dumps(CLEAN).encode()
-    good = [line] * 30
-    for bad in (b"not json", b'{"i8": "x"}'):
-        body = b"\n".join([*good[:15], bad, *good[15:]]) + b"\n"
-        batches = list(checked_body(checker, body, size=len(line) * 4))
-        assert [b.row_count for b in batches if b.row_count] == [30], bad
-        [bad_batch] = [b for b in batches if b.quarantined_count or b.rejected]
-        assert bad_batch.row_count == 0 and not bad_batch.row_parts()
 
 # --- the full check, column type by column type ----------------------------------------
 

@@ -1,0 +1,108 @@
+"""Write bodies through `BatchWriter` into a real engine, and print what each stored.
+
+Run as a script (chDB opens one data directory per process, see `servers`). Each case
+writes into a data source of its own whose merges are stopped, so its parts count its
+inserts. Prints, as JSON, for each case: the writer's counts (or the error it raised),
+the rows and parts of the table, the quarantine's rows, and the sift's calls.
+
+- `joined`: good rows around a line that is not JSON and an event of a bad type, in
+  pieces of four lines;
+- `sifted`: good rows, then enough events that lack a column for the sift to take the
+  rest of the body (its least size set to 0 for this case), then good rows again;
+- `failed`: the checks fail after a piece of good rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from lib.tinybird_local import batches as batches_module
+from lib.tinybird_local.batch_writes import BatchWriter, settle
+from lib.tinybird_local.batches import SIFT_AFTER, SIFT_MIN_BYTES, CheckedBatch, checked_body
+from lib.tinybird_local.datafiles import load_project
+from lib.tinybird_local.engine import Engine
+from lib.tinybird_local.row_checks import RowChecker
+from lib.tinybird_local.schema import apply_project
+
+SCHEMA = "SCHEMA >\n    `n` Int32,\n    `s` String\n"
+CASES = ("joined", "sifted", "failed")
+
+
+def good(count: int, start: int = 0) -> list[bytes]:
+    return [json.dumps({"n": start + i, "s": f"row {start + i}"}).encode()
+            for i in range(count)]
+
+
+def body_of(case: str) -> bytes:
+    if case == "joined":
+        lines = [*good(15), b"not json", *good(15, 15), b'{"n": "x", "s": "bad"}', *good(10, 30)]
+    elif case == "sifted":
+        lines = [*good(60), *[b'{"s": "no n"}'] * (SIFT_AFTER * 3), *good(30, 60)]
+    else:
+        lines = good(40)
+    return b"\n".join(lines) + b"\n"
+
+
+def failing(batches: Iterator[CheckedBatch]) -> Iterator[CheckedBatch]:
+    """The batches of the first piece, then a failure of the checks."""
+    yield next(batches)
+    raise RuntimeError("the checks failed")
+
+
+def run_case(engine: Engine, checker: RowChecker, case: str) -> dict[str, Any]:
+    ds = checker.datasource
+    engine.execute(f"SYSTEM STOP MERGES {case}")
+    writer = BatchWriter(engine, ds, f"import-{case}")
+    sift = writer.sift
+    calls = [0]
+
+    def counted_sift(lines: bytes, start: int, end: int) -> tuple[bytes, int]:
+        calls[0] += 1
+        return sift(lines, start, end)
+
+    body = body_of(case)
+    # Pieces of 4 lines; for the sift, of 90 good lines' bytes, so the second piece shows
+    # enough bad lines, and the sift takes the rest of the body (small as it is).
+    lines = 90 if case == "sifted" else 4
+    batches_module.SIFT_MIN_BYTES = 0 if case == "sifted" else SIFT_MIN_BYTES
+    batches = checked_body(checker, body, sift=counted_sift, size=len(good(1)[0]) * lines)
+    out: dict[str, Any] = {}
+    try:
+        result = writer.write(failing(batches) if case == "failed" else batches)
+        out["counts"] = [result.successful_rows, result.quarantined_rows]
+    except RuntimeError as exc:
+        out["error"] = str(exc)
+    settle(engine, ds, checker)
+    out["rows"] = engine.row_count(case)
+    out["parts"] = int(engine.scalar(
+        "SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
+        f"AND table = '{case}'"))
+    out["quarantine"] = engine.row_count(f"{case}_quarantine")
+    out["sift_calls"] = calls[0]
+    return out
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        project_dir = Path(folder) / "project"
+        (project_dir / "datasources").mkdir(parents=True)
+        (project_dir / "pipes").mkdir()
+        for case in CASES:
+            (project_dir / "datasources" / f"{case}.datasource").write_text(SCHEMA)
+        project = load_project(project_dir)
+        engine = Engine(Path(folder) / "data")
+        try:
+            apply_project(engine, project)
+            out = {case: run_case(engine, RowChecker(project.datasources[case]), case)
+                   for case in CASES}
+        finally:
+            engine.close()
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
