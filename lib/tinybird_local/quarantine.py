@@ -61,9 +61,6 @@ FILLED_COLUMNS = [f"`c__import_id` Nullable(String) DEFAULT {IMPORT_ID}",
 # whose rows are the same as an earlier one's (`insert_deduplicate = 0` does not stop
 # it here).
 _DEDUPLICATION_WINDOW = 1000
-# The lines that may be events, or are blank (`batches._OBJECT_LINE`), in the engine's
-# regex dialect (re2): every other line is rejected whole.
-EVENT_OR_BLANK_LINE = "^[ \\t\\r]*(\\{.*\\}[ \\t\\r]*)?$"
 
 
 def view_name(ds: Datasource) -> str:

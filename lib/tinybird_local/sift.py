@@ -25,7 +25,6 @@ import uuid
 
 from .datafiles import Datasource
 from .quarantine import (
-    EVENT_OR_BLANK_LINE,
     IMPORT_ID,
     INSERTED_AT,
     REPEAT,
@@ -75,12 +74,24 @@ def _required_keys(ds: Datasource) -> list[str]:
 
 
 def _kind_sql(ds: Datasource) -> str:
-    """What a line is: BLANK, REJECTED, UNCHECKED or KEPT, for the `line` column."""
-    absent = " OR ".join(f"position(line, {quote_string(chr(34) + key + chr(34))}) = 0"
-                         for key in _required_keys(ds)) or "0"
-    return (f"multiIf(NOT match(line, {quote_string(EVENT_OR_BLANK_LINE)}), {REJECTED}, "
-            f"trim(BOTH ' \\t\\r' FROM line) = '', {BLANK}, "
-            f"NOT match(line, {quote_string(_KEY_ESCAPE)}) AND ({absent}), {UNCHECKED}, "
+    """What a line is: BLANK, REJECTED, UNCHECKED or KEPT, for the `line` column.
+
+    A line may be an event when, blanks trimmed, it starts with `{` and ends with `}`:
+    the test of `batches._OBJECT_LINE`, byte for byte. Plain text tests, not regexes,
+    since the engine runs them on every distinct line of a flood. One search looks for
+    all the required keys at once (up to 255 keys a search); a line lacks a column when
+    its key is found nowhere.
+    """
+    keys = [quote_string(chr(34) + key + chr(34)) for key in _required_keys(ds)]
+    absent = " OR ".join(
+        f"has(multiSearchAllPositions(line, [{', '.join(keys[at:at + 255])}]), 0)"
+        for at in range(0, len(keys), 255)) or "0"
+    escape = (f"position(line, {quote_string(chr(92) + 'u00')}) > 0 "
+              f"AND match(line, {quote_string(_KEY_ESCAPE)})")
+    return (f"multiIf((trim(BOTH ' \\t\\r' FROM line) AS trimmed) = '', {BLANK}, "
+            f"NOT (length(trimmed) >= 2 AND startsWith(trimmed, '{{') "
+            f"AND endsWith(trimmed, '}}')), {REJECTED}, "
+            f"NOT ({escape}) AND ({absent}), {UNCHECKED}, "
             f"{KEPT})")
 
 
