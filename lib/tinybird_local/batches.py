@@ -168,8 +168,8 @@ class CheckedBatch:
 
 # A line the Python checks read is shaped like an object: `{...}`, blanks around it. Any
 # other non-blank line cannot be an event (a lone `{`, a line cut short, `1`); the engine
-# keeps those itself, with the same test (`sift._kind_sql`), so neither
-# side touches the other's lines and a flood of them costs no Python per line.
+# keeps those itself, with the same test (`sift._kind_sql`), so neither side touches the
+# other's lines and a flood of them costs no Python per line.
 _OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*(\{[^\n]*\})[ \t\r]*$")
 # A line the sift gave back: lines end with a newline only (a line may hold a \r).
 _KEPT_LINE = re.compile(rb"[^\n]+")
