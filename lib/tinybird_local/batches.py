@@ -178,7 +178,8 @@ REJECTED_LINE = re.compile(rb"(?m)^(?![ \t\r]*(?:\{[^\n]*\}[ \t\r]*)?$)[^\n]+")
 # The pieces a body is checked in (`checked_body`). The engine reads one piece's rows
 # while the next is checked, so smaller pieces overlap more; each costs a few calls.
 WINDOW_BYTES = 1 << 18
-# Rows quarantined whole in one batch: bounds their Python objects.
+# Bad rows in one batch: bounds the Python objects of the rows quarantined whole, and lets
+# the writer store a flood's quarantine rows while the rest of it is checked.
 BATCH_ROWS = 5000
 # Rows of any kind in one batch: bounds the engine's memory for one insert, which grows
 # with the rows it parses, however small each row is.
@@ -322,10 +323,11 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                     max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None
                     ) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
-    whole (those are Python objects until written) or holds over `max_rows` rows. The
-    lines that cannot be events are left to the engine (with the last batch), so they
-    never become Python objects, not even to be counted. Few large batches matter: each
-    insert costs the engine the same fixed work of its own, whatever its size.
+    (whole rows are Python objects until written; the writer stores a batch's compact
+    rows while the next is checked) or holds over `max_rows` rows. The lines that cannot
+    be events are left to the engine (with the last batch), so they never become Python
+    objects, not even to be counted. Few large batches matter: each insert costs the
+    engine the same fixed work of its own, whatever its size.
 
     Checking a line costs Python the same however small it is, so a piece that has shown
     `SIFT_AFTER` bad lines (not JSON, or events that lack a required column) hands the
@@ -335,7 +337,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
     Args:
         checker: the checks of the data source the piece is for.
         window: the piece: whole lines of NDJSON.
-        rows: the rows quarantined whole after which a batch goes out.
+        rows: the bad rows (whole or compact) after which a batch goes out.
         max_rows: the lines checked after which a batch goes out.
         sift: hands the rest of the piece, from an offset in it, to the engine's sift.
 
@@ -383,7 +385,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                     batch.sifted_count += sifted[1]
                     # One line each, read as needed: there may be a body's worth.
                     lines = ((kept.group(), -1) for kept in _KEPT_LINE.finditer(sifted[0]))
-        if len(batch.quarantined) >= rows or checked >= max_rows:
+        if len(batch.quarantined) + batch.compact_count >= rows or checked >= max_rows:
             yield batch
             batch, checked = CheckedBatch(), 0
     if REJECTED_LINE.search(window, 0, read):
