@@ -1,11 +1,12 @@
-"""The one owner of the chDB connection: statements, streaming inserts and the lock.
+"""The one owner of the chDB connections: statements, streaming inserts and the locks.
 
 chDB lets a process open a single data directory in its whole life, and only one
 process may hold it, so exactly one `Engine` exists per server and everything else
 (other processes, tests, the dashboard) goes through HTTP. A streaming insert must not
-overlap another statement on the connection, so inserts take the lock exclusively
-while queries share it. What the statements say is written elsewhere (`schema`,
-`batch_writes`, `datafile_sql`); only this module touches the connection and the lock.
+overlap another statement on its connection, so inserts have a connection of their own:
+queries go on while an insert is open, and statements that change tables wait for it.
+What the statements say is written elsewhere (`schema`, `batch_writes`, `datafile_sql`);
+only this module touches the connections and the locks.
 """
 
 from __future__ import annotations
@@ -110,18 +111,18 @@ class OpenInsert:
 
 
 class Engine:
-    """The chDB connection of one workspace, shared by every request.
+    """The chDB connections of one workspace, shared by every request.
 
     The default workspace keeps its tables in the `default` database of `data_dir/chdb`.
-    Another workspace passes `database` and the same `store`: its connection opens the
-    one chDB folder the process may have, with its own session whose current database is
-    the workspace's. So its statements name their tables bare, exactly as the default's do,
-    and `currentDatabase()` is that workspace's database.
+    Another workspace passes `database` and the same `store`: its connections open the
+    one chDB folder the process may have, with sessions of their own whose current
+    database is the workspace's. So its statements name their tables bare, exactly as
+    the default's do, and `currentDatabase()` is that workspace's database.
     """
 
     def __init__(self, data_dir: Path | str, query_timeout: float = QUERY_TIMEOUT_SECONDS,
                  database: str | None = None, store: Path | None = None):
-        """Open the connection.
+        """Open the connections.
 
         Args:
             data_dir: the workspace's folder (its files and the open marker).
@@ -137,12 +138,17 @@ class Engine:
         self.store = store or self.data_dir / "chdb"
         try:
             self._conn = chdb.connect(str(self.store))
+            # Streaming inserts have a connection of their own: while one is open, no
+            # other statement may run on its connection, and queries should not wait.
+            self._insert_conn = chdb.connect(str(self.store))
         except Exception as exc:
             raise EngineError(
                 f"cannot open the data directory {self.data_dir}: {exc}. Is another Tinybird "
                 "Local process using it?"
             ) from None
         self._lock = _SharedExclusiveLock()
+        # Held by an open insert; statements that change tables take it too (first).
+        self._insert_lock = threading.Lock()
         self._closed = False
         # Found at open: the last engine on this data dir never closed (kill -9, a crash,
         # power loss), so a source may hold rows its materialized targets never got.
@@ -152,18 +158,33 @@ class Engine:
         self._marker.touch()
         if database:
             self.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
-            self.execute(f"USE {quote_identifier(database)}")
-        # Tinybird stops endpoint queries at a time limit (408); bulk loads lift it per statement.
-        self.execute(f"SET max_execution_time = {float(query_timeout)}")
-        self.execute("SET output_format_json_quote_64bit_integers = 0")
-        self.execute("SET output_format_json_quote_denormals = 0")
-        # `row_checks.encode` never writes half a UTF-16 pair (`"\ud800"`); should a bad escape
-        # reach the engine anyway, it is kept rather than failing the whole insert.
-        self.execute("SET input_format_json_throw_on_bad_escape_sequence = 0")
+        for conn in (self._conn, self._insert_conn):
+            self._open_session(conn, query_timeout)
+
+    def _open_session(self, conn: Any, query_timeout: float) -> None:
+        """The same session on both connections: the database and the settings."""
+        statements = [f"USE {quote_identifier(self.database)}"] if self.database else []
+        statements += [
+            # Tinybird stops endpoint queries at a time limit (408); bulk loads lift it
+            # per statement.
+            f"SET max_execution_time = {float(query_timeout)}",
+            "SET output_format_json_quote_64bit_integers = 0",
+            "SET output_format_json_quote_denormals = 0",
+            # `row_checks.encode` never writes half a UTF-16 pair (`"\ud800"`); should a
+            # bad escape reach the engine anyway, it is kept rather than failing the
+            # whole insert.
+            "SET input_format_json_throw_on_bad_escape_sequence = 0",
+        ]
+        for sql in statements:
+            try:
+                conn.query(sql, "CSV")
+            except Exception as exc:
+                raise EngineError.from_chdb(exc) from None
 
     # -- statements ---------------------------------------------------------------------
     def execute(self, sql: str) -> None:
-        with self._lock.exclusive():
+        """Run a statement that may change tables: no query and no insert runs meanwhile."""
+        with self._insert_lock, self._lock.exclusive():
             self._run(sql, "CSV")
 
     @contextmanager
@@ -176,7 +197,7 @@ class Engine:
         def run(sql: str) -> None:
             self._run(sql, "CSV")
 
-        with self._lock.exclusive():
+        with self._insert_lock, self._lock.exclusive():
             yield run
 
     def query(self, sql: str, fmt: str = "JSON") -> bytes:
@@ -270,18 +291,20 @@ class Engine:
         """Hold the engine for one insert whose rows come in parts (`OpenInsert`).
 
         The engine reads each part in threads of its own as it comes, so the caller can
-        check the next part meanwhile. No other statement runs until the block ends.
-        Rows are stored only by `finish`; leaving the block without it stores nothing.
+        check the next part meanwhile. Queries go on meanwhile (the insert has its own
+        connection); other inserts and statements that change tables wait for the block
+        to end. Rows are stored only by `finish`; leaving the block without it stores
+        nothing.
 
         Args:
             statement: an `INSERT INTO t`, with its columns and settings if any.
             fmt: the format of the parts (`JSONEachRow`, `LineAsString`...).
         """
-        with self._lock.exclusive():
+        with self._insert_lock:
             if self._closed:
                 raise EngineError("the engine is closed")
             try:
-                inserter = self._conn.send_insert(statement, fmt)
+                inserter = self._insert_conn.send_insert(statement, fmt)
             except Exception as exc:
                 raise EngineError.from_chdb(exc) from None
             with inserter:
@@ -305,9 +328,10 @@ class Engine:
             return insert.finish()
 
     def close(self) -> None:
-        with self._lock.exclusive():
+        with self._insert_lock, self._lock.exclusive():
             if not self._closed:
                 self._closed = True
+                self._insert_conn.close()
                 self._conn.close()
                 # Every insert has finished (we hold the lock) and the engine has flushed;
                 # a repair still owed (`schema.apply_project` failed first) stays owed.

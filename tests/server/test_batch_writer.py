@@ -1,4 +1,5 @@
-"""The writer joins a body's good rows in one insert, and stores nothing half done.
+"""The writer joins a body's good rows in one insert, and stores nothing half done;
+queries go on while that insert is open.
 
 `BatchWriter` keeps one insert open while the body's pieces are checked. These cases run
 in a real engine (`writer_probe`, in a process of its own) on tables whose merges are
@@ -43,3 +44,10 @@ def test_checks_that_fail_mid_body_store_none_of_its_rows(written):
     case = written["failed"]
     assert case["error"] == "the checks failed"
     assert (case["rows"], case["parts"], case["quarantine"]) == (0, 0, 0)
+
+
+def test_a_query_is_answered_while_an_insert_is_open(written):
+    """Inserts have their own connection: a reader does not wait for the checks."""
+    case = written["query_during_insert"]
+    assert case["answered_while_open"]
+    assert case["counted"] == [40] and case["after"] == 45

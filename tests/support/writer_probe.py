@@ -9,7 +9,9 @@ the rows and parts of the table, the quarantine's rows, and the sift's calls.
   pieces of four lines;
 - `sifted`: good rows, then enough events that lack a column for the sift to take the
   rest of the body (its least size set to 0 for this case), then good rows again;
-- `failed`: the checks fail after a piece of good rows.
+- `failed`: the checks fail after a piece of good rows;
+- `query_during_insert`: a count of `joined` from another thread while an insert into
+  it is open (after the cases).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -86,6 +89,21 @@ def run_case(engine: Engine, checker: RowChecker, case: str) -> dict[str, Any]:
     return out
 
 
+def query_during_insert(engine: Engine) -> dict[str, Any]:
+    """Count a table's rows from another thread while an insert into it is open."""
+    counted: list[int] = []
+    with engine.open_insert("INSERT INTO joined", "JSONEachRow") as insert:
+        insert.append(b"\n".join(good(5, 100)) + b"\n")
+        reader = threading.Thread(target=lambda: counted.append(engine.row_count("joined")))
+        reader.start()
+        reader.join(timeout=60)
+        answered = not reader.is_alive()
+        insert.finish()
+    reader.join()
+    return {"answered_while_open": answered, "counted": counted,
+            "after": engine.row_count("joined")}
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         project_dir = Path(folder) / "project"
@@ -99,6 +117,7 @@ def main() -> None:
             apply_project(engine, project)
             out = {case: run_case(engine, RowChecker(project.datasources[case]), case)
                    for case in CASES}
+            out["query_during_insert"] = query_during_insert(engine)
         finally:
             engine.close()
     json.dump(out, sys.stdout)
