@@ -132,13 +132,14 @@ class BatchWriter:
     The good rows of one batch after another go into one insert, left open: the engine
     reads each batch's rows in threads of its own while Python checks the next piece,
     and one insert costs the engine its fixed work once, not once per piece. The bad
-    lines of a batch wait until that insert is stored, since no other statement may run
+    lines of a batch wait until that insert is stored, since no other insert may run
     meanwhile; then a writer thread writes them, one batch at a time, while checking goes
     on. Both ways in (Events API, Data Sources API) use it.
 
-    The open insert holds the engine, so queries wait for the body's check as well as
-    for its write. A statement of the body's own (the sift) stores the open insert first:
-    use `sift` as the checks' sift, never `sift_lines` directly.
+    Queries go on while the insert is open (`Engine.open_insert`); other inserts and
+    statements that change tables wait for it. A statement of the body's own (the sift)
+    stores the open insert first: use `sift` as the checks' sift, never `sift_lines`
+    directly.
     """
 
     def __init__(self, engine: Engine, datasource: Datasource, import_id: str,

@@ -214,7 +214,7 @@ def _rebuild_materialized(engine: Engine, materialized: list[Pipe]) -> None:
 
     Why this is correct: the data dir holds a marker from the moment an engine opens
     it until `Engine.close()` has finished, and a clean close waits for every insert
-    (each holds the engine exclusively), so no marker means every INSERT that started
+    (close takes the lock each insert holds), so no marker means every INSERT that started
     also finished into every target. A marker found at open means anything may be cut
     short, so every target is emptied and recomputed from its source, as the first
     back-fill did: target = view(source as it is now on disk), so each row in the
