@@ -190,17 +190,29 @@ SIFT_AFTER = 100
 # The least of a body worth sifting (`checked_body`): below it, what a sift costs before
 # it reads a line outweighs what Python spends checking the lines.
 SIFT_MIN_BYTES = 1 << 20
-# How much of a body is sifted first, to see whether the engine can check its lines
-# (`checked_body`).
-SIFT_PROBE_BYTES = 1 << 20
 # Quarantines the lines of a body (as sent) between two offsets that cannot be events or
 # that surely lack a column; returns the others, one per line, and how many it
 # quarantined (`batch_writes.sift_lines`, bound to an engine, a datasource and an import
 # id).
 Sift = Callable[[bytes, int, int], tuple[bytes, int]]
-# The same for the rest of one piece, from an offset in it (`checked_batches`); None if
-# it declines to.
-SiftRest = Callable[[int], tuple[bytes, int] | None]
+# The same for the rest of the body, from an offset in the piece (`checked_batches`),
+# told how many of the piece's lines before it only Python could judge; None if it
+# declines to.
+SiftRest = Callable[[int, int], tuple[bytes, int] | None]
+
+
+@dataclass
+class PieceLines:
+    """What the checks of one piece saw: its lines shaped like objects, and how many of
+    them the sift would have kept too (not JSON, or lacking a column)."""
+
+    objects: int = 0
+    siftable: int = 0
+
+    @property
+    def python_only(self) -> int:
+        """The lines only Python could judge: the sift would have given them back."""
+        return self.objects - self.siftable
 
 
 def as_ndjson(body: bytes) -> bytes:
@@ -244,13 +256,13 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
     piece's rows exist as Python objects at a time, and the engine can read the rows of
     one piece while the next is checked (`batch_writes.BatchWriter`).
 
-    Once a piece asks for a sift (many bad lines, or lines that cannot be events), the
-    engine sifts the next `SIFT_PROBE_BYTES` of the body, and then the rest of it in one
-    call if it quarantined at least as many lines as it gave back: each call costs the
-    engine a few statements, so a call per piece would add up over a large flood. A body
-    of lines only Python checks is not sifted past the probe (the sift would only add its
-    cost to theirs). A rest of under `SIFT_MIN_BYTES` stays with Python: sifting a few hundred
-    lines costs far more than checking them.
+    A piece asks for a sift when it shows many bad lines, or lines that cannot be events.
+    The engine then sifts the whole rest of the body in one call, if most of the piece's
+    lines so far were ones it could have judged too. A call costs the engine a few
+    statements, so one call beats a call per piece, or a trial part first. A body whose
+    first lines mislead this test costs one call that gives every line back. A rest of
+    under `SIFT_MIN_BYTES` stays with Python: sifting a few hundred lines costs far more
+    than checking them.
 
     Args:
         checker: the checks of the data source the body is for.
@@ -263,35 +275,30 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
     """
     ndjson = as_ndjson(body)
     start = 0
-    may_sift = sift is not None
     while start < len(ndjson):
         end = ndjson.find(b"\n", start + size)
         end = len(ndjson) if end < 0 else end
-        sifted_to = 0  # where the sift stopped, if it ran
+        sifted = False
 
-        def sift_rest(offset: int, start: int = start, end: int = end
+        def sift_rest(offset: int, python_only: int, start: int = start
                       ) -> tuple[bytes, int] | None:
-            nonlocal sifted_to, may_sift
+            nonlocal sifted
             begin = start + offset
-            if sift is None or not may_sift or len(ndjson) - begin < SIFT_MIN_BYTES:
+            if sift is None or len(ndjson) - begin < SIFT_MIN_BYTES:
                 return None
-            may_sift = False
-            # The probe takes in the rest of the piece at least.
-            probe_end = ndjson.find(b"\n", max(begin + SIFT_PROBE_BYTES, end))
-            sifted_to = len(ndjson) if probe_end < 0 else probe_end + 1
+            if python_only * 2 > ndjson.count(b"\n", start, begin):
+                return None  # the engine would give most lines back
+            sifted = True
             # The body as it is: no copy of it.
-            kept, quarantined = sift(ndjson, begin, sifted_to)
-            if sifted_to < len(ndjson) and quarantined >= kept.count(b"\n"):
-                more_kept, more = sift(ndjson, sifted_to, len(ndjson))
-                kept, quarantined = kept + more_kept, quarantined + more
-                sifted_to = len(ndjson)
-            return kept, quarantined
+            return sift(ndjson, begin, len(ndjson))
 
         rejected = False
-        for batch in checked_batches(checker, ndjson[start:end], sift=sift_rest):
+        seen = PieceLines()
+        for batch in checked_batches(checker, ndjson[start:end], sift=sift_rest, seen=seen):
             rejected = rejected or bool(batch.rejected)
             yield batch
-        rest = sift_rest(end + 1 - start) if rejected and not sifted_to else None
+        rest = sift_rest(end + 1 - start, seen.python_only) \
+            if rejected and not sifted else None
         if rest is not None:
             # The piece held lines that cannot be events: the rest of the body may be a
             # flood of them, which the engine keeps grouped.
@@ -299,9 +306,9 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
             yield from checked_batches(checker, kept)
             if quarantined:
                 yield CheckedBatch(sifted_count=quarantined)
-        # After a sift, the body goes on where it stopped (the kept lines stood for the
+        # After a sift, the body has been read to its end (the kept lines stood for the
         # rest of the piece, and past it).
-        start = sifted_to if sifted_to else end + 1
+        start = len(ndjson) if sifted else end + 1
 
 
 def _clean_rows(clean: CleanRows, window: bytes, max_rows: int) -> tuple[bytes, int] | None:
@@ -320,8 +327,8 @@ def _clean_rows(clean: CleanRows, window: bytes, max_rows: int) -> tuple[bytes, 
 
 
 def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
-                    max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None
-                    ) -> Iterator[CheckedBatch]:
+                    max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None,
+                    seen: PieceLines | None = None) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
     (whole rows are Python objects until written; the writer stores a batch's compact
     rows while the next is checked) or holds over `max_rows` rows. The lines that cannot
@@ -339,7 +346,10 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
         window: the piece: whole lines of NDJSON.
         rows: the bad rows (whole or compact) after which a batch goes out.
         max_rows: the lines checked after which a batch goes out.
-        sift: hands the rest of the piece, from an offset in it, to the engine's sift.
+        sift: hands the rest of the body, from an offset in the piece, to the engine's
+            sift.
+        seen: counts the piece's lines shaped like objects, and which of them are bad in
+            a way the sift finds too.
 
     Yields:
         The batches of the piece, each as it fills.
@@ -349,10 +359,13 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
         clean = _clean_rows(checker.clean, window, max_rows)
         if clean is not None:
             batch.add_rows(*clean)
+            if seen is not None:
+                seen.objects += clean[1]
             yield batch
             return
     read = len(window)  # the part of the window whose rejected lines are to be kept
-    bad = checked = 0
+    seen = PieceLines() if seen is None else seen
+    checked = 0
     # Each object line, and where it ends in the window.
     lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
     # The last line checked and, once it came a second time, what checking it added: the
@@ -364,6 +377,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
     while (item := next(lines, None)) is not None:
         line, end = item
         checked += 1
+        seen.objects += 1
         before = batch.broken_count + batch.lacking_count + batch.bare_count
         if line != previous:
             checker.check_line(line, batch)
@@ -375,11 +389,11 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
         else:
             batch.add_outcome(outcome)
         if batch.broken_count + batch.lacking_count + batch.bare_count > before:
-            bad += 1
-            if bad == SIFT_AFTER and sift is not None and end < len(window):
-                # The rest of the window goes as sent: the engine finds its lines that
-                # cannot be events too.
-                sifted = sift(end)
+            seen.siftable += 1
+            if seen.siftable == SIFT_AFTER and sift is not None and end < len(window):
+                # The rest goes as sent: the engine finds its lines that cannot be
+                # events too.
+                sifted = sift(end, seen.python_only)
                 if sifted is not None:
                     read = end
                     batch.sifted_count += sifted[1]

@@ -35,7 +35,7 @@ from .row_checks import unwrap_type
 from .sql_template import quote_identifier, quote_string
 
 # The id of one call's unchecked lines: `batch_writes.settle` writes the rows of each
-# call once (an import's lines may come in two calls, alike, in the same second).
+# call once, even when two calls' lines are alike and came in the same second.
 SIFT_ID = "sift_id"
 # What a sifted line is (the `kind` of the sifted lines).
 BLANK, REJECTED, UNCHECKED, KEPT = 0, 1, 2, 3

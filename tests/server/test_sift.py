@@ -203,9 +203,8 @@ def test_the_engine_checks_store_what_the_python_checks_store(seed, few_rejected
     # Each line twice: alike lines are checked once by the engine, and counted twice.
     lines += lines[:500]
     rng.shuffle(lines)
-    # Small pieces, so the body goes to the engine in many inserts; a probe that ends
-    # past the first piece of the body, then the rest.
-    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000,
+    # Small pieces, so the body goes to the engine in many inserts.
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536,
                           few_rejected=few_rejected)
     python, engine = out["by_python"], out["by_engine"]
     assert engine["counts"] == python["counts"]
@@ -215,9 +214,10 @@ def test_the_engine_checks_store_what_the_python_checks_store(seed, few_rejected
     by_engine, by_python = (Counter(json.dumps(row) for row in side["quarantine"])
                             for side in (engine, python))
     assert by_engine - by_python == {} and by_python - by_engine == {}
-    # The engine quarantined a good share of the bad lines itself, in two calls (many of
-    # these lines are of kinds it leaves to Python: see the test below for the rest).
-    assert out["sifted"]["calls"] == 2
+    # The engine quarantined a good share of the bad lines itself, in one call for the
+    # whole rest of the body (many of these lines are of kinds it leaves to Python: see
+    # the test below for the rest).
+    assert out["sifted"]["calls"] == 1
     assert out["sifted"]["quarantined"] > 0.25 * python["counts"][1]
 
 
@@ -227,8 +227,7 @@ def test_a_settle_cut_short_after_its_writes_writes_nothing_twice():
     token), so the quarantine holds each line once, as the Python checks store it."""
     rng = random.Random(3)
     lines = [random_line(rng) for _ in range(1500)]
-    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000,
-                          settle_cut_short=2)
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, settle_cut_short=2)
     python, engine = out["by_python"], out["by_engine"]
     assert out["sifted"]["quarantined"] > 0.25 * python["counts"][1]
     assert engine["counts"] == python["counts"]
@@ -236,19 +235,17 @@ def test_a_settle_cut_short_after_its_writes_writes_nothing_twice():
         map(json.dumps, python["quarantine"]))
 
 
-def test_a_settle_between_two_sifts_of_one_body_keeps_both():
-    """A read of the quarantine between the two sift calls of one body (the probe, then
-    the rest) settles the first part; the second, alike line for line and written in the
-    same second, is settled in full too, not taken for the first one written again."""
-    line = '{"s": "x"}'
-    lines = [line] * 400
-    # The probe ends after half of the lines that follow the 100 that start the sift.
-    out = write_both_ways(lines, piece_bytes=16384, window_bytes=400,
-                          probe_bytes=200 * (len(line) + 1) - 1, settle_each_sift=1)
+def test_a_settle_between_two_sifts_keeps_both():
+    """A read of the quarantine between two sift calls, of one body sent twice under one
+    import id, settles the first; the second, alike line for line and written in the same
+    second, is settled in full too, not taken for the first one written again."""
+    lines = ['{"s": "x"}'] * 400
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=400, bodies=2,
+                          settle_each_sift=1)
     python, engine = out["by_python"], out["by_engine"]
     assert out["sifted"]["calls"] == 2
-    assert python["counts"] == engine["counts"] == [0, 500]
-    assert len(engine["quarantine"]) == len(python["quarantine"]) == 500
+    assert python["counts"] == engine["counts"] == [0, 1000]
+    assert len(engine["quarantine"]) == len(python["quarantine"]) == 1000
 
 
 def test_a_settle_lets_other_sifts_run_while_it_checks_and_keeps_their_lines():
@@ -258,7 +255,7 @@ def test_a_settle_lets_other_sifts_run_while_it_checks_and_keeps_their_lines():
     rng = random.Random(4)
     lines = [random_line(rng) for _ in range(600)]
     meanwhile = [json.dumps({"s": f"meanwhile {n}"}) for n in range(50)]
-    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000,
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536,
                           sift_meanwhile=meanwhile)
     python, engine = out["by_python"], out["by_engine"]
     assert engine["counts"] == python["counts"]
@@ -352,18 +349,38 @@ def test_the_engine_quarantines_every_plain_event_that_lacks_a_column_itself():
     assert out["sifted"] == {"calls": 1, "quarantined": 2000}
 
 
-def test_a_body_the_engine_cannot_check_is_left_to_python_after_the_probe():
+def test_a_body_the_engine_cannot_check_after_lines_it_can_is_stored_the_same():
     """Lines that name every required column (here as texts in a list, so the engine
-    cannot tell them from events that hold them): the engine sifts the first part of
-    the body, gives every line back, and is not called for the rest; what is stored is
-    the same."""
+    cannot tell them from events that hold them), after 100 lines the engine could
+    judge: the sift takes the rest in one call and gives every line back to Python;
+    what is stored is the same."""
     names = [json.dumps(column) for column in COLUMNS]
     lines = [f'{{"n": {n}, "named": [{", ".join(names)}]}}' for n in range(3000)]
-    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536, probe_bytes=100_000)
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=65536)
     python, engine = out["by_python"], out["by_engine"]
     assert python["counts"] == engine["counts"] == [0, 3100]
     assert engine["quarantine"] == python["quarantine"]
     assert out["sifted"] == {"calls": 1, "quarantined": 0}
+
+
+# One line in ten cannot be an event: the engine would give most lines back, so the sift
+# is never called. Three lines in four cannot be events: after the first piece, the sift
+# takes the whole rest of the body in one call.
+@pytest.mark.parametrize("is_event, events, calls", [
+    (lambda n: n % 10 != 0, 2700, 0),
+    (lambda n: n % 4 == 0, 750, 1),
+], ids=["mostly-events", "mostly-not-events"])
+def test_the_share_of_lines_the_engine_can_judge_decides_the_sift(is_event, events, calls):
+    lines = [json.dumps({**EVENT, "i64": n}) if is_event(n) else f"not an event {n}"
+             for n in range(3000)]
+    out = write_both_ways(lines, piece_bytes=16384, window_bytes=16384, prefix=0)
+    python, engine = out["by_python"], out["by_engine"]
+    assert python["counts"] == engine["counts"] == [events, 3000 - events]
+    assert engine["rows"] == python["rows"]
+    assert engine["quarantine"] == python["quarantine"]
+    assert out["sifted"]["calls"] == calls
+    # A call quarantines the rest of the body, but for its events.
+    assert (out["sifted"]["quarantined"] > 2000) == bool(calls)
 
 
 def test_a_key_spelled_with_an_escape_is_left_to_python():

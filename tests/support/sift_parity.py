@@ -1,19 +1,25 @@
 """Write one body two ways into a real engine, and print what each way stored.
 
-Run as a script (chDB opens one data directory per process, see `servers`): reads
-{"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin (and, optionally,
-"window_bytes" and "probe_bytes": the body's pieces, and the sift's first part; and
-"settle_cut_short": how many settles of `by_engine` stop after their writes, as a crash
-there would, before the one that ends; "settle_each_sift": settle after every call of
-the sift, as a read of the quarantine between them would; "sift_meanwhile": lines of
-another body that `by_engine`'s sift takes while its settle checks its lines;
-"few_rejected": up to how many lines of a piece that cannot be events `by_python` writes
-itself, not through the sift's tables), makes
-two datasources of that schema, and writes the lines into `by_python` with every line
-checked in Python (no sift), and into `by_engine` after 100 lines of `{}`, which make
-the rest of the body go to the engine's sift (the same 100 lines go first into
-`by_python` too). Prints, as JSON, each datasource's rows, its quarantine as clients
-read it, the counts, and how many lines the sift quarantined itself.
+Run as a script (chDB opens one data directory per process, see `servers`). It reads
+{"schema": ..., "lines": [...], "piece_bytes": N} as JSON on stdin, and optionally:
+
+- "window_bytes": the size of the body's pieces;
+- "bodies": how many times the body is sent;
+- "prefix": how many lines of `{}` go first (100 if not said);
+- "settle_cut_short": how many settles of `by_engine` stop after their writes, as a
+  crash there would, before the one that ends;
+- "settle_each_sift": settle after every call of the sift, as a read of the quarantine
+  between them would;
+- "sift_meanwhile": lines of another body that `by_engine`'s sift takes while its
+  settle checks its lines;
+- "few_rejected": up to how many lines of a piece that cannot be events `by_python`
+  writes itself, not through the sift's tables.
+
+It makes two datasources of that schema. `by_python` gets the lines with every line
+checked in Python (no sift). `by_engine` gets them with the sift: the 100 lines of `{}`
+that go first make the rest of the body go to the engine's sift. It prints, as JSON,
+each datasource's rows, its quarantine as clients read it, the counts, and how many
+lines the sift quarantined itself.
 """
 
 from __future__ import annotations
@@ -83,7 +89,6 @@ def main() -> None:
     # Small bodies, sifted in small pieces: the sift's thresholds are for speed only.
     batch_writes.SIFT_PIECE_BYTES = given["piece_bytes"]
     batches_module.SIFT_MIN_BYTES = 0
-    batches_module.SIFT_PROBE_BYTES = given.get("probe_bytes", batches_module.SIFT_PROBE_BYTES)
     batch_writes.FEW_REJECTED = given.get("few_rejected", batch_writes.FEW_REJECTED)
     with tempfile.TemporaryDirectory() as folder:
         project_dir = Path(folder) / "project"
@@ -95,7 +100,8 @@ def main() -> None:
         engine = Engine(Path(folder) / "data")
         try:
             apply_project(engine, project)
-            body = b"\n".join([b"{}"] * SIFT_AFTER + [line.encode() for line in given["lines"]])
+            body = b"\n".join([b"{}"] * given.get("prefix", SIFT_AFTER)
+                               + [line.encode() for line in given["lines"]])
             sifted = {"calls": 0, "quarantined": 0}
 
             def write(name: str, sift: bool) -> list[int]:
@@ -112,12 +118,13 @@ def main() -> None:
                     return kept, quarantined
 
                 counts = [0, 0]
-                for batch in checked_body(RowChecker(ds), body,
-                                          sift=count_sift if sift else None,
-                                          size=given.get("window_bytes", WINDOW_BYTES)):
-                    result = batch_writes.insert_batch(engine, ds, batch, import_id)
-                    counts[0] += result.successful_rows
-                    counts[1] += result.quarantined_rows
+                for _ in range(given.get("bodies", 1)):
+                    for batch in checked_body(RowChecker(ds), body,
+                                              sift=count_sift if sift else None,
+                                              size=given.get("window_bytes", WINDOW_BYTES)):
+                        result = batch_writes.insert_batch(engine, ds, batch, import_id)
+                        counts[0] += result.successful_rows
+                        counts[1] += result.quarantined_rows
                 return counts
 
             out: dict[str, Any] = {}
