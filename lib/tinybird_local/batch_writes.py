@@ -15,7 +15,7 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .batches import BATCH_MAX_ROWS, BATCH_ROWS, REJECTED_LINE, CheckedBatch
 from .datafiles import Datasource
@@ -52,7 +52,8 @@ FEW_REJECTED = 1000
 # piece's lines, so this bounds the memory they take.
 HELD_BATCHES = 16
 # One sift at a time: its tables are shared. chDB opens one data directory per process,
-# so a process has one engine, and this one lock.
+# so a process has one engine, and this one lock. A plain lock, not a reentrant one: a
+# sift may end in another thread than the one it started in (`start_sift`).
 _SIFT_LOCK = threading.Lock()
 
 
@@ -159,13 +160,25 @@ class BatchWriter:
         self._held: list[CheckedBatch] = []  # bad lines waiting for the insert to be stored
         self._held_objects = 0
         self._pending: Future[InsertResult] | None = None
+        self._keeping: Future[InsertResult] | None = None  # the sift's writes
         self._writer: ThreadPoolExecutor | None = None
         self._successful = self._quarantined = 0
 
     def sift(self, lines: bytes, start: int, end: int) -> tuple[bytes, int]:
-        """`sift_lines` for this body, once the open insert is stored."""
+        """`sift_lines` for this body, once the open insert is stored.
+
+        The kept lines come back as soon as the engine has sorted them. A writer thread
+        then writes the quarantined ones while Python checks the kept ones. It is not
+        the batches' thread: a batch may wait there for the sift's tables, which only
+        the sift's own writes free.
+        """
         self._store()
-        return sift_lines(self.engine, self.datasource, self.import_id, lines, start, end)
+        self._wait_for_sift()
+        kept, quarantined, keep = start_sift(self.engine, self.datasource, self.import_id,
+                                             lines, start, end)
+        assert self._writer is not None
+        self._keeping = self._writer.submit(keep)
+        return kept, quarantined
 
     def write(self, batches: Iterable[CheckedBatch]) -> InsertResult:
         """Write every batch, each as it comes; the rows stored and quarantined in all.
@@ -173,13 +186,15 @@ class BatchWriter:
         Args:
             batches: the checked batches, made as they are asked for.
         """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as writer:
+        # Two threads: one for the batches, one at a time, and one for a sift's writes.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="batch-writer") as writer:
             self._writer = writer
             try:
                 for batch in batches:
                     self._take(batch)
                 self._store()
                 self._wait()
+                self._wait_for_sift()
             finally:
                 if self._open is not None:  # the checks failed: nothing of it is stored
                     self._open.close()
@@ -238,6 +253,12 @@ class BatchWriter:
         self._pending = self._writer.submit(insert_batch, self.engine, self.datasource,
                                             batch, self.import_id, self.table)
 
+    def _wait_for_sift(self) -> None:
+        """Wait for the sift's writes, if it ran."""
+        if self._keeping is not None:
+            self._keeping.result()
+            self._keeping = None
+
     def _wait(self) -> None:
         """Wait for the writer's batch, and count what it wrote."""
         if self._pending is not None:
@@ -252,10 +273,6 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
     """Quarantine the lines of a body that cannot be events or surely lack a column
     (see `sift`); give back the others for the Python checks.
 
-    The body goes in pieces cut after a newline: the engine's memory follows the
-    lines of one insert (it groups them). Each statement holds the engine on its own,
-    so queries are not kept waiting for the whole body.
-
     Args:
         engine: the engine to write into.
         ds: the data source the body is for.
@@ -268,21 +285,54 @@ def sift_lines(engine: Engine, ds: Datasource, import_id: str, lines: bytes, sta
         The lines left for the Python checks, one per line, and how many lines were
         quarantined.
     """
-    sift = quote_identifier(sift_names(ds)[0])
-    with _SIFT_LOCK:
+    kept, quarantined, keep = start_sift(engine, ds, import_id, lines, start, end)
+    keep()
+    return kept, quarantined
+
+
+def start_sift(engine: Engine, ds: Datasource, import_id: str, lines: bytes, start: int = 0,
+               end: int | None = None) -> tuple[bytes, int, Callable[[], InsertResult]]:
+    """`sift_lines`, but the quarantined lines are written only when the returned `keep`
+    is called, maybe in another thread. Until then the sift's tables stay taken.
+
+    The body goes in pieces cut after a newline: the engine's memory follows the
+    lines of one insert (it groups them). Each statement holds the engine on its own,
+    so queries are not kept waiting for the whole body.
+
+    Returns:
+        The lines left for the Python checks, one per line; how many lines are
+        quarantined; and `keep`, which writes them. Call `keep` exactly once.
+    """
+    sifted = sift_names(ds)[1]
+    _SIFT_LOCK.acquire()
+    try:
+        stop = len(lines) if end is None else end
+        while start < stop:
+            cut = _piece_end(lines, start, stop)
+            engine.insert_raw(f"INSERT INTO {quote_identifier(sift_names(ds)[0])}",
+                              "LineAsString", lines[start:cut])
+            start = cut
+        quarantined = int(engine.scalar(quarantined_sql(ds)) or 0)
+        kept = engine.query(kept_sql(ds), "TabSeparatedRaw")
+    except BaseException:
         try:
-            stop = len(lines) if end is None else end
-            while start < stop:
-                cut = _piece_end(lines, start, stop)
-                engine.insert_raw(f"INSERT INTO {sift}", "LineAsString", lines[start:cut])
-                start = cut
+            engine.truncate(sifted)
+        finally:
+            _SIFT_LOCK.release()
+        raise
+
+    def keep() -> InsertResult:
+        try:
             for statement in keep_sql(ds, import_id):
                 engine.execute(statement)
-            quarantined = int(engine.scalar(quarantined_sql(ds)) or 0)
-            kept = engine.query(kept_sql(ds), "TabSeparatedRaw")
         finally:
-            engine.truncate(sift_names(ds)[1])
-    return kept, quarantined
+            try:
+                engine.truncate(sifted)
+            finally:
+                _SIFT_LOCK.release()
+        return InsertResult(0, 0, import_id)
+
+    return kept, quarantined, keep
 
 
 def _piece_end(lines: bytes, start: int, stop: int) -> int:

@@ -40,6 +40,17 @@ def test_a_sift_in_the_middle_of_a_body_stores_the_rows_before_it_first(written)
     assert (case["rows"], case["parts"], case["quarantine"]) == (90, 2, 300)
 
 
+def test_a_sift_while_a_write_waits_for_its_tables_ends(written):
+    """A piece of many lines that cannot be events is written through the sift's tables;
+    when the sift of the rest takes them first, that write waits for the sift's own
+    writes, which must not wait behind it."""
+    case = written["sift_after_rejected"]
+    assert case.get("error") is None
+    assert case["sift_calls"] == 1
+    assert case["counts"] == [30, 1500]
+    assert (case["rows"], case["quarantine"]) == (30, 1500)
+
+
 def test_checks_that_fail_mid_body_store_none_of_its_rows(written):
     case = written["failed"]
     assert case["error"] == "the checks failed"
