@@ -303,7 +303,7 @@ def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
             # The piece held lines that cannot be events: the rest of the body may be a
             # flood of them, which the engine keeps grouped.
             kept, quarantined = rest
-            yield from checked_batches(checker, kept)
+            yield from checked_batches(checker, kept, kept=True)
             if quarantined:
                 yield CheckedBatch(sifted_count=quarantined)
         # After a sift, the body has been read to its end (the kept lines stood for the
@@ -328,7 +328,8 @@ def _clean_rows(clean: CleanRows, window: bytes, max_rows: int) -> tuple[bytes, 
 
 def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                     max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None,
-                    seen: PieceLines | None = None) -> Iterator[CheckedBatch]:
+                    seen: PieceLines | None = None, kept: bool = False
+                    ) -> Iterator[CheckedBatch]:
     """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
     (whole rows are Python objects until written; the writer stores a batch's compact
     rows while the next is checked) or holds over `max_rows` rows. The lines that cannot
@@ -350,6 +351,8 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
             sift.
         seen: counts the piece's lines shaped like objects, and which of them are bad in
             a way the sift finds too.
+        kept: the window is lines the sift gave back, one per line: all are shaped like
+            objects, so none is looked for that cannot be an event.
 
     Yields:
         The batches of the piece, each as it fills.
@@ -363,11 +366,13 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                 seen.objects += clean[1]
             yield batch
             return
-    read = len(window)  # the part of the window whose rejected lines are to be kept
+    # The part of the window whose rejected lines are to be kept.
+    read = 0 if kept else len(window)
     seen = PieceLines() if seen is None else seen
     checked = 0
     # Each object line, and where it ends in the window.
-    lines = ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
+    lines = (((line.group(), -1) for line in _KEPT_LINE.finditer(window)) if kept else
+             ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window)))
     # The last line checked and, once it came a second time, what checking it added: the
     # sift gives each line back as many times as it came, one after the other, and a
     # line sent again gets the same outcome. (The first time it comes again it is
