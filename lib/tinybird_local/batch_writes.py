@@ -130,17 +130,17 @@ def insert_batch(engine: Engine, datasource: Datasource, batch: CheckedBatch,
 class BatchWriter:
     """Writes the checked batches of one body, while the next ones are checked.
 
-    The good rows of one batch after another go into one insert, left open: the engine
-    reads each batch's rows in threads of its own while Python checks the next piece,
-    and one insert costs the engine its fixed work once, not once per piece. The bad
-    lines of a batch wait until that insert is stored, since no other insert may run
-    meanwhile; then a writer thread writes them, one batch at a time, while checking goes
-    on. Both ways in (Events API, Data Sources API) use it.
+    The good rows of one batch after another go into one insert, left open. The engine
+    reads each batch's rows in threads of its own while Python checks the next piece.
+    One insert costs the engine its fixed work once, not once per piece.
 
-    Queries go on while the insert is open (`Engine.open_insert`); other inserts and
-    statements that change tables wait for it. A statement of the body's own (the sift)
-    stores the open insert first: use `sift` as the checks' sift, never `sift_lines`
-    directly.
+    The bad lines of a batch wait until that insert is stored: no other insert may run
+    meanwhile. Then a writer thread writes them, one batch at a time, while checking
+    goes on. Both ways in (Events API, Data Sources API) use it.
+
+    Queries go on while the insert is open (`Engine.open_insert`). Other inserts, and
+    statements that change tables, wait for it. So the body's own sift stores the open
+    insert first: use `sift` as the checks' sift, never `sift_lines` directly.
     """
 
     def __init__(self, engine: Engine, datasource: Datasource, import_id: str,

@@ -251,10 +251,12 @@ def _is_object(line: bytes) -> bool:
 
 def checked_body(checker: RowChecker, body: bytes, sift: Sift | None = None,
                  size: int = WINDOW_BYTES) -> Iterator[CheckedBatch]:
-    """Check a whole body (`as_ndjson`), in pieces of about `size` bytes, each cut
-    after a newline (`checked_batches`). Pieces are cut as they are needed, so only one
-    piece's rows exist as Python objects at a time, and the engine can read the rows of
-    one piece while the next is checked (`batch_writes.BatchWriter`).
+    """Check a whole body (`as_ndjson`), in pieces of about `size` bytes cut after a
+    newline (`checked_batches`).
+
+    Pieces are cut as they are needed. So only one piece's rows exist as Python objects
+    at a time, and the engine can read the rows of one piece while the next is checked
+    (`batch_writes.BatchWriter`).
 
     A piece asks for a sift when it shows many bad lines, or lines that cannot be events.
     The engine then sifts the whole rest of the body in one call, if most of the piece's
@@ -330,17 +332,20 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                     max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None,
                     seen: PieceLines | None = None, kept: bool = False
                     ) -> Iterator[CheckedBatch]:
-    """Check one piece of NDJSON: one batch, or more if it quarantines over `rows` rows
-    (whole rows are Python objects until written; the writer stores a batch's compact
-    rows while the next is checked) or holds over `max_rows` rows. The lines that cannot
-    be events are left to the engine (with the last batch), so they never become Python
-    objects, not even to be counted. Few large batches matter: each insert costs the
-    engine the same fixed work of its own, whatever its size.
+    """Check one piece of NDJSON, and yield its batches as they fill.
 
-    Checking a line costs Python the same however small it is, so a piece that has shown
-    `SIFT_AFTER` bad lines (not JSON, or events that lack a required column) hands the
-    rest to `sift`: the engine quarantines, in bulk, the lines that are not JSON and those
-    it can check itself (see `sift`), and gives back the others.
+    A batch goes out after `rows` bad rows or `max_rows` lines. Whole bad rows stay
+    Python objects until written, and the writer stores one batch's compact rows while
+    the next is checked. Still, few large batches matter: each insert costs the engine
+    the same fixed work, whatever its size.
+
+    Lines that cannot be events are left to the engine, with the last batch. They never
+    become Python objects, not even to be counted.
+
+    Checking a line costs Python the same however small the line is. So after
+    `SIFT_AFTER` bad lines (not JSON, or lacking a required column), the piece may hand
+    the rest of the body to `sift`. The engine quarantines in bulk the lines it can judge
+    (see `sift`), and gives back the others.
 
     Args:
         checker: the checks of the data source the piece is for.
