@@ -160,6 +160,12 @@ class CheckedBatch:
         return b"".join(self.row_parts()).splitlines()
 
     @property
+    def siftable_count(self) -> int:
+        """The bad lines the sift would have quarantined too: not JSON, or lacking a
+        column."""
+        return self.broken_count + self.lacking_count + self.bare_count
+
+    @property
     def quarantined_count(self) -> int:
         return (len(self.quarantined) + self.compact_count + self.bare_count
                 + self.broken_count + self.sifted_count
@@ -328,6 +334,44 @@ def _clean_rows(clean: CleanRows, window: bytes, max_rows: int) -> tuple[bytes, 
     return None if rows is None else (rows, len(lines))
 
 
+def _object_lines(window: bytes) -> Iterator[tuple[bytes, int]]:
+    """Each line of `window` shaped like an object, and where it ends in the window."""
+    return ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window))
+
+
+def _kept_lines(lines: bytes) -> Iterator[tuple[bytes, int]]:
+    """Each line the sift gave back, read as needed: there may be a body's worth. They
+    come after the window's own lines, so none ends in it (-1)."""
+    return ((line.group(), -1) for line in _KEPT_LINE.finditer(lines))
+
+
+class _RepeatedLines:
+    """Checks lines, and checks a line that comes again right after itself only once.
+
+    The sift gives each line back as many times as it came, one after the other, and a
+    line sent again gets the same outcome. The first time a line comes again it is
+    checked again, to learn what checking it adds: a flood of lines all different pays
+    nothing for that.
+    """
+
+    def __init__(self, checker: RowChecker):
+        self._checker = checker
+        self._previous: bytes | None = None
+        self._outcome: Outcome | None = None  # once `_previous` came a second time
+
+    def check(self, line: bytes, batch: CheckedBatch) -> None:
+        """Check `line` into `batch`."""
+        if line != self._previous:
+            self._checker.check_line(line, batch)
+            self._previous, self._outcome = line, None
+        elif self._outcome is None:
+            sizes = batch.sizes()
+            self._checker.check_line(line, batch)
+            self._outcome = batch.outcome_since(sizes)
+        else:
+            batch.add_outcome(self._outcome)
+
+
 def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                     max_rows: int = BATCH_MAX_ROWS, sift: SiftRest | None = None,
                     seen: PieceLines | None = None, kept: bool = False
@@ -375,30 +419,15 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
     read = 0 if kept else len(window)
     seen = PieceLines() if seen is None else seen
     checked = 0
-    # Each object line, and where it ends in the window.
-    lines = (((line.group(), -1) for line in _KEPT_LINE.finditer(window)) if kept else
-             ((match.group(1), match.end()) for match in _OBJECT_LINE.finditer(window)))
-    # The last line checked and, once it came a second time, what checking it added: the
-    # sift gives each line back as many times as it came, one after the other, and a
-    # line sent again gets the same outcome. (The first time it comes again it is
-    # checked again, to learn that: a flood of lines all different pays nothing for it.)
-    previous: bytes | None = None
-    outcome: Outcome | None = None
+    lines = _kept_lines(window) if kept else _object_lines(window)
+    repeats = _RepeatedLines(checker)
     while (item := next(lines, None)) is not None:
         line, end = item
         checked += 1
         seen.objects += 1
-        before = batch.broken_count + batch.lacking_count + batch.bare_count
-        if line != previous:
-            checker.check_line(line, batch)
-            previous, outcome = line, None
-        elif outcome is None:
-            sizes = batch.sizes()
-            checker.check_line(line, batch)
-            outcome = batch.outcome_since(sizes)
-        else:
-            batch.add_outcome(outcome)
-        if batch.broken_count + batch.lacking_count + batch.bare_count > before:
+        before = batch.siftable_count
+        repeats.check(line, batch)
+        if batch.siftable_count > before:
             seen.siftable += 1
             if seen.siftable == SIFT_AFTER and sift is not None and end < len(window):
                 # The rest goes as sent: the engine finds its lines that cannot be
@@ -407,8 +436,7 @@ def checked_batches(checker: RowChecker, window: bytes, rows: int = BATCH_ROWS,
                 if sifted is not None:
                     read = end
                     batch.sifted_count += sifted[1]
-                    # One line each, read as needed: there may be a body's worth.
-                    lines = ((kept.group(), -1) for kept in _KEPT_LINE.finditer(sifted[0]))
+                    lines = _kept_lines(sifted[0])
         if len(batch.quarantined) + batch.compact_count >= rows or checked >= max_rows:
             yield batch
             batch, checked = CheckedBatch(), 0
